@@ -1,0 +1,119 @@
+"""One call from files to everything training and search need.
+
+`load_dataset` finds the data (`capstone.paths.locate_data`), generates the embedded demo if
+that is what is used and it is absent, reads captions and descriptors (`capstone.coco`), loads
+GloVe (`capstone.glove`), computes IDF and embeds every caption (`capstone.text`).
+
+>>> ds = load_dataset()                          # doctest: +SKIP
+>>> ds.data.n_images, ds.caption_embeddings.shape  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from capstone import minicoco
+from capstone.coco import CocoData
+from capstone.glove import WordVectors, load_glove
+from capstone.paths import DataFiles, demo_files, locate_data
+from capstone.text import TextEmbedder
+
+__all__ = ["DEMO_IMAGES", "Dataset", "load_dataset"]
+
+#: Size of the embedded demo dataset that `load_dataset` generates when none exists.
+DEMO_IMAGES = 20_000
+
+
+@dataclass
+class Dataset:
+    """Data, word vectors and caption embeddings of one dataset.
+
+    Attributes
+    ----------
+    files : DataFiles
+        Where the data came from.
+    data : CocoData
+        Captions, images and descriptors.
+    glove : WordVectors
+    text : TextEmbedder
+        IDF table over the captions plus GloVe: embeds captions and queries.
+    caption_embeddings : numpy.ndarray, shape (n_captions, d)
+        float32 unit rows, aligned with ``data.captions``.
+    """
+
+    files: DataFiles
+    data: CocoData
+    glove: WordVectors
+    text: TextEmbedder
+    caption_embeddings: np.ndarray
+
+    def info(self) -> dict:
+        """Facts that saved models record, to tell later which data and vectors they fit."""
+        return {
+            "glove": self.glove.source,
+            "data_fingerprint": self.data.fingerprint,
+            "data_source": self.files.source,
+        }
+
+    def describe(self) -> str:
+        """One human line about the dataset."""
+        demo = " (embedded demo: generated captions and descriptors)" if self.files.is_demo else ""
+        dropped = (
+            f", dropped {self.data.n_dropped_images} images without descriptors "
+            f"and their {self.data.n_dropped_captions} captions"
+            if self.data.n_dropped_images
+            else ""
+        )
+        return (
+            f"data: {self.files.captions.parent} [{self.files.source}]{demo}: "
+            f"{self.data.n_images:,} images, {self.data.n_captions:,} captions{dropped}; "
+            f"GloVe: {self.glove.source} ({len(self.glove):,} words, d={self.glove.dim}); "
+            f"IDF vocabulary {len(self.text.idf):,} words"
+        )
+
+
+def load_dataset(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    glove: str | os.PathLike | None = None,
+    demo: bool = False,
+    demo_images: int = DEMO_IMAGES,
+    verbose: bool = False,
+) -> Dataset:
+    """Locate, load and embed a dataset.
+
+    Parameters
+    ----------
+    data_dir : path-like, optional
+        Folder with the course files; by default the search order of `capstone.paths`.
+    glove : path-like, optional
+        A word2vec text GloVe file. By default the data folder's ``glove.6B.200d.txt.w2v``
+        when present, else the embedded GloVe 6B 50-d.
+    demo : bool
+        Use the embedded demo dataset, whatever else is available.
+    demo_images : int
+        Size of the demo dataset to generate if the demo is used and absent.
+    verbose : bool
+        Print what is being loaded (to stderr).
+    """
+    if demo and data_dir is not None:
+        raise ValueError("pass either `data_dir` or `demo=True`, not both")
+    files = demo_files() if demo else locate_data(data_dir)
+    if files.is_demo and not (files.captions.is_file() and files.features.is_file()):
+        if verbose:
+            print(
+                f"generating the demo dataset ({demo_images:,} images) in {files.captions.parent}",
+                file=sys.stderr,
+            )
+        minicoco.generate(files.captions.parent, demo_images, overwrite=True)
+    data = CocoData.load(files.captions, files.features)
+    words = load_glove(glove if glove is not None else files.glove)
+    text, caption_embeddings = TextEmbedder.fit(data.captions, words)
+    dataset = Dataset(files, data, words, text, caption_embeddings)
+    if verbose:
+        print(dataset.describe(), file=sys.stderr)
+    return dataset

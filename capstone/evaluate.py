@@ -1,0 +1,235 @@
+"""Evaluation: triple accuracy, and caption -> image retrieval on 1,000-image pools.
+
+Retrieval follows the "COCO 1K" protocol of the research literature: held-out images are
+split into pools of 1,000, each image with its first 5 captions. Every caption queries its
+pool; the rank of its own image gives
+
+    Recall@K = fraction of queries whose image ranks <= K
+    median rank, and MRR = mean(1 / rank),
+
+averaged over all queries of all pools. Chance, for a pool of P images: Recall@K = K / P,
+median rank (P + 1) / 2, MRR = (1 + 1/2 + ... + 1/P) / P.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from capstone.coco import CocoData
+from capstone.model import ImageEmbedder
+from capstone.triples import Triples, validation_triples
+
+__all__ = [
+    "RetrievalMetrics",
+    "caption_ranks",
+    "chance_metrics",
+    "evaluation_report",
+    "format_report",
+    "retrieval_metrics",
+    "triple_accuracy",
+]
+
+KS = (1, 5, 10)
+
+
+@dataclass(frozen=True)
+class RetrievalMetrics:
+    """Caption -> image retrieval figures (recall as fractions in [0, 1])."""
+
+    recall_at_1: float
+    recall_at_5: float
+    recall_at_10: float
+    median_rank: float
+    mrr: float
+    pool_size: int
+    n_pools: int
+    n_queries: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def caption_ranks(
+    caption_embeddings: np.ndarray, image_embeddings: np.ndarray, true_image: np.ndarray
+) -> np.ndarray:
+    """Rank of each caption's true image among all images, by dot-product similarity.
+
+    Parameters
+    ----------
+    caption_embeddings : numpy.ndarray, shape (Q, d)
+    image_embeddings : numpy.ndarray, shape (P, d)
+    true_image : numpy.ndarray, shape (Q,)
+        Index into ``image_embeddings`` of each caption's image.
+
+    Returns
+    -------
+    numpy.ndarray, shape (Q,)
+        float64 ranks, 1 = best: ``1 + #(better images) + #(tied images) / 2``. Counting ties
+        as half keeps a degenerate model (all scores equal) at chance instead of rank 1.
+    """
+    scores = caption_embeddings @ image_embeddings.T
+    own = np.take_along_axis(scores, np.asarray(true_image)[:, None], axis=1)
+    better = np.count_nonzero(scores > own, axis=1)
+    tied = np.count_nonzero(scores == own, axis=1) - 1
+    return 1.0 + better + tied / 2.0
+
+
+def _summarize(ranks: np.ndarray, pool_size: int, n_pools: int) -> RetrievalMetrics:
+    recalls = [float(np.mean(ranks <= k)) for k in KS]
+    return RetrievalMetrics(
+        *recalls,
+        median_rank=float(np.median(ranks)),
+        mrr=float(np.mean(1.0 / ranks)),
+        pool_size=pool_size,
+        n_pools=n_pools,
+        n_queries=len(ranks),
+    )
+
+
+def chance_metrics(pool_size: int, n_pools: int = 1) -> RetrievalMetrics:
+    """The expected figures of a model that ranks at random, for comparison."""
+    p = pool_size
+    return RetrievalMetrics(
+        *(min(k, p) / p for k in KS),
+        median_rank=(p + 1) / 2,
+        mrr=float(np.sum(1.0 / np.arange(1, p + 1)) / p),
+        pool_size=p,
+        n_pools=n_pools,
+        n_queries=0,
+    )
+
+
+def retrieval_metrics(
+    model: ImageEmbedder,
+    data: CocoData,
+    caption_embeddings: np.ndarray,
+    images: np.ndarray,
+    *,
+    pool_size: int = 1000,
+    captions_per_image: int = 5,
+    seed: int = 0,
+) -> RetrievalMetrics:
+    """Caption -> image retrieval over pools of ``pool_size`` images of ``images``.
+
+    The images are shuffled (seeded) and cut into ``len(images) // pool_size`` pools; with
+    fewer than ``pool_size`` images there is one smaller pool of all of them (its size is
+    reported: compare with `chance_metrics` of that size).
+
+    Parameters
+    ----------
+    model : ImageEmbedder
+    data : CocoData
+    caption_embeddings : numpy.ndarray, shape (n_captions, d)
+    images : numpy.ndarray
+        Held-out image indices.
+    pool_size, captions_per_image, seed : int
+    """
+    images = np.random.default_rng(seed).permutation(np.asarray(images, dtype=np.int64))
+    n_pools = max(len(images) // pool_size, 1)
+    size = min(pool_size, len(images))
+    if size < 2:
+        raise ValueError(f"retrieval needs at least 2 images, got {len(images)}")
+    image_embeddings = model.embed(data.descriptors[images[: n_pools * size]])
+    ranks = []
+    for p in range(n_pools):  # a handful of pools, each one matrix product
+        pool = images[p * size : (p + 1) * size]
+        n_caps = np.minimum(np.diff(data.caption_offsets)[pool], captions_per_image)
+        caption = np.repeat(data.caption_offsets[pool], n_caps)
+        caption += np.arange(len(caption)) - np.repeat(np.cumsum(n_caps) - n_caps, n_caps)
+        owner = np.repeat(np.arange(size), n_caps)
+        ranks.append(
+            caption_ranks(
+                caption_embeddings[caption], image_embeddings[p * size : (p + 1) * size], owner
+            )
+        )
+    return _summarize(np.concatenate(ranks), size, n_pools)
+
+
+def triple_accuracy(
+    model: ImageEmbedder, data: CocoData, caption_embeddings: np.ndarray, triples: Triples
+) -> float:
+    """Fraction of triples with sim(caption, true image) > sim(caption, confusor)."""
+    caption = caption_embeddings[triples.caption]
+    sim_true = np.einsum("nd,nd->n", caption, model.embed(data.descriptors[triples.true_image]))
+    sim_conf = np.einsum("nd,nd->n", caption, model.embed(data.descriptors[triples.confusor]))
+    return float(np.mean(sim_true > sim_conf))
+
+
+def evaluation_report(
+    model: ImageEmbedder,
+    data: CocoData,
+    caption_embeddings: np.ndarray,
+    val_images: np.ndarray,
+    *,
+    seed: int = 0,
+    pool_size: int = 1000,
+) -> dict:
+    """Everything `python -m capstone evaluate` prints, as plain data.
+
+    The trained model is compared with an untrained one (its glorot-normal initialization for
+    the same seed) and with chance. Triple accuracy is measured on the run's fixed validation
+    triples, with random and with hard confusors.
+
+    Returns
+    -------
+    dict
+        ``{"pool_size", "n_pools", "n_queries", "val_images", "models": {name: figures}}``
+        where name is "trained", "untrained" or "chance" and figures hold recall_at_1/5/10,
+        median_rank, mrr, triple_accuracy and hard_triple_accuracy (None for chance).
+    """
+    random_triples = validation_triples(data, val_images, seed)
+    hard_triples = validation_triples(
+        data, val_images, seed, caption_embeddings=caption_embeddings, hard=True
+    )
+    models = {
+        "trained": model,
+        "untrained": ImageEmbedder(model.d, d_in=model.d_in, seed=seed),
+    }
+    figures = {}
+    for name, m in models.items():
+        metrics = retrieval_metrics(
+            m, data, caption_embeddings, val_images, pool_size=pool_size, seed=seed
+        )
+        figures[name] = {
+            **_figures(metrics),
+            "triple_accuracy": triple_accuracy(m, data, caption_embeddings, random_triples),
+            "hard_triple_accuracy": triple_accuracy(m, data, caption_embeddings, hard_triples),
+        }
+    chance = chance_metrics(metrics.pool_size, metrics.n_pools)
+    figures["chance"] = {**_figures(chance), "triple_accuracy": 0.5, "hard_triple_accuracy": 0.5}
+    return {
+        "pool_size": metrics.pool_size,
+        "n_pools": metrics.n_pools,
+        "n_queries": metrics.n_queries,
+        "val_images": len(val_images),
+        "models": figures,
+    }
+
+
+def _figures(metrics: RetrievalMetrics) -> dict:
+    return {
+        k: v for k, v in metrics.as_dict().items() if k not in ("pool_size", "n_pools", "n_queries")
+    }
+
+
+def format_report(report: dict) -> str:
+    """`evaluation_report` as a table for the terminal."""
+    columns = [
+        ("R@1", "recall_at_1", "{:6.1%}"),
+        ("R@5", "recall_at_5", "{:6.1%}"),
+        ("R@10", "recall_at_10", "{:6.1%}"),
+        ("med.rank", "median_rank", "{:8.1f}"),
+        ("MRR", "mrr", "{:6.3f}"),
+        ("triple acc", "triple_accuracy", "{:10.3f}"),
+        ("hard acc", "hard_triple_accuracy", "{:8.3f}"),
+    ]
+    lines = [
+        f"caption -> image retrieval: {report['n_pools']} pool(s) of {report['pool_size']} "
+        f"validation images, {report['n_queries']:,} caption queries",
+        f"{'':10}" + "  ".join(f"{title:>{len(fmt.format(0))}}" for title, _, fmt in columns),
+    ]
+    for name, fig in report["models"].items():
+        lines.append(f"{name:10}" + "  ".join(fmt.format(fig[key]) for _, key, fmt in columns))
+    return "\n".join(lines)

@@ -1,0 +1,145 @@
+"""Image side: a linear map from ResNet-18 descriptors into the caption embedding space.
+
+    f(x) = x W / ||x W||        x: (N, 512) descriptors, W: (512, d), no bias
+
+``W`` is a MyNN ``dense`` layer initialized with ``mygrad.nnet.initializers.glorot_normal``
+(W_ij ~ N(0, 2 / (512 + d))); the initializer matters a lot for how fast training starts.
+Weights are saved as a pickle-free ``.npz`` with JSON metadata (`capstone.archive`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import mygrad as mg
+import numpy as np
+from mygrad.nnet.initializers import glorot_normal
+from mynn.layers.dense import dense
+
+from capstone.archive import ArchiveError, load_archive, save_archive
+from capstone.vectors import normalize_rows
+
+__all__ = ["MODEL_KIND", "ImageEmbedder"]
+
+MODEL_KIND = "capstone.model"
+
+
+def unit_rows(x: mg.Tensor) -> mg.Tensor:
+    """``x / ||x||`` row by row, differentiably: (N, d) -> (N, d)."""
+    return x / mg.sqrt(mg.sum(x * x, axis=1, keepdims=True))
+
+
+class ImageEmbedder:
+    """Maps (N, 512) image descriptors to (N, d) unit vectors in caption space.
+
+    Parameters
+    ----------
+    d : int
+        Output dimension: the GloVe dimension (200 for the course files, 50 for the demo).
+    d_in : int, optional (default=512)
+        Descriptor dimension.
+    seed : int, optional
+        Seeds the glorot-normal initialization; None draws fresh weights.
+    info : dict, optional
+        Facts saved with the weights, e.g. ``{"glove": ..., "data_fingerprint": ...}``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> model = ImageEmbedder(d=50, seed=0)
+    >>> out = model(np.ones((3, 512), dtype=np.float32))
+    >>> out.shape, np.allclose(np.linalg.norm(out.data, axis=1), 1)
+    ((3, 50), True)
+    """
+
+    def __init__(self, d: int, *, d_in: int = 512, seed: int | None = None, info=None):
+        for name, value in (("d", d), ("d_in", d_in)):
+            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
+        # glorot_normal draws from NumPy's global generator: seed it for this call only.
+        state = np.random.get_state()  # noqa: NPY002
+        try:
+            if seed is not None:
+                np.random.seed(seed)  # noqa: NPY002
+            self.dense = dense(d_in, d, weight_initializer=glorot_normal, bias=False)
+        finally:
+            if seed is not None:
+                np.random.set_state(state)  # noqa: NPY002
+        self.info: dict[str, Any] = dict(info or {})
+
+    @property
+    def weight(self) -> mg.Tensor:
+        """W, shape (d_in, d)."""
+        return self.dense.weight
+
+    @property
+    def parameters(self) -> tuple[mg.Tensor, ...]:
+        return self.dense.parameters
+
+    @property
+    def d(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def d_in(self) -> int:
+        return self.weight.shape[0]
+
+    def __call__(self, descriptors) -> mg.Tensor:
+        """Differentiable forward pass: (N, d_in) -> (N, d) unit rows."""
+        return unit_rows(self.dense(descriptors))
+
+    def embed(self, descriptors: np.ndarray) -> np.ndarray:
+        """Embed without building a graph: (N, d_in) -> (N, d) float32 unit rows."""
+        x = np.asarray(descriptors, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.d_in:
+            raise ValueError(f"descriptors must have shape (N, {self.d_in}), got {x.shape}")
+        return normalize_rows(x @ self.weight.data)
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False):
+        """Save W and `info` to ``path`` (``.npz``), atomically.
+
+        Raises
+        ------
+        FileExistsError
+            If ``path`` exists and ``overwrite`` is False.
+        """
+        meta = {**self.info, "d": self.d, "d_in": self.d_in}
+        return save_archive(
+            path, {"weight": self.weight.data}, meta, kind=MODEL_KIND, overwrite=overwrite
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, d: int | None = None) -> ImageEmbedder:
+        """Load weights saved by `save`.
+
+        Parameters
+        ----------
+        path : path-like
+        d : int, optional
+            The output dimension the caller needs (its GloVe dimension); a model of another
+            dimension is an error.
+
+        Raises
+        ------
+        FileNotFoundError, capstone.archive.ArchiveError
+            Missing, corrupt, or not a model file, or weights of the wrong shape.
+        """
+        arrays, meta = load_archive(path, kind=MODEL_KIND, required=("weight",))
+        weight = arrays["weight"]
+        expected = (meta.get("d_in"), meta.get("d"))
+        if weight.ndim != 2 or weight.shape != expected or weight.dtype.kind != "f":
+            raise ArchiveError(
+                f"{path}: weight has shape {weight.shape} and dtype {weight.dtype}, "
+                f"its metadata says {expected}, float"
+            )
+        if d is not None and weight.shape[1] != d:
+            raise ArchiveError(
+                f"{path}: the model embeds into {weight.shape[1]} dimensions, but the word "
+                f"vectors in use have {d} (was it trained with other GloVe vectors? "
+                f"it records glove={meta.get('glove')!r})"
+            )
+        info = {k: v for k, v in meta.items() if k not in ("d", "d_in", "kind", "format_version")}
+        model = cls(weight.shape[1], d_in=weight.shape[0], seed=0, info=info)
+        model.weight.data[...] = weight
+        return model

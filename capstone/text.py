@@ -1,0 +1,293 @@
+"""Text side: tokenize, IDF over the captions, and IDF-weighted GloVe embeddings.
+
+For a text with tokens t_1 ... t_n (lowercased, punctuation removed, split on whitespace)
+
+    IDF(t)  = log10(N / n_t)                  N captions, n_t of them containing t
+    e(text) = sum_i IDF(t_i) * glove[t_i]     a token without IDF or GloVe vector adds nothing
+    embed   = e / ||e||
+
+Everything works on whole batches: all captions are joined into one string, lowercased,
+stripped and split once, tokens become integer ids through one dict lookup each, and the
+per-caption sums are segment sums over a (vocabulary, d) table of IDF-weighted vectors. There
+is no Python loop over captions.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import repeat
+
+import numpy as np
+
+from capstone.glove import WordVectors
+from capstone.vectors import normalize_rows
+
+__all__ = ["IDF", "TextEmbedder", "TokenBatch", "tokenize", "tokenize_batch"]
+
+_STRIP_PUNCTUATION = str.maketrans("", "", string.punctuation)
+# Joins texts into one string; it is neither whitespace nor punctuation, so it survives as a
+# token of its own and marks where each text ends.
+_SEPARATOR = "\x00"
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercase, remove punctuation (``string.punctuation``), split on whitespace.
+
+    Examples
+    --------
+    >>> tokenize("A man's hot-dog, on the  GRILL!")
+    ['a', 'mans', 'hotdog', 'on', 'the', 'grill']
+    """
+    return text.lower().translate(_STRIP_PUNCTUATION).split()
+
+
+@dataclass(frozen=True)
+class TokenBatch:
+    """The tokens of N texts, as integer ids.
+
+    Attributes
+    ----------
+    words : list[str], length U
+        The distinct tokens, in order of first appearance.
+    ids : numpy.ndarray, shape (T,)
+        int64; token ``j`` of the batch is ``words[ids[j]]``. Texts are contiguous, in order.
+    offsets : numpy.ndarray, shape (N + 1,)
+        int64; the tokens of text ``i`` are ``ids[offsets[i]:offsets[i + 1]]``.
+    """
+
+    words: list[str]
+    ids: np.ndarray
+    offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def text_of_token(self) -> np.ndarray:
+        """(T,) int64: the index of the text each token belongs to."""
+        return np.repeat(np.arange(len(self), dtype=np.int64), np.diff(self.offsets))
+
+
+def _check_texts(texts: Sequence[str], name: str) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError(f"`{name}` must be a sequence of strings, not a single string")
+    texts = list(texts)
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TypeError(f"`{name}[{bad}]` is {type(texts[bad]).__name__}, not str")
+    return texts
+
+
+def tokenize_batch(texts: Sequence[str]) -> TokenBatch:
+    """Tokenize many texts at once, exactly as `tokenize` does one at a time.
+
+    Parameters
+    ----------
+    texts : Sequence[str], length N
+
+    Returns
+    -------
+    TokenBatch
+
+    Examples
+    --------
+    >>> b = tokenize_batch(["Two dogs.", "", "a DOG"])
+    >>> b.words, b.ids.tolist(), b.offsets.tolist()
+    (['two', 'dogs', 'a', 'dog'], [0, 1, 2, 3], [0, 2, 2, 4])
+    """
+    texts = _check_texts(texts, "texts")
+    joined = _SEPARATOR.join(texts)
+    if joined.count(_SEPARATOR) == max(len(texts) - 1, 0):
+        tokens = joined.lower().translate(_STRIP_PUNCTUATION).replace(_SEPARATOR, f" {_SEPARATOR} ")
+        tokens = tokens.split()
+        counts = None  # read off the separators below
+    else:
+        # A text holds the separator itself: tokenize one by one (correct, merely slower).
+        per_text = [tokenize(t) for t in texts]
+        tokens = [tok for toks in per_text for tok in toks]
+        counts = np.fromiter(map(len, per_text), dtype=np.int64, count=len(texts))
+    index = {w: i for i, w in enumerate(dict.fromkeys(tokens))}
+    ids = np.fromiter(map(index.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+    if counts is None:
+        sep = index.pop(_SEPARATOR, len(index))
+        is_sep = ids == sep
+        counts = np.bincount(np.cumsum(is_sep)[~is_sep], minlength=len(texts))
+        ids = ids[~is_sep]
+        ids -= ids > sep  # close the gap the separator leaves in the numbering
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return TokenBatch(list(index), ids, offsets)
+
+
+class IDF:
+    """Inverse document frequency of each caption word: ``IDF(t) = log10(N / n_t)``.
+
+    Parameters
+    ----------
+    words : list[str], length V
+    idf : numpy.ndarray, shape (V,)
+        float64, ``idf[i]`` is the IDF of ``words[i]``.
+    n_documents : int
+        N, the number of captions the table was computed over.
+
+    Examples
+    --------
+    >>> idf = IDF.fit(["a dog", "a cat", "a dog and a dog"])
+    >>> round(idf["dog"], 4), idf["a"], idf["zebra"]
+    (0.1761, 0.0, 0.0)
+    """
+
+    def __init__(self, words: list[str], idf: np.ndarray, n_documents: int):
+        self.words = list(words)
+        self.idf = np.asarray(idf, dtype=np.float64)
+        self.n_documents = int(n_documents)
+        self.index = {w: i for i, w in enumerate(self.words)}
+
+    @classmethod
+    def from_tokens(cls, batch: TokenBatch) -> IDF:
+        """IDF over the texts of a `TokenBatch` (each text is one document)."""
+        n_docs, n_words = len(batch), len(batch.words)
+        if n_docs == 0:
+            raise ValueError("IDF needs at least one caption")
+        # A word counts once per caption however often it occurs there.
+        pairs = np.unique(batch.text_of_token() * n_words + batch.ids)
+        n_t = np.bincount(pairs % n_words, minlength=n_words)
+        return cls(batch.words, np.log10(n_docs / n_t), n_docs)
+
+    @classmethod
+    def fit(cls, captions: Sequence[str]) -> IDF:
+        """IDF over ``captions``."""
+        return cls.from_tokens(tokenize_batch(captions))
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __getitem__(self, word: str) -> float:
+        """The IDF of ``word``; 0 for a word that occurs in no caption."""
+        i = self.index.get(word)
+        return 0.0 if i is None else float(self.idf[i])
+
+
+def _segment_sums(table: np.ndarray, ids: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """``out[i] = table[ids[offsets[i]:offsets[i+1]]].sum(0)``, in chunks of ~64k tokens.
+
+    Chunks bound the memory of the gathered (tokens, d) rows; there is one iteration per chunk,
+    not per text.
+    """
+    out = np.zeros((len(offsets) - 1, table.shape[1]), dtype=table.dtype)
+    nonempty = np.flatnonzero(np.diff(offsets) > 0)
+    if len(nonempty) == 0:
+        return out
+    starts = offsets[nonempty]
+    cuts = np.unique(np.searchsorted(starts, np.arange(0, offsets[-1], 1 << 16)))
+    for a, b in zip(cuts, [*cuts[1:], len(nonempty)], strict=True):
+        lo, hi = starts[a], offsets[nonempty[b - 1] + 1]
+        # reduceat over the starts of non-empty texts only: empty ones keep their zero row.
+        out[nonempty[a:b]] = np.add.reduceat(table[ids[lo:hi]], starts[a:b] - lo, axis=0)
+    return out
+
+
+class TextEmbedder:
+    """Embeds text as the unit-length, IDF-weighted sum of its words' GloVe vectors.
+
+    Parameters
+    ----------
+    idf : IDF
+        The caption IDF table.
+    glove : WordVectors
+        The word vectors (dimension d).
+
+    Attributes
+    ----------
+    table : numpy.ndarray, shape (V + 1, d)
+        float32, row i is ``IDF(words[i]) * glove[words[i]]`` (zero when the word has no vector);
+        the last row is zero, for tokens that are not in the IDF table.
+    """
+
+    def __init__(self, idf: IDF, glove: WordVectors):
+        self.idf = idf
+        self.glove = glove
+        vectors, self.in_glove = glove.lookup(idf.words)
+        self.table = np.concatenate(
+            [idf.idf.astype(np.float32)[:, None] * vectors, np.zeros((1, glove.dim), np.float32)]
+        )
+
+    @property
+    def dim(self) -> int:
+        """d, the embedding dimension."""
+        return self.glove.dim
+
+    @classmethod
+    def fit(cls, captions: Sequence[str], glove: WordVectors) -> tuple[TextEmbedder, np.ndarray]:
+        """Compute IDF over ``captions`` and embed them, tokenizing only once.
+
+        Returns
+        -------
+        embedder : TextEmbedder
+        embeddings : numpy.ndarray, shape (N, d)
+            float32 unit rows (a zero row for a caption with no known word).
+        """
+        batch = tokenize_batch(captions)
+        embedder = cls(IDF.from_tokens(batch), glove)
+        # The batch's word ids are the IDF table's own rows.
+        return embedder, embedder._embed_ids(batch.ids, batch.offsets)
+
+    def _embed_ids(self, ids: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        return normalize_rows(_segment_sums(self.table, ids, offsets))
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed many texts.
+
+        Parameters
+        ----------
+        texts : Sequence[str], length N
+
+        Returns
+        -------
+        numpy.ndarray, shape (N, d)
+            float32 unit rows; a text none of whose words has both an IDF and a GloVe vector
+            gets a zero row.
+        """
+        batch = tokenize_batch(texts)
+        unknown = len(self.idf)
+        to_table = np.fromiter(
+            map(self.idf.index.get, batch.words, repeat(unknown)),
+            dtype=np.int64,
+            count=len(batch.words),
+        )
+        return self._embed_ids(to_table[batch.ids], batch.offsets)
+
+    def known_words(self, text: str) -> tuple[list[str], list[str]]:
+        """Split the tokens of ``text`` into those that count and those that add nothing."""
+        tokens = tokenize(text)
+        counts = [t for t in tokens if t in self.idf.index and self.in_glove[self.idf.index[t]]]
+        counted = set(counts)
+        return counts, [t for t in tokens if t not in counted]
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Embed one query, refusing text that would embed to nothing.
+
+        Returns
+        -------
+        numpy.ndarray, shape (d,)
+            float32, unit length.
+
+        Raises
+        ------
+        TypeError
+            If ``text`` is not a string.
+        ValueError
+            If ``text`` has no words, or none of its words occurs in the captions with a GloVe
+            vector (its embedding would be zero).
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"query must be a string, not {type(text).__name__}")
+        if not tokenize(text):
+            raise ValueError(f"query {text!r} has no words once punctuation is removed")
+        vector = self.embed([text])[0]
+        if not vector.any():
+            raise ValueError(
+                f"none of the words of query {text!r} occurs in the captions with a GloVe "
+                "vector, so it has no embedding; try other words"
+            )
+        return vector

