@@ -1,4 +1,4 @@
-"""Command line: ``python -m capstone {demo,train,evaluate,search,similar,tags}``.
+"""Command line: ``python -m capstone {demo,train,evaluate,search,similar,tags,words}``.
 
 Runs live in ``<data home>/runs/<name>/`` (`capstone.paths.runs_dir`): ``model.npz``,
 ``checkpoint.npz`` while training, ``metrics.json`` after evaluation. Commands that need a
@@ -8,17 +8,22 @@ model take ``--run NAME`` or ``--model PATH``; by default they use the newest ru
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from capstone.archive import ArchiveError
+from capstone.database import ImageDatabase
 from capstone.dataset import DEMO_IMAGES, Dataset, load_dataset
 from capstone.evaluate import evaluation_report, format_report
 from capstone.model import ImageEmbedder
-from capstone.paths import runs_dir
+from capstone.paths import cache_dir, runs_dir
+from capstone.search import SearchEngine
 from capstone.train import TrainConfig, train
 from capstone.triples import split_images
 
@@ -196,6 +201,140 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _engine(args):
+    """The search engine over the validation images of the chosen run (the course's database)."""
+    ds = load_dataset(args.data, glove=args.glove, verbose=not args.json)
+    path = _model_path(args)
+    model = _load_model(path, ds)
+    config = model.info.get("train", {})
+    _, val = split_images(
+        ds.data.n_images,
+        val_fraction=config.get("val_fraction", 0.2),
+        seed=config.get("seed", 0),
+    )
+    images = np.arange(ds.data.n_images) if args.all_images else val
+    # Only a run folder gets the database cached beside its model: never a user's own folder.
+    in_run = path.resolve().parent.parent == runs_dir().resolve()
+    database = _database(path.parent / "database.npz" if in_run else None, model, ds, images)
+    return SearchEngine(ds, model, database)
+
+
+def _database(path: Path | None, model, ds: Dataset, images: np.ndarray) -> ImageDatabase:
+    """The database saved at ``path``, rebuilt (and saved) when model, data or images changed."""
+    key = {
+        "model_sha256": hashlib.sha256(model.weight.data.tobytes()).hexdigest(),
+        "data_fingerprint": ds.data.fingerprint,
+        "images_sha256": hashlib.sha256(images.tobytes()).hexdigest(),
+    }
+    if path is not None and path.is_file():
+        try:
+            db = ImageDatabase.load(path, d=model.d)
+            if all(db.info.get(k) == v for k, v in key.items()):
+                return db
+        except ArchiveError as e:
+            print(f"warning: rebuilding {path}: {e}", file=sys.stderr)
+    db = ImageDatabase.build(model, ds.data.image_ids[images], ds.data.descriptors[images])
+    db.info.update(key)
+    if path is not None:
+        db.save(path, overwrite=True)  # a cache of the run's model: always rebuildable
+    return db
+
+
+def _print_results(results, args) -> None:
+    if args.json:
+        rows = [{"rank": i + 1, **asdict(r)} for i, r in enumerate(results)]
+        print(json.dumps(rows, indent=2))
+        return
+    for i, r in enumerate(results, 1):
+        print(f"#{i:<3} {r.score:6.3f}  image {r.image_id}  {r.url}")
+        for caption in r.captions[: args.captions]:
+            print(f"       {caption.strip()}")
+    if args.show:
+        from capstone.display import show_grid  # imports matplotlib: only when asked
+
+        figure = show_grid(results, cache_dir=cache_dir() / "images")
+        figure.savefig(args.show, dpi=100, bbox_inches="tight")
+        print(f"grid saved to {args.show}", file=sys.stderr)
+
+
+def cmd_search(args) -> int:
+    engine = _engine(args)
+    if args.add or args.subtract:
+        results = engine.combined([args.text, *args.add], args.subtract, k=args.k)
+    else:
+        results = engine.search(args.text, k=args.k)
+    _print_results(results, args)
+    return 0
+
+
+def cmd_similar(args) -> int:
+    engine = _engine(args)
+    if args.add or args.subtract:
+        if args.space != "semantic":
+            raise ValueError("--add/--subtract work in the semantic space only")
+        results = engine.combined(args.add, args.subtract, image_id=args.image_id, k=args.k)
+    else:
+        results = engine.similar(args.image_id, k=args.k, space=args.space)
+    _print_results(results, args)
+    return 0
+
+
+def cmd_tags(args) -> int:
+    engine = _engine(args)
+    tags = engine.tags(args.image_id, k=args.k)
+    if args.json:
+        print(json.dumps([{"word": w, "score": s} for w, s in tags], indent=2))
+    else:
+        row = engine.dataset.data.image_index(args.image_id)
+        print(f"image {args.image_id}: {engine.dataset.data.urls[row]}")
+        for caption in engine.dataset.data.caption_texts_of_image(row):
+            print(f"  caption: {caption.strip()}")
+        print("tags: " + ", ".join(f"{w} ({s:.2f})" for w, s in tags))
+    return 0
+
+
+def cmd_words(args) -> int:
+    engine = _engine(args)
+    words = engine.similar_words(args.word, k=args.k)
+    if args.json:
+        print(json.dumps([{"word": w, "score": s} for w, s in words], indent=2))
+    else:
+        idf = engine.dataset.text.idf[args.word.strip().lower()]
+        print(f"{args.word} (IDF {idf:.2f}): " + ", ".join(f"{w} ({s:.2f})" for w, s in words))
+    return 0
+
+
+def _add_search_args(p: argparse.ArgumentParser, k: int, results: bool = True) -> None:
+    _add_data_args(p)
+    _add_model_args(p)
+    p.add_argument("-k", type=int, default=k, help=f"how many results ({k})")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument(
+        "--all-images",
+        action="store_true",
+        help="search every image, not only the run's validation images",
+    )
+    if results:
+        p.add_argument(
+            "--add",
+            action="append",
+            default=[],
+            metavar="TEXT",
+            help="add this text to the query (repeatable)",
+        )
+        p.add_argument(
+            "--subtract",
+            action="append",
+            default=[],
+            metavar="TEXT",
+            help="subtract this text from the query (repeatable)",
+        )
+        p.add_argument(
+            "--captions", type=int, default=1, metavar="N", help="captions printed per result (1)"
+        )
+        p.add_argument("--show", metavar="PNG", help="save an image grid of the results")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m capstone",
@@ -240,6 +379,51 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "search",
+        help="images for a text query",
+        description="Top-k images for a text, e.g. "
+        'python -m capstone search "two dogs playing in the snow" -k 9',
+    )
+    p.add_argument("text", help="the query")
+    _add_search_args(p, k=9)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser(
+        "similar",
+        help="images like an image",
+        description="Top-k images like IMAGE_ID, in the semantic (embedding) "
+        "space or in the raw ResNet descriptor space.",
+    )
+    p.add_argument("image_id", type=int, metavar="IMAGE_ID")
+    p.add_argument(
+        "--space",
+        choices=("semantic", "descriptor"),
+        default="semantic",
+        help="compare embeddings or raw descriptors (semantic)",
+    )
+    _add_search_args(p, k=9)
+    p.set_defaults(func=cmd_similar)
+
+    p = sub.add_parser(
+        "tags",
+        help="words that describe an image",
+        description="The caption words nearest the image's embedding.",
+    )
+    p.add_argument("image_id", type=int, metavar="IMAGE_ID")
+    _add_search_args(p, k=5, results=False)
+    p.set_defaults(func=cmd_tags)
+
+    p = sub.add_parser(
+        "words",
+        help="caption words similar to a word (GloVe)",
+        description="Caption words nearest WORD in GloVe space; WORD itself "
+        "need not occur in any caption.",
+    )
+    p.add_argument("word")
+    _add_search_args(p, k=10, results=False)
+    p.set_defaults(func=cmd_words)
     return parser
 
 

@@ -39,7 +39,9 @@ def _column(path: Path, items: list, list_name: str, field: str, kind: type) -> 
     except (KeyError, TypeError):
         i = next(i for i, it in enumerate(items) if not isinstance(it, dict) or field not in it)
         raise _field_error(path, f"{list_name}[{i}]", f"has no {field!r} field") from None
-    bad = next((i for i, v in enumerate(values) if not isinstance(v, kind) or v is True), None)
+    bad = next(
+        (i for i, v in enumerate(values) if not isinstance(v, kind) or isinstance(v, bool)), None
+    )
     if bad is not None:
         raise _field_error(
             path, f"{list_name}[{bad}].{field}", f"is {values[bad]!r}, expected {kind.__name__}"
@@ -107,6 +109,11 @@ def load_descriptors(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{path}: not a readable pickle ({e})") from e
     if not isinstance(table, dict) or not table:
         raise ValueError(f"{path}: expected a non-empty dict of image id -> (1, 512) array")
+    bad_key = next(
+        (k for k in table if not isinstance(k, int | np.integer) or isinstance(k, bool)), None
+    )
+    if bad_key is not None:
+        raise ValueError(f"{path}: key {bad_key!r} is not an integer image id")
     ids = np.fromiter(table.keys(), dtype=np.int64, count=len(table))
     order = np.argsort(ids)
     rows = list(table.values())

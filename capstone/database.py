@@ -51,7 +51,7 @@ class ImageDatabase:
     --------
     >>> import numpy as np
     >>> db = ImageDatabase([7, 9], np.array([[1.0, 0.0], [0.0, 1.0]]))
-    >>> db.query(np.array([0.2, 1.0]), k=1)
+    >>> db.query(np.array([0.2, 1.0]), k=1)  # doctest: +ELLIPSIS
     [Match(image_id=9, score=0.98...)]
     """
 
@@ -95,8 +95,10 @@ class ImageDatabase:
         if taken:
             raise ValueError(f"image ids already in the database: {taken[:10]}")
         start = len(self)
+        # An empty database takes the dimension of what is added (concatenating would fail).
+        embeddings = np.concatenate([self.embeddings, new.embeddings]) if start else new.embeddings
         self.image_ids = np.concatenate([self.image_ids, new.image_ids])
-        self.embeddings = np.concatenate([self.embeddings, new.embeddings])
+        self.embeddings = embeddings
         self._rows.update({int(i): start + r for r, i in enumerate(new.image_ids)})
 
     def embedding(self, image_id) -> np.ndarray:
@@ -107,13 +109,14 @@ class ImageDatabase:
             raise KeyError(f"image id {image_id} is not in the database") from None
 
     def scores(self, vectors: np.ndarray) -> np.ndarray:
-        """Similarity of (d,) or (Q, d) query vectors to every image: (N,) or (Q, N)."""
+        """Cosine similarity of (d,) or (Q, d) query vectors to every image: (N,) or (Q, N)."""
         q = np.asarray(vectors, dtype=np.float32)
         if q.shape[-1:] != (self.dim,) or q.ndim > 2:
             raise ValueError(
                 f"query vectors must have shape (d,) or (Q, d), d={self.dim}: {q.shape}"
             )
-        return q @ self.embeddings.T
+        # Unit queries, so that scores are cosines (as `Match` promises) whatever the query's norm.
+        return normalize_rows(q) @ self.embeddings.T
 
     def query(self, vector: np.ndarray, k: int = 10, *, exclude=()) -> list[Match]:
         """The ``k`` images most similar to one (d,) query vector, best first.
@@ -129,10 +132,13 @@ class ImageDatabase:
         scores = self.scores(vectors)
         if scores.ndim != 2:
             raise ValueError(f"`vectors` must have shape (Q, {self.dim})")
-        rows = [self._rows[int(i)] for i in exclude if int(i) in self._rows]
+        rows = sorted({self._rows[int(i)] for i in exclude if int(i) in self._rows})
         if rows:
             scores[:, rows] = -np.inf
-        best = top_k(scores, min(k, len(self) - len(rows)))
+        n_best = min(k, len(self) - len(rows))
+        if n_best == 0:
+            return [[] for _ in range(len(scores))]
+        best = top_k(scores, n_best)
         best_scores = np.take_along_axis(scores, best, axis=1)
         ids = self.image_ids[best]
         return [
@@ -171,4 +177,10 @@ class ImageDatabase:
         info = {
             k: v for k, v in meta.items() if k not in ("kind", "format_version", "n_images", "d")
         }
-        return cls(ids, emb, info=info)
+        db = cls(ids, emb, info=info)
+        # Saved rows are already unit length: keep them bit for bit (normalizing again would
+        # change their last bits, so a loaded database would not equal the saved one).
+        stored = np.asarray(emb, dtype=np.float32)
+        if np.allclose(db.embeddings, stored, rtol=0, atol=1e-6):
+            db.embeddings = stored
+        return db

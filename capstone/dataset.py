@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from capstone import minicoco
 from capstone.coco import CocoData
 from capstone.glove import WordVectors, load_glove
 from capstone.paths import DataFiles, demo_files, locate_data
@@ -104,6 +103,8 @@ def load_dataset(
         raise ValueError("pass either `data_dir` or `demo=True`, not both")
     files = demo_files() if demo else locate_data(data_dir)
     if files.is_demo and not (files.captions.is_file() and files.features.is_file()):
+        from capstone import minicoco  # only needed the first time
+
         if verbose:
             print(
                 f"generating the demo dataset ({demo_images:,} images) in {files.captions.parent}",

@@ -177,7 +177,7 @@ def evaluation_report(
     dict
         ``{"pool_size", "n_pools", "n_queries", "val_images", "models": {name: figures}}``
         where name is "trained", "untrained" or "chance" and figures hold recall_at_1/5/10,
-        median_rank, mrr, triple_accuracy and hard_triple_accuracy (None for chance).
+        median_rank, mrr, triple_accuracy and hard_triple_accuracy (0.5 for chance).
     """
     random_triples = validation_triples(data, val_images, seed)
     hard_triples = validation_triples(

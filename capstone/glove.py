@@ -111,9 +111,10 @@ def _read_cache(folder: Path, source: str) -> WordVectors | None:
         return None
     try:
         vectors = np.load(vectors_file, mmap_mode="r")
-        words = words_file.read_text(encoding="utf-8").split("\n")
+        # bytes, not read_text: universal newlines would turn a "\r" inside a word into "\n"
+        words = words_file.read_bytes().decode("utf-8").split("\n")
         return WordVectors(words, vectors, source)
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError):  # np.load raises EOFError on an empty file
         return None  # a damaged cache is rebuilt, never trusted
 
 

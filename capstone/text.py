@@ -180,6 +180,7 @@ def _segment_sums(table: np.ndarray, ids: np.ndarray, offsets: np.ndarray) -> np
         return out
     starts = offsets[nonempty]
     cuts = np.unique(np.searchsorted(starts, np.arange(0, offsets[-1], 1 << 16)))
+    cuts = cuts[cuts < len(nonempty)]  # a boundary inside the last text starts no new chunk
     for a, b in zip(cuts, [*cuts[1:], len(nonempty)], strict=True):
         lo, hi = starts[a], offsets[nonempty[b - 1] + 1]
         # reduceat over the starts of non-empty texts only: empty ones keep their zero row.
@@ -258,11 +259,18 @@ class TextEmbedder:
         return self._embed_ids(to_table[batch.ids], batch.offsets)
 
     def known_words(self, text: str) -> tuple[list[str], list[str]]:
-        """Split the tokens of ``text`` into those that count and those that add nothing."""
+        """Split the tokens of ``text`` into those that count and those that add nothing.
+
+        A token adds nothing when it occurs in no caption (IDF 0), in every caption (IDF 0
+        too), or has no GloVe vector: its row of `table` is zero.
+        """
         tokens = tokenize(text)
-        counts = [t for t in tokens if t in self.idf.index and self.in_glove[self.idf.index[t]]]
-        counted = set(counts)
-        return counts, [t for t in tokens if t not in counted]
+        unknown = len(self.idf)
+        weighs = self.table[[self.idf.index.get(t, unknown) for t in tokens]].any(axis=1)
+        return (
+            [t for t, w in zip(tokens, weighs, strict=True) if w],
+            [t for t, w in zip(tokens, weighs, strict=True) if not w],
+        )
 
     def embed_query(self, text: str) -> np.ndarray:
         """Embed one query, refusing text that would embed to nothing.
@@ -277,8 +285,8 @@ class TextEmbedder:
         TypeError
             If ``text`` is not a string.
         ValueError
-            If ``text`` has no words, or none of its words occurs in the captions with a GloVe
-            vector (its embedding would be zero).
+            If ``text`` has no words, or none of its words has weight (an IDF above 0 and a
+            GloVe vector): its embedding would be zero.
         """
         if not isinstance(text, str):
             raise TypeError(f"query must be a string, not {type(text).__name__}")
@@ -287,7 +295,7 @@ class TextEmbedder:
         vector = self.embed([text])[0]
         if not vector.any():
             raise ValueError(
-                f"none of the words of query {text!r} occurs in the captions with a GloVe "
-                "vector, so it has no embedding; try other words"
+                f"no word of query {text!r} carries weight (each occurs in no caption or in "
+                "every caption, or has no GloVe vector), so it has no embedding; try other words"
             )
         return vector

@@ -135,9 +135,11 @@ def train_step(
 
 
 def _save_checkpoint(path: Path, model, optimizer, config, history) -> None:
+    # MyNN's SGD keeps no moments when momentum is 0: save zeros then.
+    moments = optimizer.param_moments or [np.zeros_like(model.weight.data)]
     save_archive(
         path,
-        {"weight": model.weight.data, "momentum": optimizer.param_moments[0]},
+        {"weight": model.weight.data, "momentum": moments[0]},
         {"config": asdict(config), "history": history, "info": model.info},
         kind=CHECKPOINT_KIND,
         overwrite=True,
@@ -164,7 +166,8 @@ def _resume(path: Path, model, optimizer, config) -> list[dict]:
             f"the model needs {model.weight.shape}"
         )
     model.weight.data[...] = arrays["weight"]
-    optimizer.param_moments[0][...] = arrays["momentum"]
+    if optimizer.param_moments:
+        optimizer.param_moments[0][...] = arrays["momentum"]
     return list(meta.get("history", []))
 
 

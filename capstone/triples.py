@@ -41,7 +41,10 @@ def split_images(
         raise ValueError(f"`val_fraction` must lie in (0, 1), got {val_fraction!r}")
     n_val = round(val_fraction * n_images)
     if n_images < 2 or not 0 < n_val < n_images:
-        raise ValueError(f"cannot split {n_images} images with val_fraction={val_fraction}")
+        raise ValueError(
+            f"cannot split `n_images`={n_images} with val_fraction={val_fraction}: "
+            "both sides need at least one image"
+        )
     order = np.random.default_rng(seed).permutation(n_images)
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
@@ -87,7 +90,9 @@ def _hard_confusors(
     counts = np.diff(data.caption_offsets)[candidates]
     # One caption of each candidate, at random, stands for it.
     pick = (rng.random(candidates.shape) * counts).astype(np.int64)
-    their_caption = data.caption_offsets[candidates] + pick
+    # An image without captions has none to compare: it must not borrow its neighbour's (or
+    # index past the last caption), and it never wins while a candidate with captions exists.
+    their_caption = np.minimum(data.caption_offsets[candidates] + pick, len(caption_embeddings) - 1)
     best = np.empty(len(caption), dtype=np.int64)
     for lo in range(0, len(caption), chunk):  # bounds the (chunk, K, d) gather
         hi = lo + chunk
@@ -96,6 +101,7 @@ def _hard_confusors(
             caption_embeddings[caption[lo:hi]],
             caption_embeddings[their_caption[lo:hi]],
         )
+        sims[counts[lo:hi] == 0] = -np.inf
         best[lo:hi] = np.argmax(sims, axis=1)
     return np.take_along_axis(candidates, best[:, None], axis=1)[:, 0]
 
