@@ -5,7 +5,7 @@ from setuptools import find_packages, setup
 setup(
     name="capstone",
     version="0.1.0",
-    description="Semantic image search over MS-COCO, built with MyGrad and MyNN (CogWorks capstone)",
+    description="Semantic image search over MS-COCO with MyGrad and MyNN (CogWorks capstone)",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
@@ -24,7 +24,14 @@ setup(
         "pyarrow>=14",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6", "nbclient>=0.7", "nbformat>=5", "ipykernel>=6", "ruff>=0.5"],
+        "test": [
+            "pytest>=7",
+            "hypothesis>=6",
+            "nbclient>=0.7",
+            "nbformat>=5",
+            "ipykernel>=6",
+            "ruff>=0.5",
+        ],
         "course": ["cogworks-data"],
     },
     entry_points={"console_scripts": ["capstone=capstone.cli:main"]},
