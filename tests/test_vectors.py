@@ -55,6 +55,23 @@ def test_top_k_matches_stable_argsort_on_arbitrary_floats(scores: np.ndarray, da
     np.testing.assert_array_equal(top_k(scores, k), top_k_oracle(scores, k))
 
 
+@settings(deadline=None, max_examples=60)
+@given(
+    rows=st.sampled_from([(), (1,), (3,), (2, 2)]),
+    n=st.integers(4 * 64, 20_000),
+    k=st.integers(1, 40),
+    levels=st.sampled_from([3, 50, None]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_top_k_on_long_rows_matches_stable_argsort(rows, n, k, levels, seed):
+    # Long rows take the sampled-threshold path (n >= 4 * k * 64): few distinct levels make
+    # ties across the threshold, None makes continuous scores.
+    rng = np.random.default_rng(seed)
+    shape = (*rows, n)
+    scores = rng.standard_normal(shape) if levels is None else rng.integers(0, levels, shape) / 2
+    np.testing.assert_array_equal(top_k(scores, k), top_k_oracle(scores, k))
+
+
 @pytest.mark.parametrize(
     ("scores", "k", "expected"),
     [
