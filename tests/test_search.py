@@ -88,7 +88,7 @@ def test_bad_k(engine, k):
 
 @pytest.mark.parametrize("text", ["", "   ", "!!!", "qwzxv blorptang", 42, None])
 def test_bad_queries_are_clear_errors(engine, text):
-    with pytest.raises((ValueError, TypeError), match="query|text|string"):
+    with pytest.raises((ValueError, TypeError), match=r"query|text|string"):
         engine.search(text)
 
 
