@@ -98,10 +98,13 @@ def _new_run_name(prefix: str) -> str:
 
 
 def _model_path(args) -> Path:
-    if args.model:
-        return Path(args.model)
-    if args.run:
-        return runs_dir() / args.run / "model.npz"
+    """The model file that ``--model``, ``--run`` or else the newest run names; it must exist."""
+    if args.model or args.run:
+        path = Path(args.model) if args.model else runs_dir() / args.run / "model.npz"
+        if not path.is_file():
+            where = "--model" if args.model else f"--run {args.run}"
+            raise FileNotFoundError(f"{path}: no such model file ({where})")
+        return path
     models = sorted(runs_dir().glob("*/model.npz"), key=lambda p: p.stat().st_mtime)
     if not models:
         raise FileNotFoundError(
@@ -156,8 +159,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    path = _model_path(args)  # before the data, which can take a while to load
     ds = load_dataset(args.data, glove=args.glove, verbose=not args.json)
-    path = _model_path(args)
     report = _evaluate(_load_model(path, ds), ds)
     report["model"] = str(path)
     if args.json:
@@ -204,8 +207,8 @@ def cmd_demo(args) -> int:
 
 def _engine(args):
     """The search engine over the validation images of the chosen run (the course's database)."""
+    path = _model_path(args)  # before the data, which can take a while to load
     ds = load_dataset(args.data, glove=args.glove, verbose=not args.json)
-    path = _model_path(args)
     model = _load_model(path, ds)
     config = model.info.get("train", {})
     _, val = split_images(
@@ -434,7 +437,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        # A KeyError's str() is the repr of its message: print the message itself.
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
