@@ -1,0 +1,104 @@
+"""Tests for `capstone.dataset`: files in, caption embeddings out, from each kind of source."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from capstone import minicoco, paths
+from capstone.dataset import load_dataset
+from capstone.paths import CAPTIONS_FILE, FEATURES_FILE, GLOVE_FILE
+from capstone.text import tokenize
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A course-format folder (mini-COCO, 60 images, 2 without descriptors) with an 8-d GloVe."""
+    folder = tmp_path_factory.mktemp("course")
+    info = minicoco.generate(folder, 60, seed=2)
+    with open(info["features"], "rb") as f:
+        features = pickle.load(f)
+    with open(info["features"], "wb") as f:
+        pickle.dump(dict(list(features.items())[2:]), f)
+    captions = info["captions"].read_text()
+    words = sorted({w for w in tokenize(captions) if w.isalpha()})
+    vectors = np.random.default_rng(0).standard_normal((len(words), 8))
+    lines = [f"{len(words)} 8"] + [
+        w + " " + " ".join(f"{v:.5f}" for v in row) for w, row in zip(words, vectors, strict=True)
+    ]
+    (folder / GLOVE_FILE).write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.fixture
+def no_cogworks(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "COGWORKS_CACHE", tmp_path / "no_cog_data")
+
+
+def test_explicit_folder_with_its_glove_file(folder):
+    ds = load_dataset(folder)
+    assert ds.files.source == "argument" and ds.files.glove == folder / GLOVE_FILE
+    assert ds.glove.dim == 8 and ds.caption_embeddings.shape == (ds.data.n_captions, 8)
+    assert ds.caption_embeddings.dtype == np.float32
+    # Rows align with the captions and are what the text embedder gives each caption alone.
+    for i in (0, 7, ds.data.n_captions - 1):
+        np.testing.assert_allclose(
+            ds.caption_embeddings[i], ds.text.embed([ds.data.captions[i]])[0], atol=1e-6
+        )
+    norms = np.linalg.norm(ds.caption_embeddings, axis=1)
+    np.testing.assert_allclose(norms[norms > 0], 1, rtol=1e-5)
+
+
+def test_info_and_describe(folder):
+    ds = load_dataset(folder)
+    assert ds.info() == {
+        "glove": ds.glove.source,
+        "data_fingerprint": ds.data.fingerprint,
+        "data_source": "argument",
+    }
+    line = ds.describe()
+    assert str(folder) in line and f"{ds.data.n_images:,} images" in line
+    assert "d=8" in line and "embedded demo" not in line
+    assert ds.data.n_images == 58 and ds.data.n_dropped_images == 2
+    assert "dropped 2 images without descriptors and their 10 captions" in line
+
+
+def test_capstone_data_env_var(folder, monkeypatch, no_cogworks):
+    monkeypatch.setenv("CAPSTONE_DATA", str(folder))
+    assert load_dataset().files.source == "CAPSTONE_DATA"
+
+
+def test_explicit_glove_argument_wins(folder, tmp_path):
+    glove = tmp_path / "tiny.w2v"
+    glove.write_text("2 3\ndog 1 0 0\ncat 0 1 0\n")
+    ds = load_dataset(folder, glove=glove)
+    assert ds.glove.dim == 3 and len(ds.glove) == 2
+
+
+def test_demo_is_generated_on_first_use(monkeypatch, no_cogworks, capsys):
+    ds = load_dataset(demo_images=40, verbose=True)  # conftest's CAPSTONE_HOME is empty
+    assert ds.files.is_demo and ds.files.captions == paths.demo_dir() / CAPTIONS_FILE
+    assert ds.data.n_images + ds.data.n_dropped_images == 40
+    assert ds.glove.dim == 50  # the embedded GloVe 6B 50-d
+    err = capsys.readouterr().err
+    assert "generating the demo dataset (40 images)" in err and "embedded demo" in err
+    before = ds.files.captions.read_bytes()
+    again = load_dataset(demo=True, demo_images=999)  # present: not generated again
+    assert again.data.n_images == ds.data.n_images
+    assert ds.files.captions.read_bytes() == before
+
+
+def test_missing_file_names_it_the_folder_and_cogworks(folder, tmp_path):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / CAPTIONS_FILE).write_bytes((folder / CAPTIONS_FILE).read_bytes())
+    with pytest.raises(FileNotFoundError) as info:
+        load_dataset(partial)
+    message = str(info.value)
+    assert FEATURES_FILE in message and str(partial) in message
+    assert "cogworks-data" in message and CAPTIONS_FILE + "," not in message
+
+
+def test_demo_and_folder_together_is_an_error(folder):
+    with pytest.raises(ValueError, match="demo=True"):
+        load_dataset(folder, demo=True)
