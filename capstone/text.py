@@ -7,9 +7,10 @@ For a text with tokens t_1 ... t_n (lowercased, punctuation removed, split on wh
     embed   = e / ||e||
 
 Everything works on whole batches: all captions are joined into one string, lowercased,
-stripped and split once, tokens become integer ids through one dict lookup each, and the
-per-caption sums are segment sums over a (vocabulary, d) table of IDF-weighted vectors. There
-is no Python loop over captions.
+stripped and split once, and tokens become integer ids through one dict lookup each. The ids
+make one sparse (texts, vocabulary) count matrix C: the IDF counts its nonzero columns, and
+the embeddings are the product ``C @ T`` with the (vocabulary, d) table T of IDF-weighted
+vectors. There is no Python loop over captions.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from itertools import repeat
 
 import numpy as np
+import scipy.sparse
 
 from capstone.glove import WordVectors
 from capstone.vectors import normalize_rows
@@ -67,6 +69,20 @@ class TokenBatch:
     def text_of_token(self) -> np.ndarray:
         """(T,) int64: the index of the text each token belongs to."""
         return np.repeat(np.arange(len(self), dtype=np.int64), np.diff(self.offsets))
+
+    def counts(self, columns: np.ndarray | None = None) -> scipy.sparse.csr_matrix:
+        """The (N, U) float32 sparse matrix of how often text i holds word j.
+
+        ``columns`` (shape (U,), int) renumbers the words first: word j counts in column
+        ``columns[j]``, and the matrix has ``columns.max() + 1`` columns.
+        """
+        ids = self.ids if columns is None else columns[self.ids]
+        n_columns = len(self.words) if columns is None else int(columns.max(initial=-1)) + 1
+        counts = scipy.sparse.csr_matrix(
+            (np.ones(len(ids), np.float32), ids, self.offsets), shape=(len(self), n_columns)
+        )
+        counts.sum_duplicates()  # one entry per (text, word): what document frequency counts
+        return counts
 
 
 def _check_texts(texts: Sequence[str], name: str) -> list[str]:
@@ -146,13 +162,16 @@ class IDF:
     @classmethod
     def from_tokens(cls, batch: TokenBatch) -> IDF:
         """IDF over the texts of a `TokenBatch` (each text is one document)."""
-        n_docs, n_words = len(batch), len(batch.words)
+        return cls._from_counts(batch.words, batch.counts())
+
+    @classmethod
+    def _from_counts(cls, words: list[str], counts: scipy.sparse.csr_matrix) -> IDF:
+        n_docs = counts.shape[0]
         if n_docs == 0:
             raise ValueError("IDF needs at least one caption")
-        # A word counts once per caption however often it occurs there.
-        pairs = np.unique(batch.text_of_token() * n_words + batch.ids)
-        n_t = np.bincount(pairs % n_words, minlength=n_words)
-        return cls(batch.words, np.log10(n_docs / n_t), n_docs)
+        # One stored entry per (caption, word): a word counts once per caption it occurs in.
+        n_t = np.bincount(counts.indices, minlength=len(words))
+        return cls(words, np.log10(n_docs / n_t), n_docs)
 
     @classmethod
     def fit(cls, captions: Sequence[str]) -> IDF:
@@ -166,26 +185,6 @@ class IDF:
         """The IDF of ``word``; 0 for a word that occurs in no caption."""
         i = self.index.get(word)
         return 0.0 if i is None else float(self.idf[i])
-
-
-def _segment_sums(table: np.ndarray, ids: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """``out[i] = table[ids[offsets[i]:offsets[i+1]]].sum(0)``, in chunks of ~64k tokens.
-
-    Chunks bound the memory of the gathered (tokens, d) rows; there is one iteration per chunk,
-    not per text.
-    """
-    out = np.zeros((len(offsets) - 1, table.shape[1]), dtype=table.dtype)
-    nonempty = np.flatnonzero(np.diff(offsets) > 0)
-    if len(nonempty) == 0:
-        return out
-    starts = offsets[nonempty]
-    cuts = np.unique(np.searchsorted(starts, np.arange(0, offsets[-1], 1 << 16)))
-    cuts = cuts[cuts < len(nonempty)]  # a boundary inside the last text starts no new chunk
-    for a, b in zip(cuts, [*cuts[1:], len(nonempty)], strict=True):
-        lo, hi = starts[a], offsets[nonempty[b - 1] + 1]
-        # reduceat over the starts of non-empty texts only: empty ones keep their zero row.
-        out[nonempty[a:b]] = np.add.reduceat(table[ids[lo:hi]], starts[a:b] - lo, axis=0)
-    return out
 
 
 class TextEmbedder:
@@ -229,12 +228,14 @@ class TextEmbedder:
             float32 unit rows (a zero row for a caption with no known word).
         """
         batch = tokenize_batch(captions)
-        embedder = cls(IDF.from_tokens(batch), glove)
+        counts = batch.counts()
+        embedder = cls(IDF._from_counts(batch.words, counts), glove)
         # The batch's word ids are the IDF table's own rows.
-        return embedder, embedder._embed_ids(batch.ids, batch.offsets)
+        return embedder, embedder._embed_counts(counts)
 
-    def _embed_ids(self, ids: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        return normalize_rows(_segment_sums(self.table, ids, offsets))
+    def _embed_counts(self, counts: scipy.sparse.csr_matrix) -> np.ndarray:
+        # sum_i IDF(t_i) glove[t_i] for all texts at once: C @ T (columns beyond C's are unused).
+        return normalize_rows(np.asarray(counts @ self.table[: counts.shape[1]]))
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed many texts.
@@ -256,7 +257,7 @@ class TextEmbedder:
             dtype=np.int64,
             count=len(batch.words),
         )
-        return self._embed_ids(to_table[batch.ids], batch.offsets)
+        return self._embed_counts(batch.counts(to_table))
 
     def known_words(self, text: str) -> tuple[list[str], list[str]]:
         """Split the tokens of ``text`` into those that count and those that add nothing.

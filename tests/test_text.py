@@ -15,7 +15,7 @@ import pytest
 from hypothesis import example, given, settings
 
 from capstone.glove import WordVectors
-from capstone.text import IDF, TextEmbedder, _segment_sums, tokenize, tokenize_batch
+from capstone.text import IDF, TextEmbedder, tokenize, tokenize_batch
 
 # ---------------------------------------------------------------------------------------------
 # tokenize
@@ -377,7 +377,7 @@ def test_known_words(embedder: TextEmbedder):
 
 
 # ---------------------------------------------------------------------------------------------
-# Large batches: the per-text sums are computed in chunks of 65,536 tokens
+# Large batches
 
 
 def test_a_word_in_every_caption_weighs_nothing():
@@ -423,7 +423,7 @@ def _vocabulary(n_words: int, n_with_vectors: int, dim: int = 8, seed: int = 0):
     return rng, words[:n_with_vectors], rng.normal(size=(n_with_vectors, dim)).astype(np.float32)
 
 
-def test_fit_over_more_than_65536_tokens():
+def test_fit_over_many_captions():
     rng, words, vectors = _vocabulary(300, 250)
     lengths = rng.integers(0, 11, size=20_000)  # ~100k tokens, some empty captions
     picks = rng.integers(0, 300, size=lengths.sum())
@@ -431,51 +431,28 @@ def test_fit_over_more_than_65536_tokens():
     captions = [
         " ".join(f"w{j}" for j in picks[e - n : e]) for n, e in zip(lengths, ends, strict=True)
     ]
-    assert sum(map(len, map(str.split, captions))) > 65_536
     _assert_large_batch_matches(captions, words, vectors)
 
 
-@pytest.mark.parametrize(
-    "last_length",
-    [
-        1,  # the last caption ends exactly at the chunk boundary
-        10,  # the last caption straddles the chunk boundary
-        65_536 + 3,  # the last caption is longer than a chunk
-    ],
-)
-def test_fit_when_the_last_caption_crosses_a_chunk_boundary(last_length: int):
-    rng, words, vectors = _vocabulary(60, 50)
-    # 13,107 captions of 5 tokens: 65,535 tokens, so the last caption starts just before 65,536
-    picks = rng.integers(0, 60, size=(13_107, 5))
-    captions = [" ".join(f"w{j}" for j in row) for row in picks.tolist()]
-    captions.append(" ".join(f"w{j}" for j in rng.integers(0, 60, size=last_length)))
-    _assert_large_batch_matches(captions, words, vectors)
-
-
-def test_embed_one_text_longer_than_a_chunk(embedder: TextEmbedder):
+def test_embed_one_very_long_text(embedder: TextEmbedder):
     text = " ".join(["dog", "red", "zebra", "cat"] * 20_000)  # 80,000 tokens
     np.testing.assert_allclose(embedder.embed([text]), embedder.embed(["dog red cat"]), atol=1e-6)
 
 
-# boundary-heavy text lengths: the chunk size is 2**16 tokens
-_lengths = st.one_of(
-    st.integers(0, 3),
-    st.sampled_from([65_535, 65_536, 65_537]),
-    st.integers(0, 70_000),
+@settings(max_examples=60, deadline=None)
+@given(
+    texts=st.lists(st.lists(st.sampled_from(["a", "dog", "cat", "red", "x"]), max_size=6)),
+    renumber=st.booleans(),
 )
-
-
-@settings(max_examples=30, deadline=None)
-@given(lengths=st.lists(_lengths, min_size=1, max_size=6), seed=st.integers(0, 2**32 - 1))
-@example(lengths=[65_535, 2], seed=0)
-@example(lengths=[70_000], seed=0)
-@example(lengths=[0, 0], seed=0)
-@example(lengths=[65_536, 0, 65_536, 0], seed=0)
-def test_segment_sums_matches_add_at(lengths: list[int], seed: int):
-    rng = np.random.default_rng(seed)
-    table = rng.integers(-8, 9, size=(7, 3)).astype(np.float64)  # integer sums: exact
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    ids = rng.integers(0, 7, size=offsets[-1])
-    expected = np.zeros((len(lengths), 3))
-    np.add.at(expected, np.repeat(np.arange(len(lengths)), lengths), table[ids])
-    np.testing.assert_array_equal(_segment_sums(table, ids, offsets), expected)
+def test_counts_matches_counter(texts: list[list[str]], renumber: bool):
+    batch = tokenize_batch([" ".join(t) for t in texts])
+    columns = np.arange(len(batch.words))[::-1] + 2 if renumber else None
+    counts = batch.counts(columns).toarray()
+    width = len(batch.words) + 2 if renumber and batch.words else len(batch.words)
+    expected = np.zeros((len(texts), width), dtype=np.float32)
+    for i, tokens in enumerate(texts):
+        for word, n in Counter(tokens).items():
+            j = batch.words.index(word)
+            expected[i, columns[j] if renumber else j] = n
+    np.testing.assert_array_equal(counts, expected)
+    assert counts.dtype == np.float32
