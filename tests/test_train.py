@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from dataclasses import asdict, replace
 
@@ -473,3 +474,19 @@ def test_plot_with_agg_backend(toy, trained):
         np.testing.assert_array_equal(result.model.weight.data, trained.model.weight.data)
     finally:
         plt.close("all")
+
+
+def test_training_steps_run_on_one_blas_thread(toy, monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    train_module = sys.modules["capstone.train"]  # `capstone.train` is also the function
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+        return train_step(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_step", spy)
+    data, embeddings = toy
+    train(data, embeddings, TrainConfig(epochs=1, seed=0), progress=False)
+    assert seen and all(threads == {1} for threads in seen)
