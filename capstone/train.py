@@ -238,8 +238,10 @@ def train(
     bar = Progress(enabled=progress)
 
     # Each step's products are tiny (2B x 512 x d): a second BLAS thread costs more in hand-offs
-    # than it saves, and ten times more when another process holds the other core.
-    with threadpool_limits(limits=1, user_api="blas"):
+    # than it saves, and ten times more when another process holds the other core. MyGrad's
+    # memory guard (locking arrays a graph uses) costs ~10% of a step; no array is written
+    # while a graph exists here: SGD updates W after backward has cleared it.
+    with threadpool_limits(limits=1, user_api="blas"), mg.mem_guard_off:
         for epoch in range(len(history) + 1, config.epochs + 1):
             start = time.perf_counter()
             rng = np.random.default_rng([config.seed, epoch])

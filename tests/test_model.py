@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import hypothesis.extra.numpy as hnp
 import mygrad as mg
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from mygrad.nnet.initializers import glorot_normal
 
 from capstone.archive import ArchiveError, save_archive
 from capstone.database import DATABASE_KIND, ImageDatabase
-from capstone.model import MODEL_KIND, ImageEmbedder
+from capstone.model import MODEL_KIND, ImageEmbedder, unit_rows
 
 
 def reference_forward(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -265,3 +266,24 @@ def test_save_over_existing_file(tmp_path):
     assert path.read_bytes() == before
     other.save(path, overwrite=True)
     np.testing.assert_array_equal(ImageEmbedder.load(path).weight.data, other.weight.data)
+
+
+@settings(deadline=None, max_examples=50)
+@given(
+    x=hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=6),
+        elements=st.floats(-10, 10).filter(lambda v: abs(v) > 1e-3),
+    ),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_unit_rows_matches_its_composition(x, seed):
+    # The fused operation against MyGrad's own autodiff of x / sqrt(sum(x * x)).
+    upstream = np.random.default_rng(seed).standard_normal(x.shape)
+    fused, composed = mg.tensor(x), mg.tensor(x)
+    out = unit_rows(fused)
+    reference = composed / mg.sqrt(mg.sum(composed * composed, axis=1, keepdims=True))
+    np.testing.assert_allclose(out.data, reference.data, rtol=1e-12)
+    (out * upstream).sum().backward()
+    (reference * upstream).sum().backward()
+    np.testing.assert_allclose(fused.grad, composed.grad, rtol=1e-9, atol=1e-12)

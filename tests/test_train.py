@@ -476,17 +476,20 @@ def test_plot_with_agg_backend(toy, trained):
         plt.close("all")
 
 
-def test_training_steps_run_on_one_blas_thread(toy, monkeypatch):
+def test_training_steps_run_on_one_blas_thread_without_memory_guard(toy, monkeypatch):
+    import mygrad as mg
     from threadpoolctl import threadpool_info
 
     train_module = sys.modules["capstone.train"]  # `capstone.train` is also the function
     seen = []
 
     def spy(*args, **kwargs):
-        seen.append({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+        threads = {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+        seen.append((threads, mg.mem_guard_active()))
         return train_step(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "train_step", spy)
     data, embeddings = toy
     train(data, embeddings, TrainConfig(epochs=1, seed=0), progress=False)
-    assert seen and all(threads == {1} for threads in seen)
+    assert seen and all(state == ({1}, False) for state in seen)
+    assert mg.mem_guard_active()  # restored for the user's own MyGrad code
