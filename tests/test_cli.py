@@ -1,193 +1,761 @@
-"""Tests for `capstone.cli`: every command run in-process on a tiny demo, and its bad inputs."""
+"""The command line, run in-process: ``capstone.cli.main([...])`` on a tiny demo.
 
+One demo run (a few hundred images, 1 epoch) is trained once per module into its own data
+home (`shared_home`); the tests that use it point CAPSTONE_HOME back there (`home`), since the
+autouse fixture of conftest.py gives every test a fresh, empty data home.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
 import json
+from pathlib import Path
 
 import pytest
 
+from capstone import paths
 from capstone.cli import build_parser, main
-from capstone.model import ImageEmbedder
 
-COMMANDS = ["demo", "train", "evaluate", "search", "similar", "tags", "words"]
+RUN = "tiny"
+N_IMAGES = 300  # the demo drops one image without descriptors: 299 remain
+TRAIN = ["--epochs", "1", "--batch-size", "64"]
+
+
+def _no_course_data(mp: pytest.MonkeyPatch, tmp: Path) -> None:
+    """Never pick up a real cogworks-data cache of the machine running the tests."""
+    mp.setattr(paths, "COGWORKS_CACHE", tmp / "no_cog_data")
+    mp.delenv("CAPSTONE_DATA", raising=False)
 
 
 @pytest.fixture(scope="module")
-def demo_home(tmp_path_factory):
-    """A data home where `demo` generated 300 images and trained the run "tiny"."""
-    home = tmp_path_factory.mktemp("home")
+def shared_home(tmp_path_factory):
+    """A data home with the tiny demo dataset and one trained run ``RUN``; also the demo's
+    stdout, stderr and exit code."""
+    home = tmp_path_factory.mktemp("cli_home")
+    out, err = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CAPSTONE_HOME", str(home))
-        mp.delenv("CAPSTONE_DATA", raising=False)
-        assert main(["demo", "--images", "300", "--epochs", "2", "--run", "tiny"]) == 0
-    return home
+        _no_course_data(mp, home)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["demo", "--images", str(N_IMAGES), "--run", RUN, *TRAIN])
+    return home, code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture
-def home(demo_home, monkeypatch, capsys):
-    monkeypatch.setenv("CAPSTONE_HOME", str(demo_home))  # after conftest's fresh home
-    capsys.readouterr()  # drop the demo's output if it ran for this test
-    return demo_home
+def home(shared_home, monkeypatch, tmp_path):
+    """CAPSTONE_HOME pointed at the shared, trained data home for this test."""
+    root, code, _, err = shared_home
+    assert code == 0, err
+    monkeypatch.setenv("CAPSTONE_HOME", str(root))  # after (so over) conftest's autouse setenv
+    _no_course_data(monkeypatch, tmp_path)
+    return root
+
+
+@pytest.fixture
+def demo_data(shared_home):
+    """The folder of the shared tiny demo dataset (for ``--data``); CAPSTONE_HOME untouched."""
+    root, code, _, err = shared_home
+    assert code == 0, err
+    return root / "minicoco"
+
+
+@pytest.fixture
+def fresh_home(monkeypatch, tmp_path):
+    """The empty data home of conftest's autouse fixture, guarded from course data.
+
+    Never combine with `home`, which points CAPSTONE_HOME elsewhere."""
+    _no_course_data(monkeypatch, tmp_path)
+    home = paths.data_home()
+    assert not home.joinpath("runs").exists()
+    return home
 
 
 def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+    """``main(argv)`` -> (exit code, stdout, stderr)."""
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
-def search_json(capsys, *argv):
+def run_json(capsys, *argv):
     code, out, err = run(capsys, *argv, "--json")
     assert code == 0, err
+    assert err == ""  # --json: nothing but the JSON, no progress lines
     return json.loads(out)
 
 
-METRICS = {"recall_at_1", "recall_at_5", "recall_at_10", "median_rank", "mrr"}
-
-
-def test_demo_saved_its_run_and_metrics(home):
-    run_dir = home / "runs" / "tiny"
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert set(metrics["models"]) == {"trained", "untrained", "chance"}
-    assert METRICS <= set(metrics["models"]["trained"])
-    model = ImageEmbedder.load(run_dir / "model.npz", d=50)
-    assert model.info["train"]["epochs"] == 2 and model.info["data_source"] == "demo"
-    assert (home / "minicoco" / "captions_train2014.json").is_file()
-
-
-def test_evaluate_json_matches_the_demo_metrics(home, capsys):
-    report = search_json(capsys, "evaluate", "--run", "tiny")
-    saved = json.loads((home / "runs" / "tiny" / "metrics.json").read_text())
-    assert report["models"] == saved["models"]
-    assert report["model"].endswith("tiny/model.npz")
-
-
-def test_evaluate_prints_a_table(home, capsys):
-    code, out, _ = run(capsys, "evaluate")  # the newest run by default
-    assert code == 0
-    assert "R@1" in out and "chance" in out and "untrained" in out
-
-
-def test_search_json_is_ranked_results(home, capsys):
-    rows = search_json(capsys, "search", "two dogs playing in the snow", "-k", "4")
-    assert [r["rank"] for r in rows] == [1, 2, 3, 4]
-    assert set(rows[0]) == {"rank", "image_id", "score", "url", "captions"}
-    scores = [r["score"] for r in rows]
-    assert scores == sorted(scores, reverse=True)
-
-
-def test_search_text_output(home, capsys):
-    code, out, _ = run(capsys, "search", "a pizza on a table", "-k", "2", "--captions", "2")
-    assert code == 0
-    lines = out.splitlines()
-    assert lines[0].startswith("#1") and "image" in lines[0] and "http" in lines[0]
-    assert len(lines) == 2 * 3  # a header and two captions per result
-
-
-def test_search_add_and_subtract_change_the_query(home, capsys):
-    plain = search_json(capsys, "search", "a dog", "-k", "5")
-    combined = search_json(
-        capsys, "search", "a dog", "--add", "a beach", "--subtract", "snow", "-k", "5"
-    )
-    assert [r["score"] for r in plain] != [r["score"] for r in combined]
-
-
-def test_search_all_images_searches_more(home, capsys):
-    val = search_json(capsys, "search", "a dog", "-k", "1000")
-    every = search_json(capsys, "search", "a dog", "-k", "1000", "--all-images")
-    assert len(val) < len(every) == 299
-
-
-def test_search_show_saves_a_grid(home, capsys, tmp_path):
-    png = tmp_path / "grid.png"
-    code, _, err = run(capsys, "search", "a dog", "-k", "3", "--show", str(png))
-    assert code == 0 and png.read_bytes().startswith(b"\x89PNG")
-    assert "grid saved" in err
-
-
-def test_similar_leaves_the_image_out(home, capsys):
-    image_id = search_json(capsys, "search", "a dog", "-k", "1")[0]["image_id"]
-    for space in ("semantic", "descriptor"):
-        rows = search_json(capsys, "similar", str(image_id), "-k", "3", "--space", space)
-        assert len(rows) == 3 and image_id not in [r["image_id"] for r in rows]
-
-
-def test_tags_and_words(home, capsys):
-    image_id = search_json(capsys, "search", "a dog", "-k", "1")[0]["image_id"]
-    tags = search_json(capsys, "tags", str(image_id), "-k", "4")
-    assert len(tags) == 4 and all(t["word"].isalpha() for t in tags)
-    code, out, _ = run(capsys, "tags", str(image_id))
-    assert code == 0 and "caption:" in out and "tags:" in out
-    words = search_json(capsys, "words", "feline", "-k", "3")
-    assert len(words) == 3 and "feline" not in [w["word"] for w in words]
-
-
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["search", "a dog", "-k", "0"], "`k`"),
-        (["search", ""], "no words"),
-        (["search", "qwzxv"], "qwzxv"),
-        (["similar", "999999999"], "error: unknown image id 999999999"),  # no KeyError quotes
-        (["tags", "999999999"], "error: unknown image id 999999999"),
-        (["words", "qwzxvblorp"], "qwzxvblorp"),
-        (["search", "a dog", "--run", "nosuchrun"], "no such model file (--run nosuchrun)"),
-        (["evaluate", "--model", "missing.npz"], "missing.npz"),
-        (["similar", "1", "--space", "descriptor", "--add", "snow"], "semantic space only"),
-        (["train", "--resume"], "--resume needs --run"),
-        (["train", "--data", "nowhere"], "nowhere"),
-    ],
-)
-def test_bad_inputs_exit_2_with_a_message(home, capsys, argv, message):
-    code, _, err = run(capsys, *argv)
-    assert code == 2
-    last = err.strip().splitlines()[-1]
-    assert last.startswith("error: ") and message in last
-
-
-def test_a_trained_run_is_not_overwritten(home, capsys):
-    model = home / "runs" / "tiny" / "model.npz"
-    before = model.read_bytes()
-    code, _, err = run(capsys, "train", "--run", "tiny", "--epochs", "1")
-    assert code == 2 and "tiny" in err
-    assert model.read_bytes() == before
-
-
-def test_train_then_resume(home, capsys):
-    assert run(capsys, "train", "--run", "more", "--epochs", "1")[0] == 0
-    code, out, _ = run(capsys, "train", "--run", "more", "--epochs", "2", "--resume")
-    assert code == 0 and "more/model.npz" in out
-    model = ImageEmbedder.load(home / "runs" / "more" / "model.npz")
-    assert [h["epoch"] for h in model.info["history"]] == [1, 2]
-
-
-@pytest.mark.parametrize("argv", [["search"], ["similar", "abc"], ["search", "x", "-k", "two"]])
-def test_usage_errors_exit_2(argv, capsys):
+def argparse_exit(capsys, *argv):
+    """Exit status and stderr of an argparse rejection (SystemExit)."""
     with pytest.raises(SystemExit) as info:
-        main(argv)
-    assert info.value.code == 2
-    assert "usage:" in capsys.readouterr().err
+        main([str(a) for a in argv])
+    return info.value.code, capsys.readouterr().err
 
 
-def test_no_model_yet_says_how_to_get_one(capsys):
-    code, _, err = run(capsys, "evaluate")  # conftest's fresh, empty home
-    assert code == 2 and "python -m capstone demo" in err
+def val_image_ids(capsys):
+    """Image ids of the run's database (its validation images), best first for one query."""
+    rows = run_json(capsys, "search", "a dog on a street", "--run", RUN, "-k", "50")
+    return [r["image_id"] for r in rows]
 
 
-def test_parser_knows_every_command():
-    assert set(build_parser()._subparsers._group_actions[0].choices) == set(COMMANDS)
+# -- help ------------------------------------------------------------------------------------
+
+COMMANDS = {
+    "demo": ["--images", "--run", "--epochs", "--batch-size", "--lr", "--seed"],
+    "train": ["--data", "--glove", "--run", "--resume", "--epochs", "--margin", "--hard"],
+    "evaluate": ["--data", "--run", "--model", "--json"],
+    "search": ["text", "-k", "--json", "--add", "--subtract", "--captions", "--show"],
+    "similar": ["IMAGE_ID", "--space", "-k", "--json", "--add", "--subtract", "--all-images"],
+    "tags": ["IMAGE_ID", "-k", "--json", "--run", "--model"],
+    "words": ["word", "-k", "--json", "--run", "--model"],
+}
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-def test_help(command, capsys):
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_help_of_each_command(capsys, command):
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"usage: python -m capstone {command}")
-    assert "--json" in out or command in ("demo", "train")
+    assert out.startswith("usage: python -m capstone " + command)
+    for arg in COMMANDS[command]:
+        assert arg in out, f"{command} --help does not mention {arg}"
 
 
 def test_top_level_help_lists_every_command(capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as info:
         main(["--help"])
+    assert info.value.code == 0
     out = capsys.readouterr().out
-    assert all(c in out for c in COMMANDS)
+    for command in COMMANDS:
+        assert command in out
+
+
+def test_every_command_has_help_tested():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == set(COMMANDS)
+
+
+def test_no_command_is_an_argparse_error(capsys):
+    code, err = argparse_exit(capsys)
+    assert code == 2
+    assert "COMMAND" in err or "required" in err
+
+
+def test_unknown_command_is_an_argparse_error(capsys):
+    code, err = argparse_exit(capsys, "fly")
+    assert code == 2
+    assert "fly" in err
+
+
+# -- demo ------------------------------------------------------------------------------------
+
+
+def test_demo_trains_evaluates_and_shows_queries(shared_home):
+    root, code, out, err = shared_home
+    assert code == 0, err
+    run_dir = root / "runs" / RUN
+    assert (run_dir / "model.npz").is_file()
+    assert (root / "minicoco" / paths.CAPTIONS_FILE).is_file()
+    assert f"generating the demo dataset ({N_IMAGES:,} images)" in err
+    assert f"training into {run_dir}" in err
+    assert "caption -> image retrieval" in out
+    for model in ("trained", "untrained", "chance"):
+        assert f"\n{model} " in out
+    assert 'query: "two dogs playing in the snow"' in out
+    assert "ignored (IDF 0 or no GloVe vector): feline" in out
+    assert f"saved {run_dir}/model.npz and metrics.json" in out
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"trained", "untrained", "chance"}
+    assert 0 < metrics["val_images"] < N_IMAGES
+
+
+def test_demo_into_an_existing_run_is_an_error(home, capsys):
+    # the shared run's checkpoint is there: the demo refuses to overwrite it
+    code, out, err = run(capsys, "demo", "--images", N_IMAGES, "--run", RUN, *TRAIN)
+    assert code == 2
+    assert out == ""
+    assert err.count("error:") == 1
+    assert "checkpoint.npz exists" in err
+
+
+def test_demo_rejects_bad_epochs(fresh_home, capsys):
+    code, _, err = run(capsys, "demo", "--images", 20, "--epochs", 0, "--run", "x")
+    assert code == 2
+    assert "error:" in err and "epochs" in err
+
+
+# -- train -----------------------------------------------------------------------------------
+
+
+def test_train_then_resume_with_more_epochs(fresh_home, demo_data, capsys):
+    data = demo_data
+    code, out, err = run(capsys, "train", "--data", data, "--run", "r", *TRAIN)
+    assert code == 0, err
+    run_dir = fresh_home / "runs" / "r"
+    assert f"training into {run_dir}" in err
+    assert out.startswith(f"saved {run_dir / 'model.npz'}  (final val accuracy ")
+    accuracy = float(out.rsplit(" ", 1)[1].rstrip(")\n"))
+    assert 0 <= accuracy <= 1
+    first = (run_dir / "model.npz").read_bytes()
+
+    code, out, err = run(
+        capsys, "train", "--data", data, "--run", "r", "--resume", "--epochs", 2, "--batch-size", 64
+    )
+    assert code == 0, err
+    assert (run_dir / "model.npz").read_bytes() != first  # one more epoch changed W
+
+
+def test_train_twice_into_one_run_is_an_error(home, capsys):
+    code, _, err = run(capsys, "train", "--data", home / "minicoco", "--run", RUN, *TRAIN)
+    assert code == 2
+    assert "error:" in err and "checkpoint.npz exists" in err and "--resume" in err
+
+
+def test_train_resume_needs_a_run(fresh_home, demo_data, capsys):
+    code, _, err = run(capsys, "train", "--data", demo_data, "--resume")
+    assert code == 2
+    assert "error: --resume needs --run NAME" in err
+
+
+def test_train_resume_of_an_unknown_run_is_an_error(fresh_home, demo_data, capsys):
+    code, _, err = run(capsys, "train", "--data", demo_data, "--run", "nope", "--resume", *TRAIN)
+    assert code == 2
+    assert "error: nothing to resume" in err and "nope" in err
+
+
+def test_train_on_a_folder_without_data_is_an_error(fresh_home, capsys, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run(capsys, "train", "--data", empty, *TRAIN)
+    assert code == 2
+    assert "error:" in err and paths.CAPTIONS_FILE in err and str(empty) in err
+
+
+def test_train_rejects_a_non_integer_epoch_count(capsys):
+    code, err = argparse_exit(capsys, "train", "--epochs", "two")
+    assert code == 2
+    assert "--epochs" in err and "two" in err
+
+
+# -- evaluate --------------------------------------------------------------------------------
+
+
+def test_evaluate_json(home, capsys):
+    report = run_json(capsys, "evaluate", "--run", RUN)
+    assert report["model"] == str(home / "runs" / RUN / "model.npz")
+    assert {"pool_size", "n_pools", "n_queries", "val_images", "models"} <= set(report)
+    assert set(report["models"]) == {"trained", "untrained", "chance"}
+    metric_keys = {
+        "recall_at_1",
+        "recall_at_5",
+        "recall_at_10",
+        "median_rank",
+        "mrr",
+        "triple_accuracy",
+        "hard_triple_accuracy",
+    }
+    for figures in report["models"].values():
+        assert metric_keys <= set(figures)
+        assert 0 <= figures["recall_at_1"] <= figures["recall_at_5"] <= figures["recall_at_10"] <= 1
+    assert report["pool_size"] == report["val_images"]  # fewer than 1,000: one pool of all
+    assert report["n_pools"] == 1
+    assert report["models"]["chance"]["triple_accuracy"] == 0.5
+    # the demo evaluated the same model on the same data
+    saved = json.loads((home / "runs" / RUN / "metrics.json").read_text())
+    assert report["models"] == saved["models"]
+
+
+def test_evaluate_table_and_default_model(home, capsys):
+    code, out, err = run(capsys, "evaluate")  # no --run: the newest run, the only one
+    assert code == 0, err
+    assert out.startswith(f"model: {home / 'runs' / RUN / 'model.npz'}\n")
+    assert "caption -> image retrieval: 1 pool(s)" in out
+    assert "R@1" in out and "MRR" in out
+    assert "data:" in err  # verbose without --json
+    assert "warning" not in err
+
+
+def test_evaluate_with_model_file(home, capsys):
+    path = home / "runs" / RUN / "model.npz"
+    report = run_json(capsys, "evaluate", "--model", path)
+    assert report["model"] == str(path)
+
+
+def test_evaluate_json_prints_only_json(home, capsys):
+    code, out, err = run(capsys, "evaluate", "--run", RUN, "--json")
+    assert code == 0
+    json.loads(out)
+    assert err == ""
+
+
+def test_evaluate_missing_model_file(home, capsys, tmp_path):
+    missing = tmp_path / "absent.npz"
+    code, out, err = run(capsys, "evaluate", "--model", missing)
+    assert code == 2
+    assert out == ""
+    assert "error:" in err and str(missing) in err
+
+
+def test_evaluate_unknown_run(home, capsys):
+    code, out, err = run(capsys, "evaluate", "--run", "no-such-run")
+    assert code == 2
+    assert out == ""
+    assert "error:" in err and "no-such-run" in err
+
+
+def test_evaluate_without_any_run(fresh_home, demo_data, capsys):
+    code, _, err = run(capsys, "evaluate", "--data", demo_data)
+    assert code == 2
+    assert "error: no trained model in" in err and "python -m capstone demo" in err
+
+
+@pytest.mark.parametrize("newest", ["first", "second"])
+def test_the_default_model_is_the_newest_run(fresh_home, demo_data, shared_home, capsys, newest):
+    import os
+    import shutil
+
+    for i, name in enumerate(["first", "second"]):
+        model = fresh_home / "runs" / name / "model.npz"
+        model.parent.mkdir(parents=True)
+        shutil.copy(shared_home[0] / "runs" / RUN / "model.npz", model)
+        age = 0 if name == newest else 100 + i
+        os.utime(model, (model.stat().st_mtime - age,) * 2)
+    report = run_json(capsys, "evaluate", "--data", demo_data)
+    assert report["model"] == str(fresh_home / "runs" / newest / "model.npz")
+
+
+def test_evaluate_run_and_model_are_exclusive(capsys):
+    code, err = argparse_exit(capsys, "evaluate", "--run", "a", "--model", "b.npz")
+    assert code == 2
+    assert "not allowed with" in err
+
+
+def test_evaluate_warns_about_a_model_of_other_data(home, capsys, tmp_path):
+    from capstone import minicoco
+
+    other = tmp_path / "other"
+    minicoco.generate(other, 60, seed=1)
+    code, out, err = run(
+        capsys, "evaluate", "--data", other, "--model", home / "runs" / RUN / "model.npz"
+    )
+    assert code == 0, err
+    assert "warning:" in err and "trained on other data" in err
+    assert "caption -> image retrieval" in out
+
+
+# -- search ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def id_sets(shared_home):
+    """(validation image ids, all image ids) of the shared run, as the CLI should split them."""
+    from capstone.coco import CocoData
+    from capstone.triples import split_images
+
+    root, code, _, err = shared_home
+    assert code == 0, err
+    data = CocoData.load(
+        root / "minicoco" / paths.CAPTIONS_FILE, root / "minicoco" / paths.FEATURES_FILE
+    )
+    _, val = split_images(data.n_images, val_fraction=0.2, seed=0)
+    return set(data.image_ids[val].tolist()), set(data.image_ids.tolist())
+
+
+def check_ranked(rows, k):
+    """JSON result rows: k of them, ranks 1..k, the SearchResult fields, best first."""
+    assert len(rows) == k
+    assert [r["rank"] for r in rows] == list(range(1, k + 1))
+    for r in rows:
+        assert set(r) == {"rank", "image_id", "score", "url", "captions"}
+        assert str(r["image_id"]).rjust(12, "0") in r["url"]
+        assert r["captions"] and all(isinstance(c, str) for c in r["captions"])
+        assert -1 <= r["score"] <= 1
+    scores = [r["score"] for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert len({r["image_id"] for r in rows}) == k
+
+
+def test_search_json(home, capsys, id_sets):
+    val, _ = id_sets
+    rows = run_json(capsys, "search", "two dogs playing in the snow", "--run", RUN, "-k", 5)
+    check_ranked(rows, 5)
+    assert {r["image_id"] for r in rows} <= val  # the database is the validation images
+    assert (home / "runs" / RUN / "database.npz").is_file()  # cached beside the model
+
+
+def test_search_default_k_and_every_validation_image(home, capsys, id_sets):
+    val, everything = id_sets
+    check_ranked(run_json(capsys, "search", "a dog", "--run", RUN), 9)
+    rows = run_json(capsys, "search", "a dog", "--run", RUN, "-k", 1000)
+    assert {r["image_id"] for r in rows} == val  # k beyond the database: all of it
+    rows = run_json(capsys, "search", "a dog", "--run", RUN, "-k", 1000, "--all-images")
+    assert {r["image_id"] for r in rows} == everything
+    # the cached database follows the images asked for
+    rows = run_json(capsys, "search", "a dog", "--run", RUN, "-k", 1000)
+    assert {r["image_id"] for r in rows} == val
+
+
+def test_search_table(home, capsys):
+    code, out, err = run(capsys, "search", "a red bus on a city street", "-k", 3, "--captions", 2)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 3 * 3  # each result, then its 2 captions
+    for rank, i in enumerate(range(0, 9, 3), 1):
+        assert lines[i].startswith(f"#{rank} ")
+        assert "image " in lines[i] and "http" in lines[i]
+        assert lines[i + 1].startswith("       ") and lines[i + 2].startswith("       ")
+    assert "data:" in err
+
+
+def test_search_table_matches_json(home, capsys):
+    rows = run_json(capsys, "search", "a pizza", "--run", RUN, "-k", 4)
+    code, out, _ = run(capsys, "search", "a pizza", "--run", RUN, "-k", 4, "--captions", 0)
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 4
+    for line, row in zip(lines, rows, strict=True):
+        assert f"{row['score']:6.3f}  image {row['image_id']}  {row['url']}" in line
+
+
+def _query_scores(home, add, subtract=(), image_id=None):
+    """Expected scores of a combined query over the run's validation images."""
+    import numpy as np
+
+    from capstone.dataset import load_dataset
+    from capstone.model import ImageEmbedder
+    from capstone.triples import split_images
+
+    ds = load_dataset(home / "minicoco")
+    model = ImageEmbedder.load(home / "runs" / RUN / "model.npz")
+    _, val = split_images(ds.data.n_images, val_fraction=0.2, seed=0)
+    q = sum((ds.text.embed_query(t) for t in add), np.zeros(model.d, np.float32)) - sum(
+        (ds.text.embed_query(t) for t in subtract), np.zeros(model.d, np.float32)
+    )
+    if image_id is not None:
+        q = q + model.embed(ds.data.descriptor(image_id)[None])[0]
+    q = q / np.linalg.norm(q)
+    scores = model.embed(ds.data.descriptors[val]) @ q
+    return dict(zip(ds.data.image_ids[val].tolist(), scores.tolist(), strict=True))
+
+
+def test_search_add_and_subtract(home, capsys):
+    rows = run_json(
+        capsys,
+        "search",
+        "a dog",
+        "--add",
+        "snow",
+        "--add",
+        "a park",
+        "--subtract",
+        "a car",
+        "--run",
+        RUN,
+        "-k",
+        5,
+    )
+    check_ranked(rows, 5)
+    expected = _query_scores(home, ["a dog", "snow", "a park"], ["a car"])
+    best = sorted(expected, key=expected.get, reverse=True)[:5]
+    assert [r["image_id"] for r in rows] == best
+    for r in rows:
+        assert r["score"] == pytest.approx(expected[r["image_id"]], abs=1e-5)
+    plain = run_json(capsys, "search", "a dog", "--run", RUN, "-k", 5)
+    assert [r["score"] for r in plain] != [r["score"] for r in rows]
+
+
+def test_search_subtract_alone_changes_the_query(home, capsys):
+    rows = run_json(capsys, "search", "a dog", "--subtract", "snow", "--run", RUN, "-k", 3)
+    expected = _query_scores(home, ["a dog"], ["snow"])
+    for r in rows:
+        assert r["score"] == pytest.approx(expected[r["image_id"]], abs=1e-5)
+
+
+def test_search_subtracting_the_query_itself_is_an_error(home, capsys):
+    code, out, err = run(capsys, "search", "a dog", "--subtract", "a dog", "--run", RUN)
+    assert code == 2
+    assert out == ""
+    assert "error: the combined query is empty" in err
+
+
+@pytest.mark.parametrize("text", ["", "  ", "?!"])
+def test_search_empty_query(home, capsys, text):
+    code, out, err = run(capsys, "search", text, "--run", RUN)
+    assert code == 2
+    assert out == ""
+    assert "error: query" in err and "no words" in err
+
+
+def test_search_query_of_unknown_words(home, capsys):
+    code, out, err = run(capsys, "search", "qzxv wvkj", "--run", RUN)
+    assert code == 2
+    assert out == ""
+    assert "error:" in err and "qzxv wvkj" in err
+
+
+@pytest.mark.parametrize("k", [0, -3])
+def test_search_k_must_be_positive(home, capsys, k):
+    code, out, err = run(capsys, "search", "a dog", "--run", RUN, "-k", k)
+    assert code == 2
+    assert out == ""
+    assert "error:" in err and "`k` must be a positive integer" in err and str(k) in err
+
+
+def test_search_k_must_be_an_integer(capsys):
+    code, err = argparse_exit(capsys, "search", "a dog", "-k", "many")
+    assert code == 2
+    assert "-k" in err and "many" in err
+
+
+def test_search_unknown_run(home, capsys):
+    code, out, err = run(capsys, "search", "a dog", "--run", "missing-run")
+    assert code == 2
+    assert out == ""
+    assert "error:" in err and "missing-run" in err
+
+
+def test_search_missing_model_file(home, capsys, tmp_path):
+    code, out, err = run(capsys, "search", "a dog", "--model", tmp_path / "gone.npz")
+    assert code == 2
+    assert out == ""
+    assert "error:" in err and "gone.npz" in err
+
+
+def test_search_with_a_model_outside_runs_caches_nothing(home, capsys, tmp_path):
+    import shutil
+
+    model = tmp_path / "mine" / "model.npz"
+    model.parent.mkdir()
+    shutil.copy(home / "runs" / RUN / "model.npz", model)
+    rows = run_json(capsys, "search", "a dog", "--model", model, "-k", 3)
+    by_run = run_json(capsys, "search", "a dog", "--run", RUN, "-k", 3)
+    assert rows == by_run
+    assert sorted(p.name for p in model.parent.iterdir()) == ["model.npz"]
+
+
+# -- similar ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def some_ids(id_sets):
+    """(an image id in the run's database, an image id only in its training images)."""
+    val, everything = id_sets
+    return min(val), min(everything - val)
+
+
+def test_similar_json(home, capsys, id_sets, some_ids):
+    val, _ = id_sets
+    image, _ = some_ids
+    rows = run_json(capsys, "similar", image, "--run", RUN, "-k", 4)
+    check_ranked(rows, 4)
+    ids = {r["image_id"] for r in rows}
+    assert image not in ids  # the query image itself is left out
+    assert ids <= val
+    everything = run_json(capsys, "similar", image, "--run", RUN, "-k", 1000)
+    assert {r["image_id"] for r in everything} == val - {image}
+
+
+def test_similar_to_a_training_image(home, capsys, id_sets, some_ids):
+    val, _ = id_sets
+    _, train_image = some_ids
+    rows = run_json(capsys, "similar", train_image, "--run", RUN, "-k", 3)
+    check_ranked(rows, 3)
+    assert {r["image_id"] for r in rows} <= val
+
+
+def test_similar_in_descriptor_space(home, capsys, id_sets, some_ids):
+    _, everything = id_sets
+    image, _ = some_ids
+    rows = run_json(capsys, "similar", image, "--space", "descriptor", "--run", RUN, "-k", 1000)
+    assert {r["image_id"] for r in rows} == everything - {image}  # every image of the dataset
+    semantic = run_json(capsys, "similar", image, "--run", RUN, "-k", 5)
+    assert [r["image_id"] for r in rows[:5]] != [r["image_id"] for r in semantic] or [
+        r["score"] for r in rows[:5]
+    ] != [r["score"] for r in semantic]
+
+
+def test_similar_table(home, capsys, some_ids):
+    image, _ = some_ids
+    code, out, err = run(capsys, "similar", image, "-k", 2)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 4
+    assert lines[0].startswith("#1 ") and lines[2].startswith("#2 ")
+    assert f"image {image} " not in out
+
+
+def test_similar_with_add(home, capsys, some_ids):
+    image, _ = some_ids
+    rows = run_json(capsys, "similar", image, "--add", "snow", "--run", RUN, "-k", 5)
+    check_ranked(rows, 5)
+    assert image not in {r["image_id"] for r in rows}
+    expected = _query_scores(home, ["snow"], image_id=image)
+    del expected[image]
+    assert [r["image_id"] for r in rows] == sorted(expected, key=expected.get, reverse=True)[:5]
+    for r in rows:
+        assert r["score"] == pytest.approx(expected[r["image_id"]], abs=1e-5)
+    subtracted = run_json(capsys, "similar", image, "--subtract", "snow", "--run", RUN, "-k", 5)
+    expected = _query_scores(home, [], ["snow"], image_id=image)
+    for r in subtracted:
+        assert r["score"] == pytest.approx(expected[r["image_id"]], abs=1e-5)
+
+
+def test_similar_add_in_descriptor_space_is_an_error(home, capsys, some_ids):
+    image, _ = some_ids
+    code, out, err = run(
+        capsys, "similar", image, "--space", "descriptor", "--add", "snow", "--run", RUN
+    )
+    assert code == 2
+    assert out == ""
+    assert "error: --add/--subtract work in the semantic space only" in err
+
+
+@pytest.mark.parametrize("space", ["semantic", "descriptor"])
+def test_similar_unknown_image(home, capsys, space):
+    code, out, err = run(capsys, "similar", 1, "--space", space, "--run", RUN)
+    assert code == 2
+    assert out == ""
+    assert "error:" in err and "unknown image id 1" in err
+
+
+def test_similar_k_zero(home, capsys, some_ids):
+    image, _ = some_ids
+    code, _, err = run(capsys, "similar", image, "--run", RUN, "-k", 0)
+    assert code == 2
+    assert "`k` must be a positive integer, got 0" in err
+
+
+def test_similar_bad_arguments(capsys):
+    code, err = argparse_exit(capsys, "similar", "12", "--space", "pixels")
+    assert code == 2
+    assert "pixels" in err and "--space" in err
+    code, err = argparse_exit(capsys, "similar", "a-cat")
+    assert code == 2
+    assert "IMAGE_ID" in err and "a-cat" in err
+
+
+# -- tags ------------------------------------------------------------------------------------
+
+
+def test_tags_json(home, capsys, some_ids):
+    image, train_image = some_ids
+    for i in (image, train_image):
+        tags = run_json(capsys, "tags", i, "--run", RUN, "-k", 4)
+        assert len(tags) == 4
+        assert all(set(t) == {"word", "score"} for t in tags)
+        words = [t["word"] for t in tags]
+        assert len(set(words)) == 4 and all(w.isalpha() for w in words)
+        scores = [t["score"] for t in tags]
+        assert scores == sorted(scores, reverse=True)
+    assert len(run_json(capsys, "tags", image, "--run", RUN)) == 5  # default k
+
+
+def test_tags_table(home, capsys, some_ids):
+    image, _ = some_ids
+    tags = run_json(capsys, "tags", image, "--run", RUN, "-k", 3)
+    code, out, err = run(capsys, "tags", image, "--run", RUN, "-k", 3)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith(f"image {image}: http")
+    assert str(image).rjust(12, "0") in lines[0]
+    assert sum(line.startswith("  caption: ") for line in lines) >= 5
+    assert lines[-1] == "tags: " + ", ".join(f"{t['word']} ({t['score']:.2f})" for t in tags)
+
+
+def test_tags_unknown_image(home, capsys):
+    code, out, err = run(capsys, "tags", 1, "--run", RUN)
+    assert code == 2
+    assert out == ""
+    assert "error:" in err and "unknown image id 1" in err
+
+
+def test_tags_k_zero(home, capsys, some_ids):
+    image, _ = some_ids
+    code, out, err = run(capsys, "tags", image, "--run", RUN, "-k", 0)
+    assert code == 2
+    assert out == ""
+    assert "`k` must be a positive integer, got 0" in err
+
+
+def test_tags_has_no_add_option(capsys):
+    code, err = argparse_exit(capsys, "tags", "12", "--add", "snow")
+    assert code == 2
+    assert "--add" in err
+
+
+# -- words -----------------------------------------------------------------------------------
+
+
+def test_words_json(home, capsys):
+    words = run_json(capsys, "words", "dog", "--run", RUN, "-k", 3)
+    assert len(words) == 3
+    assert all(set(w) == {"word", "score"} for w in words)
+    assert "dog" not in {w["word"] for w in words}  # the word itself is left out
+    scores = [w["score"] for w in words]
+    assert scores == sorted(scores, reverse=True)
+    assert all(-1 <= s <= 1 for s in scores)
+    assert len(run_json(capsys, "words", "dog", "--run", RUN)) == 10  # default k
+    assert run_json(capsys, "words", " DOG ", "--run", RUN, "-k", 3) == words
+
+
+def test_words_table(home, capsys):
+    words = run_json(capsys, "words", "dog", "--run", RUN, "-k", 2)
+    code, out, err = run(capsys, "words", "dog", "--run", RUN, "-k", 2)
+    assert code == 0, err
+    listed = ", ".join(f"{w['word']} ({w['score']:.2f})" for w in words)
+    assert out.startswith("dog (IDF ")
+    assert out.rstrip("\n").endswith("): " + listed)
+    assert float(out.split("(IDF ")[1].split(")")[0]) > 0
+
+
+def test_words_of_a_word_in_no_caption(home, capsys):
+    # "feline" is in GloVe but in no demo caption (see capstone.cli.DEMO_QUERIES)
+    code, out, err = run(capsys, "words", "feline", "--run", RUN, "-k", 3)
+    assert code == 0, err
+    assert out.startswith("feline (IDF 0.00): ")
+
+
+def test_words_unknown_word(home, capsys):
+    code, out, err = run(capsys, "words", "qzxvwk", "--run", RUN)
+    assert code == 2
+    assert out == ""
+    assert "error:" in err and "qzxvwk" in err and "no GloVe vector" in err
+
+
+@pytest.mark.parametrize("word", ["", "   "])
+def test_words_empty_word(home, capsys, word):
+    code, out, err = run(capsys, "words", word, "--run", RUN)
+    assert code == 2
+    assert out == ""
+    assert "error: `word` must be a non-empty string" in err
+
+
+def test_words_k_zero(home, capsys):
+    code, out, err = run(capsys, "words", "dog", "--run", RUN, "-k", 0)
+    assert code == 2
+    assert out == ""
+    assert "`k` must be a positive integer, got 0" in err
+
+
+def test_words_unknown_run(home, capsys):
+    code, out, err = run(capsys, "words", "dog", "--run", "ghost")
+    assert code == 2
+    assert out == ""
+    assert "error:" in err and "ghost" in err
+
+
+def test_search_commands_without_any_run(fresh_home, demo_data, capsys):
+    for argv in (["search", "a dog"], ["similar", "1"], ["tags", "1"], ["words", "dog"]):
+        code, out, err = run(capsys, *argv, "--data", demo_data)
+        assert code == 2, argv
+        assert out == ""
+        assert f"error: no trained model in {fresh_home / 'runs'}" in err
+
+
+def test_search_show_saves_a_grid_of_caption_tiles(home, capsys, tmp_path):
+    # Demo images have no photo: the grid is drawn from captions, with no download.
+    png = tmp_path / "grid.png"
+    code, _, err = run(capsys, "search", "a dog", "-k", "3", "--show", png)
+    assert code == 0 and png.read_bytes().startswith(b"\x89PNG")
+    assert f"grid saved to {png}" in err
