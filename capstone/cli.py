@@ -1,7 +1,8 @@
 """Command line: ``python -m capstone {demo,train,evaluate,search,similar,tags,words}``.
 
 Runs live in ``<data home>/runs/<name>/`` (`capstone.paths.runs_dir`): ``model.npz``,
-``checkpoint.npz`` while training, ``metrics.json`` after evaluation. Commands that need a
+``checkpoint.npz`` (written each epoch; ``train --resume`` continues from it), ``metrics.json``
+after evaluation. Commands that need a
 model take ``--run NAME`` or ``--model PATH``; by default they use the newest run.
 """
 
