@@ -2,8 +2,8 @@
 
 Runs live in ``<data home>/runs/<name>/`` (`capstone.paths.runs_dir`): ``model.npz``,
 ``checkpoint.npz`` (written each epoch; ``train --resume`` continues from it), ``metrics.json``
-after evaluation. Commands that need a
-model take ``--run NAME`` or ``--model PATH``; by default they use the newest run.
+after evaluation. Commands that need a model take ``--run NAME`` or ``--model PATH``; by
+default they use the newest run.
 """
 
 from __future__ import annotations
