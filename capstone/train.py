@@ -125,12 +125,15 @@ def train_step(
     true_descriptors, confusor_descriptors : numpy.ndarray, shape (B, 512)
     """
     b = len(captions)
-    # One forward pass for true and confusor images: half the MyGrad operations.
-    images = model(np.concatenate([true_descriptors, confusor_descriptors]))
-    sims = mg.einsum("nd,nd->n", np.concatenate([captions, captions]), images)
-    sim_true, sim_confusor = sims[:b], sims[b:]
-    loss = margin_ranking_loss(sim_true, sim_confusor, 1, margin)
-    loss.backward()
+    # MyGrad's memory guard (locking the arrays a graph uses) costs ~10% of a step; nothing
+    # here writes to them while the graph exists (SGD updates W after backward clears it).
+    with mg.mem_guard_off:
+        # One forward pass for true and confusor images: half the MyGrad operations.
+        images = model(np.concatenate([true_descriptors, confusor_descriptors]))
+        sims = mg.einsum("nd,nd->n", np.concatenate([captions, captions]), images)
+        sim_true, sim_confusor = sims[:b], sims[b:]
+        loss = margin_ranking_loss(sim_true, sim_confusor, 1, margin)
+        loss.backward()
     optimizer.step()
     return float(loss.item()), float(np.mean(sim_true.data > sim_confusor.data))
 
@@ -238,10 +241,8 @@ def train(
     bar = Progress(enabled=progress)
 
     # Each step's products are tiny (2B x 512 x d): a second BLAS thread costs more in hand-offs
-    # than it saves, and ten times more when another process holds the other core. MyGrad's
-    # memory guard (locking arrays a graph uses) costs ~10% of a step; no array is written
-    # while a graph exists here: SGD updates W after backward has cleared it.
-    with threadpool_limits(limits=1, user_api="blas"), mg.mem_guard_off:
+    # than it saves, and ten times more when another process holds the other core.
+    with threadpool_limits(limits=1, user_api="blas"):
         for epoch in range(len(history) + 1, config.epochs + 1):
             start = time.perf_counter()
             rng = np.random.default_rng([config.seed, epoch])
