@@ -30,7 +30,7 @@ from capstone.triples import split_images
 
 __all__ = ["main"]
 
-DEMO_EPOCHS = 30  # at the course defaults: about a minute on 2 cores, R@1 ~14% vs 0.1% chance
+DEMO_EPOCHS = 30  # at the course defaults: ~40 s on 2 cores, R@1 ~14% vs 0.1% chance
 DEMO_QUERIES = (
     "two dogs playing in the snow",
     "a pizza on a kitchen table",
