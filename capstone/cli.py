@@ -284,11 +284,15 @@ def cmd_similar(args) -> int:
     return 0
 
 
+def _print_words_json(pairs: list[tuple[str, float]]) -> None:
+    print(json.dumps([{"word": w, "score": s} for w, s in pairs], indent=2))
+
+
 def cmd_tags(args) -> int:
     engine = _engine(args)
     tags = engine.tags(args.image_id, k=args.k)
     if args.json:
-        print(json.dumps([{"word": w, "score": s} for w, s in tags], indent=2))
+        _print_words_json(tags)
     else:
         row = engine.dataset.data.image_index(args.image_id)
         print(f"image {args.image_id}: {engine.dataset.data.urls[row]}")
@@ -302,7 +306,7 @@ def cmd_words(args) -> int:
     engine = _engine(args)
     words = engine.similar_words(args.word, k=args.k)
     if args.json:
-        print(json.dumps([{"word": w, "score": s} for w, s in words], indent=2))
+        _print_words_json(words)
     else:
         idf = engine.dataset.text.idf[args.word.strip().lower()]
         print(f"{args.word} (IDF {idf:.2f}): " + ", ".join(f"{w} ({s:.2f})" for w, s in words))
