@@ -63,6 +63,7 @@ def _decode(data: bytes, url: str) -> np.ndarray:
 
 
 def _download(url, *, timeout, max_bytes, session) -> bytes:
+    """The body at ``url`` (``session``: a `requests.Session` or the `requests` module)."""
     deadline = time.monotonic() + timeout
     try:
         with session.get(url, timeout=timeout, stream=True) as response:
@@ -131,9 +132,8 @@ def fetch_image(
             return _decode(path.read_bytes(), url)
         except FetchError:
             path.unlink(missing_ok=True)  # a corrupt cache entry: fetch it again below
-    data = _download(
-        url, timeout=timeout, max_bytes=max_bytes, session=session or requests.Session()
-    )
+    # Without a session, `requests.get` opens and closes one for this call.
+    data = _download(url, timeout=timeout, max_bytes=max_bytes, session=session or requests)
     image = _decode(data, url)  # decode first: only good images are cached
     atomic_write(path, lambda f: f.write(data), overwrite=True)
     return image
