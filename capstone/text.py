@@ -16,6 +16,7 @@ vectors. There is no Python loop over captions.
 from __future__ import annotations
 
 import string
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import repeat
@@ -29,8 +30,8 @@ from capstone.vectors import normalize_rows
 __all__ = ["IDF", "TextEmbedder", "TokenBatch", "tokenize", "tokenize_batch"]
 
 _STRIP_PUNCTUATION = str.maketrans("", "", string.punctuation)
-# Joins texts into one string; it is neither whitespace nor punctuation, so it survives as a
-# token of its own and marks where each text ends.
+# Joins texts into one string, with a space each side: it is neither whitespace nor
+# punctuation, so it survives as a token of its own and marks where each text ends.
 _SEPARATOR = "\x00"
 
 
@@ -113,17 +114,19 @@ def tokenize_batch(texts: Sequence[str]) -> TokenBatch:
     (['two', 'dogs', 'a', 'dog'], [0, 1, 2, 3], [0, 2, 2, 4])
     """
     texts = _check_texts(texts, "texts")
-    joined = _SEPARATOR.join(texts)
+    joined = f" {_SEPARATOR} ".join(texts)
     if joined.count(_SEPARATOR) == max(len(texts) - 1, 0):
-        tokens = joined.lower().translate(_STRIP_PUNCTUATION).replace(_SEPARATOR, f" {_SEPARATOR} ")
-        tokens = tokens.split()
+        tokens = joined.lower().translate(_STRIP_PUNCTUATION).split()
         counts = None  # read off the separators below
     else:
         # A text holds the separator itself: tokenize one by one (correct, merely slower).
         per_text = [tokenize(t) for t in texts]
         tokens = [tok for toks in per_text for tok in toks]
         counts = np.fromiter(map(len, per_text), dtype=np.int64, count=len(texts))
-    index = {w: i for i, w in enumerate(dict.fromkeys(tokens))}
+    # One pass numbers the words in order of first appearance: a missing word gets the id
+    # len(index) from the default factory, in C, without a Python call per token.
+    index = defaultdict()
+    index.default_factory = index.__len__
     ids = np.fromiter(map(index.__getitem__, tokens), dtype=np.int64, count=len(tokens))
     if counts is None:
         sep = index.pop(_SEPARATOR, len(index))
