@@ -30,9 +30,12 @@ from capstone.vectors import normalize_rows
 __all__ = ["IDF", "TextEmbedder", "TokenBatch", "tokenize", "tokenize_batch"]
 
 _STRIP_PUNCTUATION = str.maketrans("", "", string.punctuation)
-# Joins texts into one string, with a space each side: it is neither whitespace nor
-# punctuation, so it survives as a token of its own and marks where each text ends.
+# Batches join texts with " \x00 " (lowercasing must see a non-letter between texts), then
+# one translation strips punctuation and turns each "\x00" into "!": a token no text can
+# produce (punctuation is gone from every real token), marking where each text ends.
 _SEPARATOR = "\x00"
+_BOUNDARY = "!"
+_STRIP_AND_MARK = str.maketrans(_SEPARATOR, _BOUNDARY, string.punctuation)
 
 
 def tokenize(text: str) -> list[str]:
@@ -114,28 +117,45 @@ def tokenize_batch(texts: Sequence[str]) -> TokenBatch:
     (['two', 'dogs', 'a', 'dog'], [0, 1, 2, 3], [0, 2, 2, 4])
     """
     texts = _check_texts(texts, "texts")
+    # Numbers words in order of first appearance: a missing word gets the id len(index) from
+    # the default factory, in C, without a Python call per token.
+    index: defaultdict[str, int] = defaultdict()
+    index.default_factory = index.__len__
+    ids, counts = [], []
+    # Chunks bound the list of token strings (~60 bytes each) to a few MB instead of ~300 MB
+    # for COCO's 4 million tokens; there is one iteration per chunk, not per text.
+    for start in range(0, len(texts), _TEXTS_PER_CHUNK):
+        chunk_ids, chunk_counts = _token_ids(texts[start : start + _TEXTS_PER_CHUNK], index)
+        ids.append(chunk_ids)
+        counts.append(chunk_counts)
+    ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+    boundary = index.pop(_BOUNDARY, None)
+    if boundary is not None:
+        ids -= ids > boundary  # close the gap the boundary leaves in the numbering
+    offsets = np.concatenate([[0], *counts]).cumsum()
+    return TokenBatch(list(index), ids, offsets.astype(np.int64))
+
+
+_TEXTS_PER_CHUNK = 1 << 15
+
+
+def _token_ids(texts: list[str], index: defaultdict) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids of ``texts`` (``index`` gains their new words) and each text's token count."""
     joined = f" {_SEPARATOR} ".join(texts)
     if joined.count(_SEPARATOR) == max(len(texts) - 1, 0):
-        tokens = joined.lower().translate(_STRIP_PUNCTUATION).split()
-        counts = None  # read off the separators below
+        tokens = joined.lower().translate(_STRIP_AND_MARK).split()
+        counts = None  # read off the boundaries below
     else:
         # A text holds the separator itself: tokenize one by one (correct, merely slower).
         per_text = [tokenize(t) for t in texts]
         tokens = [tok for toks in per_text for tok in toks]
         counts = np.fromiter(map(len, per_text), dtype=np.int64, count=len(texts))
-    # One pass numbers the words in order of first appearance: a missing word gets the id
-    # len(index) from the default factory, in C, without a Python call per token.
-    index = defaultdict()
-    index.default_factory = index.__len__
     ids = np.fromiter(map(index.__getitem__, tokens), dtype=np.int64, count=len(tokens))
     if counts is None:
-        sep = index.pop(_SEPARATOR, len(index))
-        is_sep = ids == sep
-        counts = np.bincount(np.cumsum(is_sep)[~is_sep], minlength=len(texts))
-        ids = ids[~is_sep]
-        ids -= ids > sep  # close the gap the separator leaves in the numbering
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return TokenBatch(list(index), ids, offsets)
+        is_boundary = ids == index[_BOUNDARY] if len(texts) > 1 else np.zeros(len(ids), bool)
+        counts = np.bincount(np.cumsum(is_boundary)[~is_boundary], minlength=len(texts))
+        ids = ids[~is_boundary]
+    return ids, counts
 
 
 class IDF:

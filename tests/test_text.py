@@ -8,12 +8,14 @@ import math
 import re
 import string
 from collections import Counter
+from unittest.mock import patch
 
 import hypothesis.strategies as st
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
 
+from capstone import text as text_module
 from capstone.glove import WordVectors
 from capstone.text import IDF, TextEmbedder, tokenize, tokenize_batch
 
@@ -86,18 +88,22 @@ def decode(batch) -> list[list[str]]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(texts_strategy)
-@example([])
-@example([""])
-@example(["", "", ""])
-@example(["\x00"])
-@example(["a\x00b", "a", "b"])
-@example(["ΑΣ", "Β"])  # final sigma must not see the next text
-@example(["Α", "ΣΑ"])
-@example(["ΟΔΟΣ ΟΔΟΣ", "Σ", "ΣΟΣ"])
-@example(["A'", "Σ"])
-def test_tokenize_batch_matches_tokenize(texts: list[str]):
-    batch = tokenize_batch(texts)
+@given(texts=texts_strategy, chunk=st.sampled_from([1, 2, 3, 1 << 15]))
+@example(texts=[], chunk=1 << 15)
+@example(texts=[""], chunk=1 << 15)
+@example(texts=["", "", ""], chunk=1 << 15)
+@example(texts=["\x00"], chunk=1 << 15)
+@example(texts=["a\x00b", "a", "b"], chunk=1 << 15)
+@example(texts=["ΑΣ", "Β"], chunk=1 << 15)  # final sigma must not see the next text
+@example(texts=["Α", "ΣΑ"], chunk=1 << 15)
+@example(texts=["ΟΔΟΣ ΟΔΟΣ", "Σ", "ΣΟΣ"], chunk=1 << 15)
+@example(texts=["A'", "Σ"], chunk=1 << 15)
+@example(texts=["a b", "c", "\x00 d", "a"], chunk=2)  # a real NUL word after separators
+@example(texts=["\x00", "a", "b"], chunk=1)
+def test_tokenize_batch_matches_tokenize(texts: list[str], chunk: int):
+    # Small chunks make one batch of several chunks, some tokenized one text at a time.
+    with patch.object(text_module, "_TEXTS_PER_CHUNK", chunk):
+        batch = tokenize_batch(texts)
     expected = [tokenize(t) for t in texts]
 
     assert decode(batch) == expected
