@@ -258,7 +258,8 @@ class TextEmbedder:
 
     def _embed_counts(self, counts: scipy.sparse.csr_matrix) -> np.ndarray:
         # sum_i IDF(t_i) glove[t_i] for all texts at once: C @ T (columns beyond C's are unused).
-        return normalize_rows(np.asarray(counts @ self.table[: counts.shape[1]]))
+        sums = np.asarray(counts @ self.table[: counts.shape[1]])
+        return normalize_rows(sums, inplace=True)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed many texts.

@@ -123,6 +123,14 @@ def test_normalize_rows_matches_loop(x: np.ndarray, zero_rows: list[int]):
     np.testing.assert_allclose(norms[~zero], 1.0, rtol=1e-6)
 
 
+def test_normalize_rows_inplace_overwrites_and_returns_x():
+    x = np.array([[3.0, 4.0], [0.0, 0.0], [0.0, -2.0]], dtype=np.float32)
+    expected = normalize_rows(x)
+    got = normalize_rows(x, inplace=True)
+    assert got is x
+    np.testing.assert_array_equal(x, expected)
+
+
 def test_normalize_rows_example():
     assert normalize_rows(np.array([[3.0, 4.0], [0.0, 0.0]])).tolist() == [[0.6, 0.8], [0.0, 0.0]]
     assert normalize_rows(np.array([0.0, -2.0])).tolist() == [0.0, -1.0]
