@@ -611,18 +611,20 @@ def test_similar_add_in_descriptor_space_is_an_error(home, capsys, some_ids):
     assert "error: --add/--subtract work in the semantic space only" in err
 
 
-@pytest.mark.parametrize("space", ["semantic", "descriptor"])
-def test_similar_unknown_image(home, capsys, space):
-    code, out, err = run(capsys, "similar", 1, "--space", space, "--run", RUN)
+@pytest.mark.parametrize("command", [["similar"], ["similar", "--space", "descriptor"], ["tags"]])
+def test_unknown_image(home, capsys, command):
+    code, out, err = run(capsys, *command, 1, "--run", RUN)
     assert code == 2
     assert out == ""
     assert "error:" in err and "unknown image id 1" in err
 
 
-def test_similar_k_zero(home, capsys, some_ids):
+@pytest.mark.parametrize("command", ["similar", "tags"])
+def test_image_queries_k_zero(home, capsys, some_ids, command):
     image, _ = some_ids
-    code, _, err = run(capsys, "similar", image, "--run", RUN, "-k", 0)
+    code, out, err = run(capsys, command, image, "--run", RUN, "-k", 0)
     assert code == 2
+    assert out == ""
     assert "`k` must be a positive integer, got 0" in err
 
 
@@ -661,21 +663,6 @@ def test_tags_table(home, capsys, some_ids):
     assert str(image).rjust(12, "0") in lines[0]
     assert sum(line.startswith("  caption: ") for line in lines) >= 5
     assert lines[-1] == "tags: " + ", ".join(f"{t['word']} ({t['score']:.2f})" for t in tags)
-
-
-def test_tags_unknown_image(home, capsys):
-    code, out, err = run(capsys, "tags", 1, "--run", RUN)
-    assert code == 2
-    assert out == ""
-    assert "error:" in err and "unknown image id 1" in err
-
-
-def test_tags_k_zero(home, capsys, some_ids):
-    image, _ = some_ids
-    code, out, err = run(capsys, "tags", image, "--run", RUN, "-k", 0)
-    assert code == 2
-    assert out == ""
-    assert "`k` must be a positive integer, got 0" in err
 
 
 def test_tags_has_no_add_option(capsys):
