@@ -364,7 +364,7 @@ def stage_train(
     from capstone.train import TrainConfig, train_step
     from capstone.triples import make_triples, split_images
 
-    config = TrainConfig()
+    config = TrainConfig(recipe="course")
     data, captions = ctx["data"], ctx["caption_embeddings"]
     train_images, _ = split_images(
         data.n_images, val_fraction=config.val_fraction, seed=config.seed

@@ -23,9 +23,10 @@ from capstone.database import ImageDatabase
 from capstone.dataset import DEMO_IMAGES, Dataset, load_dataset
 from capstone.evaluate import evaluation_report, format_report
 from capstone.model import ImageEmbedder
+from capstone.optimizers import OPTIMIZERS
 from capstone.paths import cache_dir, runs_dir
 from capstone.search import SearchEngine
-from capstone.train import TrainConfig, train
+from capstone.train import DEFAULT_RECIPE, RECIPES, SGD_MOMENTUM, TrainConfig, train
 from capstone.triples import split_images
 
 __all__ = ["main"]
@@ -64,32 +65,77 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_train_args(p: argparse.ArgumentParser, epochs: int) -> None:
-    d = TrainConfig()
+    recipes = ", ".join(
+        f"{name}: {r['optimizer']} lr {r['learning_rate']:g}, margin {r['margin']:g}, "
+        f"batch {r['batch_size']}"
+        for name, r in RECIPES.items()
+    )
+    p.add_argument(
+        "--recipe",
+        choices=tuple(RECIPES),
+        default=DEFAULT_RECIPE,
+        help=f"the loss: course (sampled triples, the assignment's), vse0 (every other image "
+        f"of the batch a confusor), vse++ (the hardest of them) ({DEFAULT_RECIPE}); "
+        f"their defaults: {recipes}",
+    )
     p.add_argument(
         "--epochs", type=int, default=epochs, help=f"passes over the captions ({epochs})"
     )
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"({d.batch_size})")
-    p.add_argument("--lr", type=float, default=d.learning_rate, help=f"SGD ({d.learning_rate})")
-    p.add_argument("--momentum", type=float, default=d.momentum, help=f"SGD ({d.momentum})")
-    p.add_argument("--margin", type=float, default=d.margin, help=f"loss margin ({d.margin})")
+    p.add_argument("--batch-size", type=int, help="(the recipe's)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help="(the recipe's)")
+    p.add_argument("--lr", type=float, help="learning rate (the recipe's)")
+    p.add_argument("--momentum", type=float, help=f"SGD only ({SGD_MOMENTUM})")
+    p.add_argument("--margin", type=float, help="loss margin (the recipe's)")
     p.add_argument(
         "--hard",
         type=float,
-        default=d.hard_fraction,
+        default=0.0,
         metavar="FRACTION",
-        help=f"fraction of triples with hard confusors ({d.hard_fraction})",
+        help="course recipe: fraction of triples with hard confusors (0)",
     )
-    p.add_argument("--seed", type=int, default=d.seed, help=f"({d.seed})")
+    p.add_argument(
+        "--both-directions",
+        action=argparse.BooleanOptionalAction,
+        help="vse0/vse++: also rank captions for each image (the recipe's)",
+    )
+    p.add_argument(
+        "--warmup", type=int, metavar="EPOCHS", help="vse++: epochs of vse0 first (the recipe's)"
+    )
+    p.add_argument(
+        "--text-map",
+        action=argparse.BooleanOptionalAction,
+        help="also learn a d x d map of the text embeddings (the recipe's)",
+    )
+    p.add_argument(
+        "--select-images",
+        type=int,
+        metavar="N",
+        help="training images held out to pick the best epoch, 0 for the last epoch (the recipe's)",
+    )
+    p.add_argument(
+        "--patience",
+        type=int,
+        metavar="EPOCHS",
+        help="stop after this many epochs without a better pick (none)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="(0)")
 
 
 def _config(args) -> TrainConfig:
     return TrainConfig(
+        recipe=args.recipe,
         epochs=args.epochs,
         batch_size=args.batch_size,
+        optimizer=args.optimizer,
         learning_rate=args.lr,
         momentum=args.momentum,
         margin=args.margin,
         hard_fraction=args.hard,
+        both_directions=args.both_directions,
+        warmup_epochs=args.warmup,
+        text_map=args.text_map,
+        select_images=args.select_images,
+        patience=args.patience,
         seed=args.seed,
     )
 
@@ -180,7 +226,7 @@ def _show_queries(ds: Dataset, model: ImageEmbedder, queries, k: int = 3) -> Non
         if ignored:
             print(f"  ignored (IDF 0 or no GloVe vector): {', '.join(ignored)}")
         try:
-            scores = images @ ds.text.embed_query(query)
+            scores = images @ model.embed_text(ds.text.embed_query(query))
         except ValueError as e:
             print(f"  {e}")
             continue

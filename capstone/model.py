@@ -4,6 +4,12 @@
 
 ``W`` is a MyNN ``dense`` layer initialized with ``mygrad.nnet.initializers.glorot_normal``
 (W_ij ~ N(0, 2 / (512 + d))); the initializer matters a lot for how fast training starts.
+
+Optionally the text side learns too (the course's "try other ways to embed text"): a (d, d)
+matrix T, the identity at the start, maps every caption and query embedding c,
+
+    g(c) = c T / ||c T||        c: (N, d) unit IDF-weighted GloVe embeddings
+
 Weights are saved as a pickle-free ``.npz`` with JSON metadata (`capstone.archive`).
 """
 
@@ -66,6 +72,9 @@ class ImageEmbedder:
         Seeds the glorot-normal initialization; None draws fresh weights.
     info : dict, optional
         Facts saved with the weights, e.g. ``{"glove": ..., "data_fingerprint": ...}``.
+    text_map : bool, optional (default=False)
+        Also learn the text side: a (d, d) matrix T, the identity at first, applied to every
+        caption and query embedding (`text`, `embed_text`).
 
     Examples
     --------
@@ -76,7 +85,15 @@ class ImageEmbedder:
     ((3, 50), True)
     """
 
-    def __init__(self, d: int, *, d_in: int = 512, seed: int | None = None, info=None):
+    def __init__(
+        self,
+        d: int,
+        *,
+        d_in: int = 512,
+        seed: int | None = None,
+        info=None,
+        text_map: bool = False,
+    ):
         for name, value in (("d", d), ("d_in", d_in)):
             if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
@@ -90,6 +107,7 @@ class ImageEmbedder:
             if seed is not None:
                 np.random.set_state(state)  # noqa: NPY002
         self.info: dict[str, Any] = dict(info or {})
+        self.text_map = mg.Tensor(np.eye(d, dtype=np.float32)) if text_map else None
 
     @property
     def weight(self) -> mg.Tensor:
@@ -97,8 +115,16 @@ class ImageEmbedder:
         return self.dense.weight
 
     @property
+    def named_parameters(self) -> dict[str, mg.Tensor]:
+        """The learned tensors by the names they are saved under: W, and T if learned."""
+        named = {"weight": self.weight}
+        if self.text_map is not None:
+            named["text_map"] = self.text_map
+        return named
+
+    @property
     def parameters(self) -> tuple[mg.Tensor, ...]:
-        return self.dense.parameters
+        return tuple(self.named_parameters.values())
 
     @property
     def d(self) -> int:
@@ -119,6 +145,22 @@ class ImageEmbedder:
             raise ValueError(f"descriptors must have shape (N, {self.d_in}), got {x.shape}")
         return normalize_rows(x @ self.weight.data)
 
+    def text(self, captions: np.ndarray) -> mg.Tensor | np.ndarray:
+        """Differentiable text side: (N, d) unit caption embeddings -> (N, d) unit rows.
+
+        Without a text map the embeddings are used as they are (constants).
+        """
+        if self.text_map is None:
+            return captions
+        return unit_rows(mg.matmul(captions, self.text_map))
+
+    def embed_text(self, vectors: np.ndarray) -> np.ndarray:
+        """`text` without a graph, for one (d,) vector or (N, d) rows, as float32."""
+        x = np.asarray(vectors, dtype=np.float32)
+        if x.shape[-1:] != (self.d,):
+            raise ValueError(f"text vectors must have shape (..., {self.d}), got {x.shape}")
+        return x if self.text_map is None else normalize_rows(x @ self.text_map.data)
+
     def save(self, path: str | os.PathLike, *, overwrite: bool = False):
         """Save W and `info` to ``path`` (``.npz``), atomically.
 
@@ -128,9 +170,8 @@ class ImageEmbedder:
             If ``path`` exists and ``overwrite`` is False.
         """
         meta = {**self.info, "d": self.d, "d_in": self.d_in}
-        return save_archive(
-            path, {"weight": self.weight.data}, meta, kind=MODEL_KIND, overwrite=overwrite
-        )
+        arrays = {name: p.data for name, p in self.named_parameters.items()}
+        return save_archive(path, arrays, meta, kind=MODEL_KIND, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, d: int | None = None) -> ImageEmbedder:
@@ -156,13 +197,23 @@ class ImageEmbedder:
                 f"{path}: weight has shape {weight.shape} and dtype {weight.dtype}, "
                 f"its metadata says {expected}, float"
             )
-        if d is not None and weight.shape[1] != d:
+        d_out = weight.shape[1]
+        if d is not None and d_out != d:
             raise ArchiveError(
                 f"{path}: the model embeds into {weight.shape[1]} dimensions, but the word "
                 f"vectors in use have {d} (was it trained with other GloVe vectors? "
                 f"it records glove={meta.get('glove')!r})"
             )
+        text_map = arrays.get("text_map")
+        if text_map is not None and (
+            text_map.shape != (d_out, d_out) or text_map.dtype.kind != "f"
+        ):
+            raise ArchiveError(
+                f"{path}: text_map has shape {text_map.shape} and dtype {text_map.dtype}, "
+                f"expected ({d_out}, {d_out}), float"
+            )
         info = {k: v for k, v in meta.items() if k not in ("d", "d_in", "kind", "format_version")}
-        model = cls(weight.shape[1], d_in=weight.shape[0], seed=0, info=info)
-        model.weight.data[...] = weight
+        model = cls(d_out, d_in=weight.shape[0], seed=0, info=info, text_map=text_map is not None)
+        for name, p in model.named_parameters.items():
+            p.data[...] = arrays[name]
         return model

@@ -3,7 +3,7 @@
 Every query becomes one unit vector q in the caption embedding space and is answered by the
 database's top-k over ``E q`` (E: image embeddings):
 
-- text -> images: q = embed(text);
+- text -> images: q = embed(text) (through the model's text map, when it learned one);
 - image -> images: q = the image's embedding (semantic space), or its raw descriptor against
   all descriptors (descriptor space);
 - combined, as rclip does: q = normalize(sum embed(added) - sum embed(subtracted) [+ image]);
@@ -96,7 +96,8 @@ class SearchEngine:
         self.tag_words = [w for w, k in zip(idf.words, keep, strict=True) if k]
         self._tag_index = {w: i for i, w in enumerate(self.tag_words)}
         vectors, _ = dataset.glove.lookup(self.tag_words)
-        self.tag_vectors = normalize_rows(vectors)
+        # a word's embedding as a one-word text: its unit GloVe vector, through the text map
+        self.tag_vectors = model.embed_text(normalize_rows(vectors))
 
     # -- results -----------------------------------------------------------------------------
 
@@ -112,7 +113,7 @@ class SearchEngine:
 
     def text_vector(self, text: str) -> np.ndarray:
         """The unit (d,) embedding of a query text (errors for empty or unknown text)."""
-        return self.dataset.text.embed_query(text)
+        return self.model.embed_text(self.dataset.text.embed_query(text))
 
     def image_vector(self, image_id: int) -> np.ndarray:
         """The unit (d,) embedding of a dataset image, whether or not it is in the database."""
@@ -130,6 +131,7 @@ class SearchEngine:
         empty = np.flatnonzero(~vectors.any(axis=1))
         if len(empty):
             raise ValueError(f"query {texts[empty[0]]!r} has no word with an embedding")
+        vectors = self.model.embed_text(vectors)
         return [self._results(m) for m in self.database.query_batch(vectors, k)]
 
     def similar(self, image_id: int, k: int = 10, *, space: str = "semantic") -> list[SearchResult]:
@@ -196,10 +198,14 @@ class SearchEngine:
         return self._nearest_words(self.image_vector(image_id), k)
 
     def similar_words(self, word: str, k: int = 10) -> list[tuple[str, float]]:
-        """Caption words nearest ``word`` in GloVe space (the word may occur in no caption)."""
+        """Caption words nearest ``word`` in GloVe space (the word may occur in no caption).
+
+        With a learned text map, both sides go through it: nearest in the model's text space.
+        """
         if not isinstance(word, str) or not word.strip():
             raise ValueError(f"`word` must be a non-empty string, got {word!r}")
         word = word.strip().lower()
         if word not in self.dataset.glove:
             raise KeyError(f"{word!r} has no GloVe vector in {self.dataset.glove.source}")
-        return self._nearest_words(self.dataset.glove[word], k, exclude=[word])
+        vector = self.model.embed_text(normalize_rows(self.dataset.glove[word]))
+        return self._nearest_words(vector, k, exclude=[word])

@@ -1,14 +1,25 @@
-"""Training: SGD with momentum on the margin ranking loss, in MyGrad.
+"""Training: the margin ranking loss on (caption, true image, confusor image) triples, in MyGrad.
 
-For a batch of B triples (caption c, true image t, confusor f), with unit vectors
+For a triple (caption c, true image t, confusor f), with unit vectors
 
-    s_t = <emb(c), f(x_t)>,   s_f = <emb(c), f(x_f)>
+    s_t = <g(c), f(x_t)>,   s_f = <g(c), f(x_f)>
     loss = mean(max(0, margin - (s_t - s_f)))      mygrad.nnet.margin_ranking_loss(s_t, s_f, 1, m)
 
-MyGrad back-propagates the loss to W, MyNN's SGD updates it. Every epoch draws fresh confusors
-from a generator seeded by (seed, epoch), so a run is reproducible and a resumed run continues
-exactly as the uninterrupted one would have. After each epoch the weights, the optimizer's
-momentum and the history are saved atomically to ``<run>/checkpoint.npz``.
+(f: the image map, g: the text map or the identity; `capstone.model`). Recipes differ in where
+the confusors come from (`RECIPES`):
+
+- ``course``: one sampled confusor per caption (random or hard, `capstone.triples`), SGD with
+  momentum: the assignment, reproduced bit for bit;
+- ``vse0`` / ``vse++``: every other image of a batch is a confusor; the mean hinge over all,
+  or the hardest per caption (`capstone.losses`), with Adam.
+
+MyGrad back-propagates the loss, a MyNN optimizer updates the weights. Every epoch draws its
+order (and confusors) from a generator seeded by (seed, epoch), so a run is reproducible and
+a resumed run continues exactly as the uninterrupted one would have. After each epoch the
+weights, the optimizer state, the best weights so far and the history are saved atomically to
+``<run>/checkpoint.npz``. With a selection slice (training images held out of the triples),
+the epoch whose weights retrieve its images best is kept: the validation images are never
+read to choose.
 """
 
 from __future__ import annotations
@@ -21,72 +32,192 @@ from pathlib import Path
 import mygrad as mg
 import numpy as np
 from mygrad.nnet.losses import margin_ranking_loss
-from mynn.optimizers.sgd import SGD
 from threadpoolctl import threadpool_limits
 
 from capstone.archive import load_archive, save_archive
 from capstone.coco import CocoData
-from capstone.evaluate import triple_accuracy
+from capstone.evaluate import retrieval_metrics, triple_accuracy
+from capstone.losses import in_batch_loss
 from capstone.model import ImageEmbedder
+from capstone.optimizers import (
+    OPTIMIZERS,
+    load_optimizer_state,
+    make_optimizer,
+    optimizer_state,
+)
 from capstone.progress import Progress
 from capstone.triples import make_triples, split_images, validation_triples
 
-__all__ = ["CHECKPOINT_KIND", "TrainConfig", "TrainResult", "train", "train_step"]
+__all__ = [
+    "CHECKPOINT_KIND",
+    "DEFAULT_RECIPE",
+    "RECIPES",
+    "TrainConfig",
+    "TrainResult",
+    "epoch_steps",
+    "hold_out_selection",
+    "in_batch_step",
+    "train",
+    "train_step",
+]
 
 CHECKPOINT_KIND = "capstone.checkpoint"
 
 
+#: Each recipe's settings; a `TrainConfig` field left at None takes its recipe's value.
+#: "course" is the assignment's baseline, reproduced bit for bit; the others are measured in
+#: the README ("Training recipes").
+RECIPES: dict[str, dict] = {
+    "course": dict(
+        optimizer="sgd",
+        learning_rate=1e-3,
+        margin=0.25,
+        batch_size=32,
+        both_directions=False,
+        warmup_epochs=0,
+        text_map=False,
+        select_images=0,
+    ),
+    "vse0": dict(
+        optimizer="adam",
+        learning_rate=1e-3,
+        margin=0.2,
+        batch_size=128,
+        both_directions=True,
+        warmup_epochs=0,
+        text_map=True,
+        select_images=1000,
+    ),
+    "vse++": dict(
+        optimizer="adam",
+        learning_rate=1e-3,
+        margin=0.2,
+        batch_size=128,
+        both_directions=True,
+        warmup_epochs=1,
+        text_map=True,
+        select_images=1000,
+    ),
+}
+DEFAULT_RECIPE = "vse++"
+SGD_MOMENTUM = 0.9  # the course's, for SGD in any recipe
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyperparameters; the defaults are the course's recommendations.
+    """Hyperparameters. ``recipe`` picks the loss; fields left at None take the recipe's values.
 
     Attributes
     ----------
+    recipe : {"course", "vse0", "vse++"}
+        ``"course"``: the course's sampled triples, one confusor a caption (random or hard)
+        and SGD, exactly as the assignment sets it. ``"vse0"``: every other image of the batch
+        is a confusor, mean hinge over all of them. ``"vse++"``: the same triples, the hinge of
+        the hardest confusor per caption (max violation) after ``warmup_epochs`` of vse0.
+        See `capstone.losses`. Default: ``DEFAULT_RECIPE``, the best measured.
     epochs : int
         Passes over all training captions.
     batch_size : int
-        Triples per SGD step (course: 32).
-    learning_rate, momentum : float
-        SGD (course: 1e-3, 0.9).
+        Triples (course) or captions (in-batch recipes) per step.
+    optimizer : {"sgd", "adam"}
+        MyNN's SGD with momentum, or Adam.
+    learning_rate : float
+    momentum : float
+        SGD only (default 0.9, the course's).
     margin : float
-        Of the margin ranking loss (course: 0.25).
+        Of the margin ranking loss.
     hard_fraction : float
-        Fraction of triples with a hard confusor (0: all random, 1: all hard).
+        Course recipe: fraction of triples with a hard confusor (0: all random, 1: all hard).
     n_candidates : int
-        Candidate images per hard confusor.
+        Course recipe: candidate images per hard confusor.
+    both_directions : bool
+        In-batch recipes: add the image -> caption loss.
+    warmup_epochs : int
+        vse++: epochs of the vse0 loss first (max violation alone can stall at the start).
+    text_map : bool
+        Also learn a (d, d) map of the text side (`capstone.model.ImageEmbedder`).
+    select_images : int
+        Training images held out of training to pick the best epoch by their retrieval
+        (R@1 + R@5 + R@10), at most a tenth of the training images; 0: keep the last epoch.
+    patience : int or None
+        Stop after this many epochs without a better selection score (needs select_images).
     val_fraction : float
         Fraction of images held out for validation (course: 1/5).
     seed : int
         Seeds the split, the initial weights, and every epoch's confusors and order.
     """
 
+    recipe: str = DEFAULT_RECIPE
     epochs: int = 10
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    momentum: float = 0.9
-    margin: float = 0.25
+    batch_size: int | None = None
+    optimizer: str | None = None
+    learning_rate: float | None = None
+    momentum: float | None = None
+    margin: float | None = None
     hard_fraction: float = 0.0
     n_candidates: int = 5
+    both_directions: bool | None = None
+    warmup_epochs: int | None = None
+    text_map: bool | None = None
+    select_images: int | None = None
+    patience: int | None = None
     val_fraction: float = 0.2
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size", "n_candidates"):
+        if self.recipe not in RECIPES:
+            raise ValueError(f"`recipe` must be one of {tuple(RECIPES)}, got {self.recipe!r}")
+        for name, value in RECIPES[self.recipe].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        if self.optimizer == "sgd" and self.momentum is None:
+            object.__setattr__(self, "momentum", SGD_MOMENTUM)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.momentum is not None and self.optimizer != "sgd":
+            raise ValueError(f"`momentum` is for SGD only, got {self.momentum!r} with Adam")
+        for name in ("epochs", "batch_size", "n_candidates", "patience"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not (_positive_int(value) or (name == "patience" and value is None)):
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ValueError(f"`seed` must be a non-negative integer, got {self.seed!r}")
+        for name in ("seed", "warmup_epochs", "select_images"):
+            value = getattr(self, name)
+            if not (_positive_int(value) or (value == 0 and not isinstance(value, bool))):
+                raise ValueError(f"`{name}` must be a non-negative integer, got {value!r}")
         checks = {
             "learning_rate": 0 < self.learning_rate,
-            "momentum": 0 <= self.momentum < 1,
+            "momentum": self.momentum is None or 0 <= self.momentum < 1,
             "margin": 0 <= self.margin,
             "hard_fraction": 0 <= self.hard_fraction <= 1,
             "val_fraction": 0 < self.val_fraction < 1,
         }
         for name, ok in checks.items():
-            if not ok or not np.isfinite(getattr(self, name)):
-                raise ValueError(f"`{name}` is out of range: {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not ok or (value is not None and not np.isfinite(value)):
+                raise ValueError(f"`{name}` is out of range: {value!r}")
+        for name in ("both_directions", "text_map"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"`{name}` must be True or False, got {getattr(self, name)!r}")
+        if self.recipe == "course" and (self.both_directions or self.warmup_epochs):
+            raise ValueError(
+                "`both_directions` and `warmup_epochs` are for the in-batch recipes "
+                "(vse0, vse++), not the course's sampled triples"
+            )
+        if self.recipe != "course" and self.hard_fraction:
+            raise ValueError(
+                f"`hard_fraction` is for the course recipe: {self.recipe} already uses every "
+                f"image of the batch as a confusor, got {self.hard_fraction!r}"
+            )
+        if self.patience is not None and not self.select_images:
+            raise ValueError("`patience` needs `select_images` > 0 to tell the best epoch")
+
+    def violation(self, epoch: int) -> str:
+        """The in-batch loss of ``epoch`` (1-based): "sum", or "max" for vse++ after warm-up."""
+        return "max" if self.recipe == "vse++" and epoch > self.warmup_epochs else "sum"
 
 
 @dataclass
@@ -96,27 +227,37 @@ class TrainResult:
     Attributes
     ----------
     model : ImageEmbedder
+        The best epoch's weights when a selection slice picks it, else the last epoch's.
     history : list[dict]
-        One record per epoch: epoch, loss, accuracy (training triples), val_accuracy, seconds.
+        One record per epoch: epoch, loss, accuracy (training triples), val_accuracy (the
+        validation triples, for the plot only), seconds; with a selection slice also
+        selection_r1/r5/r10 (its caption -> image recall).
     train_images, val_images : numpy.ndarray
-        The image-level split (indices into the data).
+        The image-level split (indices into the data); ``train_images`` includes the
+        selection slice.
+    selection_images : numpy.ndarray
+        The training images held out to pick the best epoch (empty when none).
+    best_epoch : int
+        The epoch whose weights ``model`` holds.
     """
 
     model: ImageEmbedder
     history: list[dict]
     train_images: np.ndarray
     val_images: np.ndarray
+    selection_images: np.ndarray
+    best_epoch: int
 
 
 def train_step(
     model: ImageEmbedder,
-    optimizer: SGD,
+    optimizer,
     captions: np.ndarray,
     true_descriptors: np.ndarray,
     confusor_descriptors: np.ndarray,
     margin: float,
 ) -> tuple[float, float]:
-    """One SGD step on a batch of B triples; returns (loss, accuracy) of the batch.
+    """One step of the course recipe on B triples; returns (loss, accuracy) of the batch.
 
     Parameters
     ----------
@@ -126,11 +267,12 @@ def train_step(
     """
     b = len(captions)
     # MyGrad's memory guard (locking the arrays a graph uses) costs ~10% of a step; nothing
-    # here writes to them while the graph exists (SGD updates W after backward clears it).
+    # here writes to them while the graph exists (the optimizer updates after backward).
     with mg.mem_guard_off:
         # One forward pass for true and confusor images: half the MyGrad operations.
         images = model(np.concatenate([true_descriptors, confusor_descriptors]))
-        sims = mg.einsum("nd,nd->n", np.concatenate([captions, captions]), images)
+        text = model.text(captions)
+        sims = mg.einsum("nd,nd->n", mg.concatenate([text, text]), images)
         sim_true, sim_confusor = sims[:b], sims[b:]
         loss = margin_ranking_loss(sim_true, sim_confusor, 1, margin)
         loss.backward()
@@ -138,41 +280,169 @@ def train_step(
     return float(loss.item()), float(np.mean(sim_true.data > sim_confusor.data))
 
 
-def _save_checkpoint(path: Path, model, optimizer, config, history) -> None:
-    # MyNN's SGD keeps no moments when momentum is 0: save zeros then.
-    moments = optimizer.param_moments or [np.zeros_like(model.weight.data)]
+def in_batch_step(
+    model: ImageEmbedder,
+    optimizer,
+    captions: np.ndarray,
+    descriptors: np.ndarray,
+    image_ids: np.ndarray,
+    margin: float,
+    *,
+    violation: str,
+    both_directions: bool,
+) -> tuple[float, float]:
+    """One step of an in-batch recipe on B captions and their true images (`in_batch_loss`).
+
+    Parameters
+    ----------
+    captions : numpy.ndarray, shape (B, d)
+    descriptors : numpy.ndarray, shape (B, 512)
+        Row i: caption i's image (an image appears once per caption of it in the batch).
+    image_ids : numpy.ndarray, shape (B,)
+    """
+    with mg.mem_guard_off:  # as in `train_step`
+        loss, accuracy = in_batch_loss(
+            model.text(captions),
+            model(descriptors),
+            image_ids,
+            margin,
+            violation=violation,
+            both_directions=both_directions,
+        )
+        loss.backward()
+    optimizer.step()
+    return float(loss.item()), accuracy
+
+
+def hold_out_selection(train_images: np.ndarray, n: int, seed: int):
+    """Split ``n`` images (at most a tenth) off the training images, to pick the best epoch.
+
+    Returns
+    -------
+    fit, selection : numpy.ndarray
+        Sorted image indices: trained on, and held out of the triples.
+    """
+    n = min(n, len(train_images) // 10)
+    order = np.random.default_rng([seed, 2 << 30]).permutation(train_images)
+    return np.sort(order[n:]), np.sort(order[:n])
+
+
+def epoch_steps(model, optimizer, config, epoch, data, caption_embeddings, fit_images):
+    """One epoch's work: (number of triples or captions, ``step(rows)`` for a slice of them).
+
+    `train` calls ``step`` on consecutive slices of ``batch_size``; so can a benchmark that
+    pauses between steps. Every epoch draws its order (and the course's confusors) from a
+    generator seeded by (seed, epoch): a run is reproducible, and a resumed run continues as
+    the uninterrupted one.
+
+    Parameters
+    ----------
+    model : ImageEmbedder
+    optimizer : MyNN optimizer over ``model.parameters``
+    config : TrainConfig
+    epoch : int
+        1-based.
+    data : CocoData
+    caption_embeddings : numpy.ndarray, shape (n_captions, d)
+    fit_images : numpy.ndarray
+        The images trained on (the training images less the selection slice).
+
+    Returns
+    -------
+    n : int
+    step : callable
+        ``step(rows: slice) -> (loss, accuracy)``: one optimizer step on those rows.
+    """
+    rng = np.random.default_rng([config.seed, epoch])
+    if config.recipe == "course":
+        triples = make_triples(
+            data,
+            fit_images,
+            rng,
+            caption_embeddings=caption_embeddings,
+            hard_fraction=config.hard_fraction,
+            n_candidates=config.n_candidates,
+        )
+        triples = triples.take(rng.permutation(len(triples)))
+
+        def course_step(rows: slice) -> tuple[float, float]:
+            batch = triples.take(rows)
+            return train_step(
+                model,
+                optimizer,
+                caption_embeddings[batch.caption],
+                data.descriptors[batch.true_image],
+                data.descriptors[batch.confusor],
+                config.margin,
+            )
+
+        return len(triples), course_step
+
+    # In-batch recipes: every caption of the training images once, in random order.
+    captions = rng.permutation(np.flatnonzero(np.isin(data.caption_image, fit_images)))
+    violation = config.violation(epoch)
+
+    def in_batch(rows: slice) -> tuple[float, float]:
+        images = data.caption_image[captions[rows]]
+        return in_batch_step(
+            model,
+            optimizer,
+            caption_embeddings[captions[rows]],
+            data.descriptors[images],
+            data.image_ids[images],
+            config.margin,
+            violation=violation,
+            both_directions=config.both_directions,
+        )
+
+    return len(captions), in_batch
+
+
+def _selection_score(record: dict) -> float:
+    return record["selection_r1"] + record["selection_r5"] + record["selection_r10"]
+
+
+def _save_checkpoint(path: Path, model, optimizer, config, history, best) -> None:
+    names = list(model.named_parameters)
+    state, optimizer_meta = optimizer_state(optimizer, names)
+    arrays = {name: p.data for name, p in model.named_parameters.items()}
+    arrays.update({f"best.{name}": w for name, w in best.items()})
     save_archive(
         path,
-        {"weight": model.weight.data, "momentum": moments[0]},
-        {"config": asdict(config), "history": history, "info": model.info},
+        {**arrays, **state},
+        {"config": asdict(config), "history": history, "info": model.info, **optimizer_meta},
         kind=CHECKPOINT_KIND,
         overwrite=True,
     )
 
 
-def _resume(path: Path, model, optimizer, config) -> list[dict]:
-    arrays, meta = load_archive(path, kind=CHECKPOINT_KIND, required=("weight", "momentum"))
+def _resume(path: Path, model, optimizer, config) -> tuple[list[dict], dict]:
+    """Load the checkpoint into model and optimizer; returns (history, best weights)."""
+    arrays, meta = load_archive(path, kind=CHECKPOINT_KIND, required=tuple(model.named_parameters))
     saved = meta.get("config", {})
-    # epochs may grow on resume; everything else must match or the run would not be the same.
+    # epochs (and patience) may grow on resume; everything else must match or the run would
+    # not be the same.
     differ = [
         f.name
         for f in fields(TrainConfig)
-        if f.name != "epochs" and saved.get(f.name) != getattr(config, f.name)
+        if f.name not in ("epochs", "patience") and saved.get(f.name) != getattr(config, f.name)
     ]
     if differ:
         raise ValueError(
             f"{path}: cannot resume with different settings: "
             + ", ".join(f"{n} was {saved.get(n)!r}, now {getattr(config, n)!r}" for n in differ)
         )
-    if arrays["weight"].shape != model.weight.shape:
-        raise ValueError(
-            f"{path}: checkpoint weight has shape {arrays['weight'].shape}, "
-            f"the model needs {model.weight.shape}"
-        )
-    model.weight.data[...] = arrays["weight"]
-    if optimizer.param_moments:
-        optimizer.param_moments[0][...] = arrays["momentum"]
-    return list(meta.get("history", []))
+    for name, p in model.named_parameters.items():
+        if arrays[name].shape != p.shape:
+            raise ValueError(
+                f"{path}: checkpoint {name} has shape {arrays[name].shape}, "
+                f"the model needs {p.shape}"
+            )
+        p.data[...] = arrays[name]
+    names = list(model.named_parameters)
+    load_optimizer_state(optimizer, names, arrays, meta, path)
+    best = {name: arrays[f"best.{name}"] for name in names if f"best.{name}" in arrays}
+    return list(meta.get("history", [])), best
 
 
 def train(
@@ -218,21 +488,29 @@ def train(
     train_images, val_images = split_images(
         data.n_images, val_fraction=config.val_fraction, seed=config.seed
     )
+    fit_images, selection = hold_out_selection(train_images, config.select_images, config.seed)
     model = ImageEmbedder(
         caption_embeddings.shape[1],
         d_in=data.descriptors.shape[1],
         seed=config.seed,
         info={**(info or {}), "train": asdict(config)},
+        text_map=config.text_map,
     )
-    optimizer = SGD(model.parameters, learning_rate=config.learning_rate, momentum=config.momentum)
+    optimizer = make_optimizer(
+        config.optimizer,
+        model.parameters,
+        learning_rate=config.learning_rate,
+        momentum=config.momentum,
+    )
     history: list[dict] = []
+    best: dict[str, np.ndarray] = {}
     checkpoint = Path(run_dir) / "checkpoint.npz" if run_dir is not None else None
     if checkpoint is not None and checkpoint.exists():
         if not resume:
             raise FileExistsError(
                 f"{checkpoint} exists: resume it (--resume) or train into another run folder"
             )
-        history = _resume(checkpoint, model, optimizer, config)
+        history, best = _resume(checkpoint, model, optimizer, config)
     elif resume:
         raise FileNotFoundError(f"nothing to resume: {checkpoint or 'no run folder'} not found")
 
@@ -240,66 +518,79 @@ def train(
     plotter = _noggin_plot() if plot else None
     bar = Progress(enabled=progress)
 
+    def best_epoch() -> int:
+        if not len(selection) or not history:
+            return len(history)
+        return max(history, key=_selection_score)["epoch"]  # the first of equals
+
     # Each step's products are tiny (2B x 512 x d): a second BLAS thread costs more in hand-offs
     # than it saves, and ten times more when another process holds the other core.
     with threadpool_limits(limits=1, user_api="blas"):
         for epoch in range(len(history) + 1, config.epochs + 1):
+            if config.patience is not None and len(history) - best_epoch() >= config.patience:
+                break
             start = time.perf_counter()
-            rng = np.random.default_rng([config.seed, epoch])
-            triples = make_triples(
-                data,
-                train_images,
-                rng,
-                caption_embeddings=caption_embeddings,
-                hard_fraction=config.hard_fraction,
-                n_candidates=config.n_candidates,
+            n, step = epoch_steps(
+                model, optimizer, config, epoch, data, caption_embeddings, fit_images
             )
-            triples = triples.take(rng.permutation(len(triples)))
-            n_batches = -(-len(triples) // config.batch_size)
+            n_batches = -(-n // config.batch_size)
             losses, accuracies = np.empty(n_batches), np.empty(n_batches)
             bar.start(f"epoch {epoch}/{config.epochs}", n_batches)
             for i in range(n_batches):
-                batch = triples.take(slice(i * config.batch_size, (i + 1) * config.batch_size))
-                losses[i], accuracies[i] = train_step(
-                    model,
-                    optimizer,
-                    caption_embeddings[batch.caption],
-                    data.descriptors[batch.true_image],
-                    data.descriptors[batch.confusor],
-                    config.margin,
-                )
+                rows = slice(i * config.batch_size, (i + 1) * config.batch_size)
+                losses[i], accuracies[i] = step(rows)
                 if plotter is not None:
                     plotter.set_train_batch(
-                        {"loss": losses[i], "accuracy": accuracies[i]}, batch_size=len(batch)
+                        {"loss": losses[i], "accuracy": accuracies[i]},
+                        batch_size=len(range(n)[rows]),
                     )
                 bar.update(i + 1)
             val_accuracy = triple_accuracy(model, data, caption_embeddings, val_triples)
             record = {
                 "epoch": epoch,
                 "loss": float(losses.mean()),
-                "accuracy": float(accuracies.mean()),
+                "accuracy": float(np.nanmean(accuracies)),
                 "val_accuracy": val_accuracy,
-                "seconds": round(time.perf_counter() - start, 3),
             }
+            summary = ""
+            if len(selection):
+                metrics = retrieval_metrics(
+                    model, data, caption_embeddings, selection, seed=config.seed
+                )
+                record.update(
+                    selection_r1=metrics.recall_at_1,
+                    selection_r5=metrics.recall_at_5,
+                    selection_r10=metrics.recall_at_10,
+                )
+                summary = f"  selection R@1 {metrics.recall_at_1:.3f}"
+            record["seconds"] = round(time.perf_counter() - start, 3)
             history.append(record)
+            if best_epoch() == epoch:
+                best = {name: p.data.copy() for name, p in model.named_parameters.items()}
+                summary += " (best)" if summary else ""
             bar.finish(
                 f"epoch {epoch}/{config.epochs}  loss {record['loss']:.4f}  "
-                f"accuracy {record['accuracy']:.3f}  val accuracy {val_accuracy:.3f}  "
-                f"({record['seconds']:.1f} s)"
+                f"accuracy {record['accuracy']:.3f}  val accuracy {val_accuracy:.3f}"
+                f"{summary}  ({record['seconds']:.1f} s)"
             )
             if plotter is not None:
                 plotter.set_train_epoch()
                 plotter.set_test_batch({"accuracy": val_accuracy}, batch_size=len(val_triples))
                 plotter.set_test_epoch()
             if checkpoint is not None:
-                _save_checkpoint(checkpoint, model, optimizer, config, history)
+                _save_checkpoint(checkpoint, model, optimizer, config, history, best)
 
     if plotter is not None:
         plotter.plot()
+    chosen = best_epoch()
+    if len(selection) and best:
+        for name, p in model.named_parameters.items():
+            p.data[...] = best[name]
     model.info["history"] = history
+    model.info["best_epoch"] = chosen
     if run_dir is not None:
         model.save(Path(run_dir) / "model.npz", overwrite=True)
-    return TrainResult(model, history, train_images, val_images)
+    return TrainResult(model, history, train_images, val_images, selection, chosen)
 
 
 def _noggin_plot():

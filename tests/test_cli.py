@@ -429,8 +429,13 @@ def _query_scores(home, add, subtract=(), image_id=None):
     ds = load_dataset(home / "minicoco")
     model = ImageEmbedder.load(home / "runs" / RUN / "model.npz")
     _, val = split_images(ds.data.n_images, val_fraction=0.2, seed=0)
-    q = sum((ds.text.embed_query(t) for t in add), np.zeros(model.d, np.float32)) - sum(
-        (ds.text.embed_query(t) for t in subtract), np.zeros(model.d, np.float32)
+
+    # each text as the model sees it: IDF-weighted GloVe, then the run's learned text map
+    def text(t):
+        return model.embed_text(ds.text.embed_query(t))
+
+    q = sum(map(text, add), np.zeros(model.d, np.float32)) - sum(
+        map(text, subtract), np.zeros(model.d, np.float32)
     )
     if image_id is not None:
         q = q + model.embed(ds.data.descriptor(image_id)[None])[0]

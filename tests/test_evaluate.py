@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 
 import numpy as np
@@ -17,6 +18,7 @@ from capstone.evaluate import (
     chance_metrics,
     evaluation_report,
     format_report,
+    image_ranks,
     retrieval_metrics,
     triple_accuracy,
 )
@@ -24,7 +26,8 @@ from capstone.model import ImageEmbedder
 from capstone.train import TrainConfig, train
 from capstone.triples import Triples, make_triples, split_images, validation_triples
 
-METRIC_KEYS = {"recall_at_1", "recall_at_5", "recall_at_10", "median_rank", "mrr"}
+T2I_KEYS = {"recall_at_1", "recall_at_5", "recall_at_10", "median_rank", "mrr"}
+METRIC_KEYS = T2I_KEYS | {f"i2t_{key}" for key in T2I_KEYS}
 FIGURE_KEYS = METRIC_KEYS | {"triple_accuracy", "hard_triple_accuracy"}
 
 
@@ -133,6 +136,40 @@ def test_caption_ranks_known_order():
     assert ranks.tolist() == [1.0, 2.5, 2.5, 4.0]
 
 
+# ----------------------------------------------------------------------------------- image_ranks
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), p=st.integers(1, 6), d=st.integers(1, 3))
+def test_image_ranks_match_brute_force_with_ties(data, p, d):
+    elements = st.integers(-2, 2).map(float)
+    images = data.draw(hnp.arrays(np.float64, (p, d), elements=elements), label="images")
+    # every image owns 1..3 captions, in any order
+    counts = data.draw(st.lists(st.integers(1, 3), min_size=p, max_size=p), label="counts")
+    owner = data.draw(st.permutations(np.repeat(np.arange(p), counts).tolist()), label="owner")
+    captions = data.draw(
+        hnp.arrays(np.float64, (len(owner), d), elements=elements), label="captions"
+    )
+
+    ranks = image_ranks(images, captions, np.array(owner))
+
+    expected = []
+    for i, image in enumerate(images.tolist()):
+        scores = [sum(a * b for a, b in zip(image, c, strict=True)) for c in captions.tolist()]
+        best = max(s for s, o in zip(scores, owner, strict=True) if o == i)
+        others = [s for s, o in zip(scores, owner, strict=True) if o != i]
+        expected.append(1 + sum(s > best for s in others) + sum(s == best for s in others) / 2)
+    assert ranks.dtype == np.float64 and ranks.shape == (p,)
+    assert ranks.tolist() == expected
+
+
+def test_image_ranks_known_order():
+    # one image; captions 0, 1 are its own (scores 0.2, 0.6), the others score 0.9, 0.6, 0.1
+    captions = np.array([[0.2], [0.6], [0.9], [0.6], [0.1]])
+    ranks = image_ranks(np.ones((2, 1)), captions, np.array([0, 0, 1, 1, 1]))
+    assert ranks.tolist() == [2.5, 1.0]  # image 0: 0.9 above, 0.6 tied; image 1: its 0.9 first
+
+
 # ---------------------------------------------------------------------------------- chance_metrics
 
 
@@ -164,9 +201,40 @@ def test_a_permutation_of_ranks_is_exactly_chance():
     embeddings = np.tile([1.0, 0.0], (p, 1))
     metrics = retrieval_metrics(identity_model(2), data, embeddings, np.arange(p))
     chance = chance_metrics(p)
-    for key in METRIC_KEYS:
+    for key in T2I_KEYS:
         assert getattr(metrics, key) == pytest.approx(getattr(chance, key), rel=1e-12), key
     assert (metrics.pool_size, metrics.n_pools, metrics.n_queries) == (p, 1, p)
+
+
+@pytest.mark.parametrize(("p", "c"), [(1, 5), (2, 5), (3, 2), (4, 1), (2, 3)])
+def test_image_to_caption_chance_by_enumeration(p, c):
+    # Every placement of an image's c right captions among the pool's c * p is equally likely:
+    # enumerate them all and take the rank of the first.
+    n = c * p
+    ranks = [min(places) + 1 for places in itertools.combinations(range(n), c)]
+    chance = chance_metrics(p, captions_per_image=c)
+    for k in (1, 5, 10):
+        expected = Fraction(sum(r <= k for r in ranks), len(ranks))
+        assert getattr(chance, f"i2t_recall_at_{k}") == pytest.approx(float(expected), rel=1e-12)
+    assert chance.i2t_median_rank == float(np.median(ranks))
+    mrr = sum(Fraction(1, r) for r in ranks) / len(ranks)
+    assert chance.i2t_mrr == pytest.approx(float(mrr), rel=1e-12)
+
+
+def test_image_to_caption_chance_with_one_caption_is_caption_to_image_chance():
+    for p in (1, 2, 7, 50):
+        chance = chance_metrics(p, captions_per_image=1)
+        for key in T2I_KEYS:
+            assert getattr(chance, f"i2t_{key}") == pytest.approx(getattr(chance, key)), key
+
+
+def test_image_to_caption_chance_for_the_coco_1k_protocol():
+    chance = chance_metrics(1000)  # 5,000 captions, 5 right ones
+    assert chance.i2t_recall_at_1 == pytest.approx(0.001)
+    assert chance.i2t_recall_at_10 == pytest.approx(
+        1 - np.prod((4995 - np.arange(10)) / (5000 - np.arange(10)))
+    )
+    assert chance.i2t_median_rank == 647.0
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -207,11 +275,7 @@ def test_a_perfect_model_is_perfect():
     metrics = retrieval_metrics(model, data, embeddings, np.arange(300))
     assert isinstance(metrics, RetrievalMetrics)
     assert metrics.as_dict() == {
-        "recall_at_1": 1.0,
-        "recall_at_5": 1.0,
-        "recall_at_10": 1.0,
-        "median_rank": 1.0,
-        "mrr": 1.0,
+        **{key: 1.0 for key in METRIC_KEYS},
         "pool_size": 300,
         "n_pools": 1,
         "n_queries": 1500,
@@ -346,7 +410,7 @@ def toy_problem(n=300, n_classes=6, d=12, d_in=32, seed=0):
 @pytest.fixture(scope="module")
 def report_setup():
     data, embeddings = toy_problem()
-    config = TrainConfig(epochs=4, learning_rate=0.05, seed=3)
+    config = TrainConfig(recipe="course", epochs=4, learning_rate=0.05, seed=3)
     result = train(data, embeddings, config, progress=False)
     report = evaluation_report(result.model, data, embeddings, result.val_images, seed=3)
     return data, embeddings, result, report
@@ -424,12 +488,12 @@ def test_format_report_table(report_setup):
     report = report_setup[3]
     text = format_report(report)
     lines = text.splitlines()
-    assert len(lines) == 2 + 3
+    assert len(lines) == 2 + 3 + 1 + 2 + 3
     assert "1 pool(s) of 60 validation images" in lines[0]
     assert f"{report['n_queries']:,} caption queries" in lines[0]
     for title in ("R@1", "R@5", "R@10", "med.rank", "MRR", "triple acc", "hard acc"):
         assert title in lines[1]
-    for line, name in zip(lines[2:], ["trained", "untrained", "chance"], strict=True):
+    for line, name in zip(lines[2:5], ["trained", "untrained", "chance"], strict=True):
         assert line.split()[0] == name
         assert len(line) == len(lines[1])  # columns line up with the header
     trained = report["models"]["trained"]
@@ -439,6 +503,13 @@ def test_format_report_table(report_setup):
     assert cells[5] == f"{trained['mrr']:.3f}"
     assert cells[6] == f"{trained['triple_accuracy']:.3f}"
     assert lines[4].split()[1:] == ["1.7%", "8.3%", "16.7%", "30.5", "0.078", "0.500", "0.500"]
+    # then image -> caption, the same models
+    assert lines[6].startswith("image -> caption retrieval: the same pools, 60 image queries")
+    for title in ("R@1", "R@5", "R@10", "med.rank", "MRR"):
+        assert title in lines[7]
+    assert "triple acc" not in lines[7]
+    assert [line.split()[0] for line in lines[8:]] == ["trained", "untrained", "chance"]
+    assert lines[8].split()[1] == f"{trained['i2t_recall_at_1']:.1%}"
 
 
 def test_format_report_of_a_hand_made_report():
@@ -456,6 +527,8 @@ def test_format_report_of_a_hand_made_report():
     )
     assert lines[2].split() == ["mine", *["25.0%"] * 3, "12.0", *["0.250"] * 3]
     assert lines[3].startswith("chance ")
+    assert lines[5].startswith("image -> caption retrieval: the same pools, 5,000 image queries")
+    assert lines[7].split() == ["mine", *["25.0%"] * 3, "0.2", "0.250"]
 
 
 def test_split_of_the_toy_report_is_the_training_split(report_setup):

@@ -15,6 +15,7 @@ from mygrad.nnet.initializers import glorot_normal
 from capstone.archive import ArchiveError, save_archive
 from capstone.database import DATABASE_KIND, ImageDatabase
 from capstone.model import MODEL_KIND, ImageEmbedder, unit_rows
+from capstone.vectors import normalize_rows
 
 
 def reference_forward(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -287,3 +288,70 @@ def test_unit_rows_matches_its_composition(x, seed):
     (out * upstream).sum().backward()
     (reference * upstream).sum().backward()
     np.testing.assert_allclose(fused.grad, composed.grad, rtol=1e-9, atol=1e-12)
+
+
+# --- the learned text map ---------------------------------------------------------------------
+
+
+def test_without_text_map_text_embeddings_pass_through():
+    model = ImageEmbedder(4, d_in=3, seed=0)
+    c = normalize_rows(np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32))
+    assert model.text_map is None and len(model.parameters) == 1
+    np.testing.assert_array_equal(model.embed_text(c), c)
+    assert model.text(c) is c
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 20), d=st.integers(1, 60))
+def test_text_map_at_identity_reproduces_the_course_embedding(seed, n, d):
+    # unit(c I) = c: to float32 rounding (a unit vector renormalized moves by an ulp at most),
+    # so every ranking is the course's.
+    rng = np.random.default_rng(seed)
+    c = normalize_rows(rng.normal(size=(n, d)).astype(np.float32))
+    model = ImageEmbedder(d, d_in=3, seed=0, text_map=True)
+    np.testing.assert_array_equal(model.text_map.data, np.eye(d, dtype=np.float32))
+    np.testing.assert_array_max_ulp(model.embed_text(c), c, maxulp=2)
+    images = normalize_rows(rng.normal(size=(30, d)).astype(np.float32))
+    np.testing.assert_array_equal(
+        np.argsort(-(model.embed_text(c) @ images.T), axis=1, kind="stable"),
+        np.argsort(-(c @ images.T), axis=1, kind="stable"),
+    )
+
+
+def test_text_map_forward_matches_numpy_and_embed_text():
+    rng = np.random.default_rng(1)
+    model = ImageEmbedder(6, d_in=3, seed=0, text_map=True)
+    model.text_map.data[...] = rng.normal(size=(6, 6))
+    c = normalize_rows(rng.normal(size=(4, 6)).astype(np.float32))
+    expected = c @ model.text_map.data
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(model.text(c).data, expected, rtol=1e-5)
+    np.testing.assert_allclose(model.embed_text(c), expected, rtol=1e-5)
+    np.testing.assert_allclose(model.embed_text(c[0]), expected[0], rtol=1e-5)  # one vector
+    assert [p.shape for p in model.parameters] == [(3, 6), (6, 6)]
+    with pytest.raises(
+        ValueError, match=r"text vectors must have shape \(\.\.\., 6\), got \(4, 5\)"
+    ):
+        model.embed_text(np.ones((4, 5)))
+
+
+def test_text_map_save_load_round_trip(tmp_path):
+    model = ImageEmbedder(5, d_in=3, seed=2, text_map=True)
+    model.text_map.data[...] = np.random.default_rng(0).normal(size=(5, 5))
+    loaded = ImageEmbedder.load(model.save(tmp_path / "m.npz"), d=5)
+    np.testing.assert_array_equal(loaded.text_map.data, model.text_map.data)
+    np.testing.assert_array_equal(loaded.weight.data, model.weight.data)
+    assert (
+        ImageEmbedder.load(ImageEmbedder(5, d_in=3).save(tmp_path / "plain.npz")).text_map is None
+    )
+
+
+def test_load_text_map_of_wrong_shape(tmp_path):
+    save_archive(
+        tmp_path / "m.npz",
+        {"weight": np.zeros((3, 5), np.float32), "text_map": np.eye(4, dtype=np.float32)},
+        {"d": 5, "d_in": 3},
+        kind=MODEL_KIND,
+    )
+    with pytest.raises(ArchiveError, match=r"text_map has shape \(4, 4\).*expected \(5, 5\)"):
+        ImageEmbedder.load(tmp_path / "m.npz")

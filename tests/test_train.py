@@ -15,13 +15,20 @@ from mynn.optimizers.sgd import SGD
 
 from capstone.archive import load_archive
 from capstone.coco import CocoData
-from capstone.evaluate import triple_accuracy
+from capstone.evaluate import retrieval_metrics, triple_accuracy
 from capstone.model import ImageEmbedder
-from capstone.train import CHECKPOINT_KIND, TrainConfig, train, train_step
+from capstone.train import (
+    CHECKPOINT_KIND,
+    DEFAULT_RECIPE,
+    RECIPES,
+    TrainConfig,
+    train,
+    train_step,
+)
 from capstone.triples import split_images, validation_triples
 
 # Fast settings for the toy problem (the course's 1e-3 is for 400k real triples per epoch).
-FAST = TrainConfig(epochs=4, learning_rate=0.05, seed=0)
+FAST = TrainConfig(recipe="course", epochs=4, learning_rate=0.05, seed=0)
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -208,8 +215,9 @@ def test_sgd_momentum_steps_match_numpy(momentum):
 # ----------------------------------------------------------------------------------- TrainConfig
 
 
-def test_default_config_is_the_course_recommendation():
-    c = TrainConfig()
+def test_course_recipe_is_the_course_recommendation():
+    c = TrainConfig(recipe="course")
+    assert c.optimizer == "sgd"
     assert (c.learning_rate, c.momentum, c.margin, c.batch_size, c.val_fraction) == (
         1e-3,
         0.9,
@@ -253,7 +261,7 @@ def test_default_config_is_the_course_recommendation():
 )
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=rf"`{field}` ") as info:
-        TrainConfig(**{field: value})
+        TrainConfig(recipe="course", **{field: value})
     assert repr(value) in str(info.value)
 
 
@@ -269,7 +277,7 @@ def test_config_rejects_bad_values(field, value):
     ],
 )
 def test_config_accepts_edge_values(kwargs):
-    config = TrainConfig(**kwargs)
+    config = TrainConfig(recipe="course", **kwargs)
     assert all(getattr(config, k) == v for k, v in kwargs.items())
 
 
@@ -339,7 +347,7 @@ def test_training_with_hard_confusors(toy, trained):
 @pytest.mark.parametrize("momentum", [0.9, 0.0])
 def test_resume_continues_exactly(toy, tmp_path, momentum):
     data, embeddings = toy
-    config = TrainConfig(epochs=3, learning_rate=0.05, momentum=momentum, seed=2)
+    config = TrainConfig(recipe="course", epochs=3, learning_rate=0.05, momentum=momentum, seed=2)
     straight = train(data, embeddings, config, progress=False)
 
     run = tmp_path / "run"
@@ -356,10 +364,10 @@ def test_resume_continues_exactly(toy, tmp_path, momentum):
 def test_resume_restores_the_momentum(toy, tmp_path):
     # With the momentum lost on resume the weights would differ: the checkpoint must hold it.
     data, embeddings = toy
-    config = TrainConfig(epochs=1, learning_rate=0.05, seed=0)
+    config = TrainConfig(recipe="course", epochs=1, learning_rate=0.05, seed=0)
     train(data, embeddings, config, run_dir=tmp_path, progress=False)
     arrays, meta = load_archive(tmp_path / "checkpoint.npz", kind=CHECKPOINT_KIND)
-    assert np.abs(arrays["momentum"]).max() > 0
+    assert np.abs(arrays["optimizer.momentum.weight"]).max() > 0
     assert meta["config"] == asdict(config)
     ImageEmbedder.load(tmp_path / "model.npz")  # the model is saved too
 
@@ -476,9 +484,12 @@ def test_plot_with_agg_backend(toy, trained):
         plt.close("all")
 
 
-def test_training_steps_run_on_one_blas_thread_without_memory_guard(toy, monkeypatch):
+@pytest.mark.parametrize("recipe", ["course", "vse0", "vse++"])
+def test_training_steps_run_on_one_blas_thread_without_memory_guard(toy, monkeypatch, recipe):
     import mygrad as mg
     from threadpoolctl import threadpool_info
+
+    import capstone.losses
 
     train_module = sys.modules["capstone.train"]  # `capstone.train` is also the function
     seen = []
@@ -490,7 +501,162 @@ def test_training_steps_run_on_one_blas_thread_without_memory_guard(toy, monkeyp
         return loss(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "margin_ranking_loss", spy)
+    monkeypatch.setattr(capstone.losses, "margin_ranking_loss", spy)
     data, embeddings = toy
-    train(data, embeddings, TrainConfig(epochs=1, seed=0), progress=False)
+    train(data, embeddings, TrainConfig(recipe=recipe, epochs=1, seed=0), progress=False)
     assert seen and all(state == ({1}, False) for state in seen)
     assert mg.mem_guard_active()  # restored for the user's own MyGrad code
+
+
+# ------------------------------------------------------------------------------------- recipes
+
+INBATCH = TrainConfig(recipe="vse++", epochs=4, batch_size=16, learning_rate=0.01, seed=0)
+
+
+def test_default_recipe_is_vse_plus_plus_with_adam():
+    c = TrainConfig()
+    assert c.recipe == DEFAULT_RECIPE == "vse++"
+    assert {k: getattr(c, k) for k in RECIPES["vse++"]} == RECIPES["vse++"]
+    assert c.momentum is None  # Adam has none
+    assert c.violation(1) == "sum" and c.violation(2) == "max"  # one warm-up epoch
+    assert TrainConfig(recipe="vse0").violation(5) == "sum"
+
+
+def test_recipe_values_can_be_overridden():
+    c = TrainConfig(recipe="vse0", optimizer="sgd", learning_rate=0.1, batch_size=64)
+    assert (c.optimizer, c.learning_rate, c.momentum, c.batch_size) == ("sgd", 0.1, 0.9, 64)
+    assert TrainConfig(recipe="course", optimizer="adam").momentum is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"recipe": "vse+"}, r"`recipe` must be one of \('course', 'vse0', 'vse\+\+'\)"),
+        ({"optimizer": "rmsprop"}, r"`optimizer` must be one of \('sgd', 'adam'\)"),
+        ({"momentum": 0.5}, r"`momentum` is for SGD only"),
+        ({"hard_fraction": 0.5}, r"`hard_fraction` is for the course recipe"),
+        ({"recipe": "course", "both_directions": True}, r"are for the in-batch recipes"),
+        ({"recipe": "course", "warmup_epochs": 1}, r"are for the in-batch recipes"),
+        ({"select_images": 0, "patience": 2}, r"`patience` needs `select_images` > 0"),
+        ({"patience": 0}, r"`patience` must be a positive integer, got 0"),
+        ({"warmup_epochs": -1}, r"`warmup_epochs` must be a non-negative integer, got -1"),
+        ({"select_images": 1.5}, r"`select_images` must be a non-negative integer, got 1.5"),
+        ({"text_map": 1}, r"`text_map` must be True or False, got 1"),
+    ],
+)
+def test_config_rejects_bad_recipe_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
+
+
+@pytest.mark.parametrize("recipe", ["vse0", "vse++"])
+def test_in_batch_recipes_learn_the_toy_problem(toy, recipe):
+    data, embeddings = toy
+    config = TrainConfig(recipe=recipe, epochs=4, batch_size=16, learning_rate=0.01)
+    result = train(data, embeddings, config, progress=False)
+    untrained = ImageEmbedder(12, d_in=32, seed=0)
+    val = result.val_images
+    r1 = retrieval_metrics(result.model, data, embeddings, val).recall_at_1
+    assert r1 > 3 * retrieval_metrics(untrained, data, embeddings, val).recall_at_1
+    assert result.history[-1]["val_accuracy"] > 0.9
+
+
+def test_in_batch_epochs_visit_every_training_caption_once(toy, monkeypatch):
+    data, embeddings = toy
+    seen = []
+    step = sys.modules["capstone.train"].in_batch_step
+
+    def spy(model, optimizer, captions, descriptors, image_ids, *args, **kwargs):
+        seen.append(image_ids)
+        return step(model, optimizer, captions, descriptors, image_ids, *args, **kwargs)
+
+    monkeypatch.setattr(sys.modules["capstone.train"], "in_batch_step", spy)
+    result = train(data, embeddings, replace(INBATCH, epochs=1), progress=False)
+    fit = np.setdiff1d(result.train_images, result.selection_images)
+    ids = np.sort(np.concatenate(seen))
+    expected = np.sort(data.image_ids[data.caption_image[np.isin(data.caption_image, fit)]])
+    np.testing.assert_array_equal(ids, expected)
+    assert all(len(batch) == 16 for batch in seen[:-1])
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        TrainConfig(recipe="vse0", optimizer="sgd", learning_rate=0.05, batch_size=16),
+        TrainConfig(recipe="vse0", both_directions=False, learning_rate=0.01, batch_size=16),
+        replace(INBATCH, text_map=True),
+        TrainConfig(
+            recipe="course", optimizer="adam", learning_rate=0.01, text_map=True, select_images=10
+        ),
+    ],
+    ids=["vse0-sgd", "vse0-adam-one-direction", "vse++-adam-text-map", "course-adam"],
+)
+def test_resume_is_bit_identical_for_every_recipe(toy, tmp_path, config):
+    data, embeddings = toy
+    config = replace(config, epochs=3)
+    straight = train(data, embeddings, config, progress=False)
+    train(data, embeddings, replace(config, epochs=1), run_dir=tmp_path, progress=False)
+    arrays, _ = load_archive(tmp_path / "checkpoint.npz", kind=CHECKPOINT_KIND)
+    slots = {k for k in arrays if k.startswith("optimizer.")}
+    if config.optimizer == "adam":  # Adam's moments are saved, for every parameter
+        names = ["weight", "text_map"] if config.text_map else ["weight"]
+        assert slots == {f"optimizer.{m}.{n}" for m in "mv" for n in names}
+    resumed = train(data, embeddings, config, run_dir=tmp_path, resume=True, progress=False)
+    for a, b in zip(resumed.model.parameters, straight.model.parameters, strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
+    assert without_seconds(resumed.history) == without_seconds(straight.history)
+    assert resumed.best_epoch == straight.best_epoch
+
+
+def test_best_epoch_is_kept_and_never_reads_the_validation_images(toy):
+    data, embeddings = toy
+    config = replace(INBATCH, epochs=6, learning_rate=0.05, select_images=30)
+    result = train(data, embeddings, config, progress=False)
+    scores = [h["selection_r1"] + h["selection_r5"] + h["selection_r10"] for h in result.history]
+    assert result.best_epoch == 1 + int(np.argmax(scores))
+    assert result.model.info["best_epoch"] == result.best_epoch
+    assert len(result.selection_images) == 24  # at most a tenth of the 240 training images
+    assert not np.isin(result.selection_images, result.val_images).any()
+
+    # Validation descriptors of NaN: the same weights and the same best epoch.
+    descriptors = data.descriptors.copy()
+    descriptors[result.val_images] = np.nan
+    poisoned = replace(data, descriptors=descriptors)
+    again = train(poisoned, embeddings, config, progress=False)
+    np.testing.assert_array_equal(again.model.weight.data, result.model.weight.data)
+    assert again.best_epoch == result.best_epoch
+
+
+def test_best_epoch_weights_are_the_ones_saved(toy, tmp_path):
+    data, embeddings = toy
+    config = replace(INBATCH, epochs=5, learning_rate=0.2, select_images=30)
+    result = train(data, embeddings, config, run_dir=tmp_path, progress=False)
+    saved = ImageEmbedder.load(tmp_path / "model.npz")
+    np.testing.assert_array_equal(saved.weight.data, result.model.weight.data)
+    # the best epoch's weights, re-made by training exactly that many epochs
+    upto = train(data, embeddings, replace(config, epochs=result.best_epoch), progress=False)
+    np.testing.assert_array_equal(upto.model.weight.data, result.model.weight.data)
+
+
+def test_patience_stops_early(toy, tmp_path):
+    data, embeddings = toy
+    config = replace(INBATCH, epochs=30, learning_rate=0.05, select_images=30, patience=2)
+    result = train(data, embeddings, config, run_dir=tmp_path, progress=False)
+    assert len(result.history) == result.best_epoch + 2 < 30
+    # resuming a stopped run trains nothing more
+    again = train(data, embeddings, config, run_dir=tmp_path, resume=True, progress=False)
+    assert again.history == result.history
+
+
+def test_text_map_is_learned_and_saved(toy, tmp_path):
+    data, embeddings = toy
+    result = train(data, embeddings, replace(INBATCH, text_map=True), run_dir=tmp_path)
+    T = result.model.text_map.data
+    assert T.shape == (12, 12) and not np.allclose(T, np.eye(12))
+    loaded = ImageEmbedder.load(tmp_path / "model.npz")
+    np.testing.assert_array_equal(loaded.text_map.data, T)
+    # evaluation goes through the map: without it the figures differ
+    val = result.val_images
+    with_map = retrieval_metrics(result.model, data, embeddings, val)
+    result.model.text_map = None
+    assert retrieval_metrics(result.model, data, embeddings, val) != with_map
