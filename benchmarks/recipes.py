@@ -61,7 +61,7 @@ RECIPE_ROWS = {
     "vse0 (no text map)": dict(recipe="vse0", text_map=False),
     "vse0": dict(recipe="vse0"),
     "vse++ (no text map)": dict(recipe="vse++", text_map=False),
-    "vse++, one direction": dict(recipe="vse++", both_directions=False),
+    "vse++ (one direction)": dict(recipe="vse++", both_directions=False),
     f"{DEFAULT_RECIPE} (default)": dict(recipe=DEFAULT_RECIPE),
 }
 

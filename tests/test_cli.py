@@ -194,7 +194,8 @@ def test_train_then_resume_with_more_epochs(fresh_home, demo_data, capsys):
     assert code == 0, err
     run_dir = fresh_home / "runs" / "r"
     assert f"training into {run_dir}" in err
-    assert out.startswith(f"saved {run_dir / 'model.npz'}  (final val accuracy ")
+    assert out.startswith(f"saved {run_dir / 'model.npz'}  (best of 1 epoch: epoch 1, R@1 ")
+    assert "held-out training images; val accuracy " in out
     accuracy = float(out.rsplit(" ", 1)[1].rstrip(")\n"))
     assert 0 <= accuracy <= 1
     first = (run_dir / "model.npz").read_bytes()

@@ -7,6 +7,7 @@ import math
 import mygrad as mg
 import numpy as np
 import pytest
+from gradcheck import numerical_grad
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -114,16 +115,6 @@ def test_bad_violation():
 
 
 # -------------------------------------------------------------------------------------- gradient
-
-
-def numerical_grad(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        up, down = x.copy(), x.copy()
-        up[idx] += eps
-        down[idx] -= eps
-        grad[idx] = (f(up) - f(down)) / (2 * eps)
-    return grad
 
 
 @settings(max_examples=40, deadline=None)

@@ -9,6 +9,7 @@ from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
+from gradcheck import numerical_grad
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from mynn.optimizers.sgd import SGD
@@ -101,16 +102,6 @@ def numpy_grad(W, captions, x_true, x_conf, margin):
     dy_true = -active / b * (captions - s_true * y_true / n_true) / n_true
     dy_conf = active / b * (captions - s_conf * y_conf / n_conf) / n_conf
     return x_true.T @ dy_true + x_conf.T @ dy_conf
-
-
-def numerical_grad(f, W, eps=1e-6):
-    grad = np.zeros_like(W)
-    for idx in np.ndindex(W.shape):
-        up, down = W.copy(), W.copy()
-        up[idx] += eps
-        down[idx] -= eps
-        grad[idx] = (f(up) - f(down)) / (2 * eps)
-    return grad
 
 
 def random_batch(rng, b=8, d=4, d_in=6):
