@@ -25,6 +25,7 @@ The tables are printed and written to ``benchmarks/results/recipes-<images>.md``
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from datetime import datetime
@@ -290,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--recipes: unknown {unknown}; choose from {list(RECIPE_ROWS)}")
     parts = set(args.parts.split(","))
 
+    command = shlex.join(sys.argv[1:] if argv is None else argv)
     ds = load(args.images, args.cache)
     title = (
         f"{ds.data.n_images:,} images, {ds.data.n_captions:,} captions "
@@ -299,8 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     out = [
         f"# Training recipes: {title}",
         "",
-        f"`python benchmarks/recipes.py --images {args.images} --epochs {args.epochs}` on "
-        f"{datetime.now():%Y-%m-%d %H:%M}, {machine()}",
+        f"`python benchmarks/recipes.py {command}` on {datetime.now():%Y-%m-%d %H:%M}, {machine()}",
         "",
     ]
     if "1" in parts:
