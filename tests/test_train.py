@@ -7,6 +7,7 @@ import sys
 import warnings
 from dataclasses import asdict, replace
 
+import mygrad as mg
 import numpy as np
 import pytest
 from gradcheck import numerical_grad
@@ -152,6 +153,32 @@ def test_train_step_gradient_matches_central_differences(seed, margin):
     # ... and so does the analytic reference used by the optimizer tests below
     np.testing.assert_allclose(
         numpy_grad(W, captions, x_true, x_conf, margin), numerical, rtol=1e-5, atol=1e-9
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), margin=st.sampled_from([0.1, 0.25, 1.0]))
+def test_train_step_gradient_of_the_text_map_matches_central_differences(seed, margin):
+    # The course's triples with a learned text map: both W and T get their gradients.
+    rng = np.random.default_rng(seed)
+    model = float64_model(seed=int(rng.integers(1000)))
+    model.text_map = mg.tensor(np.eye(4) + 0.3 * rng.normal(size=(4, 4)))
+    captions, x_true, x_conf = random_batch(rng)
+    W, T = model.weight.data.copy(), model.text_map.data.copy()
+
+    def loss_of(w, t):
+        return numpy_loss(w, unit(captions @ t), x_true, x_conf, margin)[0]
+
+    s_diff = np.sum(unit(captions @ T) * (unit(x_true @ W) - unit(x_conf @ W)), axis=1)
+    assume(np.min(np.abs(margin - s_diff)) > 1e-4)  # no row on the hinge's kink
+    recorder = GradRecorder(model.text_map)
+    loss, _ = train_step(model, recorder, captions, x_true, x_conf, margin)
+    assert loss == pytest.approx(loss_of(W, T), rel=1e-12)
+    np.testing.assert_allclose(
+        recorder.grad, numerical_grad(lambda t: loss_of(W, t), T), rtol=1e-5, atol=1e-9
+    )
+    np.testing.assert_allclose(
+        model.weight.grad, numerical_grad(lambda w: loss_of(w, T), W), rtol=1e-5, atol=1e-9
     )
 
 
