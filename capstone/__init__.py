@@ -6,9 +6,9 @@ Where data flows::
                                  │                                         │
                                  └──────────> text.TextEmbedder <──────────┘
                                                (IDF-weighted GloVe)
-    triples.make_triples ─> train.train (MyGrad) ─> model.ImageEmbedder ─> evaluate
-                                                              │
-                                database.ImageDatabase <──────┘ ─> search.SearchEngine ─> display
+    triples, losses ─> train.train (recipes) ─> model.ImageEmbedder ─> evaluate
+                                                           │
+                             database.ImageDatabase <──────┘ ─> search.SearchEngine ─> display
 
 `dataset.load_dataset` runs the top row in one call; ``python -m capstone`` is the command line.
 """

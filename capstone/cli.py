@@ -180,13 +180,13 @@ def _evaluate(model: ImageEmbedder, ds: Dataset) -> dict:
     return evaluation_report(model, ds.data, ds.caption_embeddings, val, seed=seed)
 
 
-def _train(ds: Dataset, args, run: str, resume: bool):
+def _train(ds: Dataset, config: TrainConfig, run: str, resume: bool):
     run_dir = runs_dir() / run
     print(f"training into {run_dir}", file=sys.stderr)
     return train(
         ds.data,
         ds.caption_embeddings,
-        _config(args),
+        config,
         run_dir=run_dir,
         resume=resume,
         info=ds.info(),
@@ -196,8 +196,9 @@ def _train(ds: Dataset, args, run: str, resume: bool):
 def cmd_train(args) -> int:
     if args.resume and not args.run:
         raise ValueError("--resume needs --run NAME (the run to continue)")
+    config = _config(args)  # bad settings fail before the data, which can take a while
     ds = load_dataset(args.data, glove=args.glove, verbose=True)
-    result, run_dir = _train(ds, args, args.run or _new_run_name("run"), args.resume)
+    result, run_dir = _train(ds, config, args.run or _new_run_name("run"), args.resume)
     print(f"saved {run_dir / 'model.npz'}  ({_summary(result)})")
     return 0
 
@@ -250,9 +251,10 @@ def _show_queries(ds: Dataset, model: ImageEmbedder, queries, k: int = 3) -> Non
 
 def cmd_demo(args) -> int:
     start = time.perf_counter()
+    config = _config(args)
     ds = load_dataset(demo=True, demo_images=args.images, verbose=True)
     run = args.run or _new_run_name("demo")
-    result, run_dir = _train(ds, args, run, resume=False)
+    result, run_dir = _train(ds, config, run, resume=False)
     report = _evaluate(result.model, ds)
     print(f"\nrecipe {result.model.info['train']['recipe']}, {_summary(result)}\n")
     print(format_report(report))

@@ -130,8 +130,9 @@ def chance_metrics(
 ) -> RetrievalMetrics:
     """The expected figures of a model that ranks at random, for comparison.
 
-    Image -> caption: the first of C right captions among N = C P falls after the first r - 1
-    places with probability ``prod_{i < r-1} (N - C - i) / (N - i)``.
+    Caption -> image: the rank is uniform on 1..P. Image -> caption: the C right captions of an
+    image lie at random among the pool's N = C P, so the first of them ranks below r with
+    probability ``P(rank > r) = prod_{i < r} (N - C - i) / (N - i)``.
     """
     p, c = pool_size, captions_per_image
     n = c * p

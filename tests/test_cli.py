@@ -16,6 +16,7 @@ import pytest
 
 from capstone import paths
 from capstone.cli import build_parser, main
+from capstone.model import ImageEmbedder
 
 RUN = "tiny"
 N_IMAGES = 300  # the demo drops one image without descriptors: 299 remain
@@ -752,3 +753,27 @@ def test_search_show_saves_a_grid_of_caption_tiles(home, capsys, tmp_path):
     code, _, err = run(capsys, "search", "a dog", "-k", "3", "--show", png)
     assert code == 0 and png.read_bytes().startswith(b"\x89PNG")
     assert f"grid saved to {png}" in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--hard", "0.5"], "`hard_fraction` is for the course recipe"),
+        (["--recipe", "course", "--both-directions"], "are for the in-batch recipes"),
+        (["--momentum", "0.5"], "`momentum` is for SGD only"),
+        (["--patience", "2", "--select-images", "0"], "`patience` needs `select_images` > 0"),
+    ],
+)
+def test_train_refuses_recipe_settings_before_loading_data(fresh_home, capsys, flags, message):
+    # no data folder exists: the settings are checked first, so the error is about them
+    code, out, err = run(capsys, "train", "--data", fresh_home / "nowhere", *flags)
+    assert code == 2 and out == ""
+    assert message in err and "nowhere" not in err
+
+
+def test_train_with_the_course_recipe_says_so(fresh_home, demo_data, capsys):
+    code, out, err = run(capsys, "train", "--data", demo_data, "--recipe", "course", *TRAIN)
+    assert code == 0, err
+    assert "(last epoch 1, val accuracy " in out
+    model = ImageEmbedder.load(next((fresh_home / "runs").glob("*/model.npz")))
+    assert model.info["train"]["recipe"] == "course" and model.text_map is None
