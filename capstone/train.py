@@ -544,6 +544,8 @@ def train(
                 "val_accuracy": val_accuracy,
             }
             summary = ""
+            if config.violation(epoch) == "sum" and config.recipe == "vse++":
+                summary = "  (warm-up: vse0 loss)"
             if len(selection):
                 metrics = retrieval_metrics(
                     model, data, caption_embeddings, selection, seed=config.seed
@@ -553,7 +555,7 @@ def train(
                     selection_r5=metrics.recall_at_5,
                     selection_r10=metrics.recall_at_10,
                 )
-                summary = f"  selection R@1 {metrics.recall_at_1:.3f}"
+                summary += f"  selection R@1 {metrics.recall_at_1:.3f}"
             record["seconds"] = round(time.perf_counter() - start, 3)
             history.append(record)
             if best_epoch() == epoch:

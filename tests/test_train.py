@@ -678,3 +678,11 @@ def test_text_map_is_learned_and_saved(toy, tmp_path):
     with_map = retrieval_metrics(result.model, data, embeddings, val)
     result.model.text_map = None
     assert retrieval_metrics(result.model, data, embeddings, val) != with_map
+
+
+def test_progress_lines_say_which_epochs_warm_up(toy, capsys):
+    data, embeddings = toy
+    train(data, embeddings, replace(INBATCH, epochs=3, warmup_epochs=2, select_images=30))
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert ["(warm-up: vse0 loss)" in line for line in lines] == [True, True, False]
+    assert all("selection R@1 " in line for line in lines)
