@@ -9,25 +9,24 @@ default they use the newest run.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
+import warnings
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 
-from capstone.archive import ArchiveError
-from capstone.database import ImageDatabase
+from capstone import __version__
+from capstone.archive import atomic_write
 from capstone.dataset import DEMO_IMAGES, Dataset, load_dataset
-from capstone.evaluate import evaluation_report, format_report
+from capstone.evaluate import format_report
 from capstone.model import ImageEmbedder
 from capstone.optimizers import OPTIMIZERS
 from capstone.paths import cache_dir, runs_dir
+from capstone.runs import MODEL_FILE, Run, list_runs
 from capstone.search import SearchEngine
 from capstone.train import DEFAULT_RECIPE, RECIPES, SGD_MOMENTUM, TrainConfig, train
-from capstone.triples import split_images
 
 __all__ = ["main"]
 
@@ -60,8 +59,14 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--run", metavar="NAME", help="use the model of this run")
+    group.add_argument("--run", metavar="NAME", help="use the model of this run (the newest)")
     group.add_argument("--model", metavar="FILE", help="use this model.npz")
+    p.add_argument(
+        "--other-data",
+        action="store_true",
+        help="use the run on data or word vectors other than its own (its validation split "
+        "then means nothing; the output says so)",
+    )
 
 
 def _add_train_args(p: argparse.ArgumentParser, epochs: int) -> None:
@@ -144,40 +149,22 @@ def _new_run_name(prefix: str) -> str:
     return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _model_path(args) -> Path:
-    """The model file that ``--model``, ``--run`` or else the newest run names; it must exist."""
-    if args.model or args.run:
-        path = Path(args.model) if args.model else runs_dir() / args.run / "model.npz"
-        if not path.is_file():
-            where = "--model" if args.model else f"--run {args.run}"
-            raise FileNotFoundError(f"{path}: no such model file ({where})")
-        return path
-    models = sorted(runs_dir().glob("*/model.npz"), key=lambda p: p.stat().st_mtime)
-    if not models:
-        raise FileNotFoundError(
-            f"no trained model in {runs_dir()}: run `python -m capstone demo` or "
-            "`python -m capstone train` first, or pass --model FILE"
-        )
-    return models[-1]
+def _run(args) -> Run:
+    """The run that ``--model``, ``--run`` or else the newest run names, with its data.
 
-
-def _load_model(path: Path, ds: Dataset) -> ImageEmbedder:
-    model = ImageEmbedder.load(path, d=ds.glove.dim)
-    trained_on = model.info.get("data_fingerprint")
-    if trained_on and trained_on != ds.data.fingerprint:
+    The model file is found before the data loads (which can take a while), then the run is
+    checked against the data: other data or word vectors stop here unless ``--other-data``.
+    """
+    run = Run.load(args.model or args.run)
+    ds = load_dataset(args.data, glove=args.glove, verbose=not args.json)
+    differences = run.check(ds, other_data=args.other_data)
+    for difference in [] if args.json else differences:  # --json: in the JSON instead
         print(
-            f"warning: {path} was trained on other data (fingerprint {trained_on}, this data "
-            f"{ds.data.fingerprint}): its validation split means nothing here",
+            f"warning: --other-data: {difference}; the run's validation split means nothing "
+            "on this data",
             file=sys.stderr,
         )
-    return model
-
-
-def _evaluate(model: ImageEmbedder, ds: Dataset) -> dict:
-    config = model.info.get("train", {})
-    seed, val_fraction = config.get("seed", 0), config.get("val_fraction", 0.2)
-    _, val = split_images(ds.data.n_images, val_fraction=val_fraction, seed=seed)
-    return evaluation_report(model, ds.data, ds.caption_embeddings, val, seed=seed)
+    return run, ds
 
 
 def _train(ds: Dataset, config: TrainConfig, run: str, resume: bool):
@@ -220,16 +207,26 @@ def _summary(result) -> str:
 
 
 def cmd_evaluate(args) -> int:
-    path = _model_path(args)  # before the data, which can take a while to load
-    ds = load_dataset(args.data, glove=args.glove, verbose=not args.json)
-    report = _evaluate(_load_model(path, ds), ds)
-    report["model"] = str(path)
+    run, ds = _run(args)
+    report = run.evaluate(ds)
+    _save_metrics(run, report)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"model: {path}")
+        print(f"run {run.name}: {run.path}")
         print(format_report(report))
     return 0
+
+
+def _save_metrics(run: Run, report: dict) -> None:
+    """``metrics.json`` beside a run's model (a report of the run: replaced by a newer one)."""
+    if not run.in_runs_dir:
+        return
+    path = run.path.parent / "metrics.json"
+    try:
+        atomic_write(path, lambda f: f.write(json.dumps(report, indent=2).encode()), overwrite=True)
+    except OSError as e:
+        print(f"warning: could not write {path}: {e}", file=sys.stderr)
 
 
 def _show_queries(ds: Dataset, model: ImageEmbedder, queries, k: int = 3) -> None:
@@ -255,11 +252,12 @@ def cmd_demo(args) -> int:
     ds = load_dataset(demo=True, demo_images=args.images, verbose=True)
     run = args.run or _new_run_name("demo")
     result, run_dir = _train(ds, config, run, resume=False)
-    report = _evaluate(result.model, ds)
+    run = Run(run_dir / MODEL_FILE, result.model)
+    report = run.evaluate(ds)
     print(f"\nrecipe {result.model.info['train']['recipe']}, {_summary(result)}\n")
     print(format_report(report))
     _show_queries(ds, result.model, DEMO_QUERIES)
-    (run_dir / "metrics.json").write_text(json.dumps(report, indent=2))
+    _save_metrics(run, report)
     print(
         f"\nsaved {run_dir}/model.npz and metrics.json; demo took "
         f"{time.perf_counter() - start:.0f} s"
@@ -267,54 +265,35 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def _engine(args):
-    """The search engine over the validation images of the chosen run (the course's database)."""
-    path = _model_path(args)  # before the data, which can take a while to load
-    ds = load_dataset(args.data, glove=args.glove, verbose=not args.json)
-    model = _load_model(path, ds)
-    config = model.info.get("train", {})
-    _, val = split_images(
-        ds.data.n_images,
-        val_fraction=config.get("val_fraction", 0.2),
-        seed=config.get("seed", 0),
-    )
-    images = np.arange(ds.data.n_images) if args.all_images else val
-    # Only a run folder gets the database cached beside its model: never a user's own folder.
-    in_run = path.resolve().parent.parent == runs_dir().resolve()
-    database = _database(path.parent / "database.npz" if in_run else None, model, ds, images)
-    return SearchEngine(ds, model, database)
+def _engine(args) -> SearchEngine:
+    """The search engine over the chosen run's validation images (the course's database)."""
+    run, ds = _run(args)
+    images = "all" if args.all_images else "validation"
+    engine = run.engine(ds, images)
+    args.database = {"run": run.name, "images": images, "n_images": len(engine.database)}
+    if run.warnings:
+        args.database["warnings"] = run.warnings
+    if not args.json:
+        what = "every image" if args.all_images else "the validation images"
+        print(
+            f"searching {what} of run {run.name}: {len(engine.database):,} of "
+            f"{ds.data.n_images:,}" + ("" if args.all_images else " (--all-images for all)"),
+            file=sys.stderr,
+        )
+    return engine
 
 
-def _database(path: Path | None, model, ds: Dataset, images: np.ndarray) -> ImageDatabase:
-    """The database saved at ``path``, rebuilt (and saved) when model, data or images changed."""
-    key = {
-        "model_sha256": hashlib.sha256(model.weight.data.tobytes()).hexdigest(),
-        "data_fingerprint": ds.data.fingerprint,
-        "images_sha256": hashlib.sha256(images.tobytes()).hexdigest(),
-    }
-    if path is not None and path.is_file():
-        try:
-            db = ImageDatabase.load(path, d=model.d)
-            if all(db.info.get(k) == v for k, v in key.items()):
-                return db
-        except ArchiveError as e:
-            print(f"warning: rebuilding {path}: {e}", file=sys.stderr)
-    db = ImageDatabase.build(model, ds.data.image_ids[images], ds.data.descriptors[images])
-    db.info.update(key)
-    if path is not None:
-        db.save(path, overwrite=True)  # a cache of the run's model: always rebuildable
-    return db
-
-
-def _print_results(results, args) -> None:
+def _print_results(results, args, ignored: list[str] = ()) -> None:
     if args.json:
         rows = [{"rank": i + 1, **asdict(r)} for i, r in enumerate(results)]
-        print(json.dumps(rows, indent=2))
-        return
-    for i, r in enumerate(results, 1):
-        print(f"#{i:<3} {r.score:6.3f}  image {r.image_id}  {r.url}")
-        for caption in r.captions[: args.captions]:
-            print(f"       {caption.strip()}")
+        print(json.dumps({**args.database, "ignored_words": ignored, "results": rows}, indent=2))
+    else:
+        if ignored:
+            print(f"ignored (IDF 0 or no GloVe vector): {', '.join(ignored)}")
+        for i, r in enumerate(results, 1):
+            print(f"#{i:<3} {r.score:6.3f}  image {r.image_id}  {r.url}")
+            for caption in r.captions[: args.captions]:
+                print(f"       {caption.strip()}")
     if args.show:
         from capstone.display import show_grid  # imports matplotlib: only when asked
 
@@ -323,13 +302,18 @@ def _print_results(results, args) -> None:
         print(f"grid saved to {args.show}", file=sys.stderr)
 
 
+def _ignored(engine: SearchEngine, texts) -> list[str]:
+    """The words of the query texts that add nothing (IDF 0 or no GloVe vector)."""
+    return [w for t in texts for w in engine.dataset.text.known_words(t)[1]]
+
+
 def cmd_search(args) -> int:
     engine = _engine(args)
     if args.add or args.subtract:
         results = engine.combined([args.text, *args.add], args.subtract, k=args.k)
     else:
         results = engine.search(args.text, k=args.k)
-    _print_results(results, args)
+    _print_results(results, args, _ignored(engine, [args.text, *args.add, *args.subtract]))
     return 0
 
 
@@ -341,7 +325,24 @@ def cmd_similar(args) -> int:
         results = engine.combined(args.add, args.subtract, image_id=args.image_id, k=args.k)
     else:
         results = engine.similar(args.image_id, k=args.k, space=args.space)
-    _print_results(results, args)
+    _print_results(results, args, _ignored(engine, [*args.add, *args.subtract]))
+    return 0
+
+
+def cmd_rank(args) -> int:
+    engine = _engine(args)
+    rank = engine.rank_of(args.text, args.image_id)
+    ignored = _ignored(engine, [args.text])
+    if args.json:
+        print(json.dumps({**args.database, "ignored_words": ignored, **asdict(rank)}, indent=2))
+        return 0
+    if ignored:
+        print(f"ignored (IDF 0 or no GloVe vector): {', '.join(ignored)}")
+    where = "" if rank.in_database else " (it is not one of them: the rank it would have)"
+    print(
+        f"image {rank.image_id} ranks {rank.rank:,} of {rank.n_images:,} for "
+        f'"{args.text}" (score {rank.score:.3f}){where}'
+    )
     return 0
 
 
@@ -374,10 +375,90 @@ def cmd_words(args) -> int:
     return 0
 
 
-def _add_search_args(p: argparse.ArgumentParser, k: int, results: bool = True) -> None:
+def cmd_runs(args) -> int:
+    rows = []
+    for run in list_runs():
+        info, config = run.model.info, run.config
+        report = run.path.parent / "metrics.json"
+        r1 = None
+        if report.is_file():
+            try:
+                r1 = json.loads(report.read_text())["models"]["trained"]["recall_at_1"]
+            except (OSError, ValueError, KeyError, TypeError):
+                r1 = None  # an unreadable report only costs this column
+        rows.append(
+            {
+                "name": run.name,
+                "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.path.stat().st_mtime)),
+                "data": info.get("data_source", "?"),
+                "data_fingerprint": info.get("data_fingerprint"),
+                # runs from before recipes existed all trained the course's
+                "recipe": config.get("recipe", "course" if config else "?"),
+                "epochs": len(run.history),
+                "best_epoch": info.get("best_epoch"),
+                "val_r1": r1,
+                "path": str(run.path),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no runs in {runs_dir()}: `python -m capstone demo` or `train` makes one")
+        return 0
+    head = f"{'name':28} {'date':16} {'data':14} {'recipe':7} {'epochs':>6} {'best':>4} {'R@1':>6}"
+    print(head)
+    for r in rows:
+        r1 = f"{r['val_r1']:.1%}" if r["val_r1"] is not None else "-"
+        best = r["best_epoch"] if r["best_epoch"] is not None else "-"
+        print(
+            f"{r['name']:28} {r['date']:16} {r['data']:14} {r['recipe']:7} {r['epochs']:>6} "
+            f"{best:>4} {r1:>6}"
+        )
+    print(f"(R@1: caption -> image on the run's validation pools, from `evaluate`; {runs_dir()})")
+    return 0
+
+
+def cmd_info(args) -> int:
+    ds = load_dataset(args.data, glove=args.glove, verbose=False)
+    data = ds.data
+    rows = np.linspace(0, data.n_images - 1, num=min(5, data.n_images)).astype(int)
+    examples = [
+        {"image_id": int(data.image_ids[i]), "caption": data.caption_texts_of_image(i)[0].strip()}
+        for i in rows
+    ]
+    facts = {
+        "data_folder": str(ds.files.captions.parent),
+        "source": ds.files.source,
+        "demo": ds.files.is_demo,
+        "images": data.n_images,
+        "captions": data.n_captions,
+        "dropped_images": data.n_dropped_images,
+        "dropped_captions": data.n_dropped_captions,
+        "descriptor_width": int(data.descriptors.shape[1]),
+        "data_fingerprint": data.fingerprint,
+        "glove": ds.glove.source,
+        "glove_words": len(ds.glove),
+        "glove_dim": ds.glove.dim,
+        "idf_vocabulary": len(ds.text.idf),
+        "examples": examples,
+    }
+    if args.json:
+        print(json.dumps(facts, indent=2))
+        return 0
+    print(ds.describe())
+    print(f"descriptors: {facts['descriptor_width']} wide; data fingerprint {data.fingerprint}")
+    print("example image ids (for similar, tags, rank):")
+    for e in examples:
+        print(f"  {e['image_id']}: {e['caption']}")
+    return 0
+
+
+def _add_search_args(p: argparse.ArgumentParser, k: int | None, results: bool = True) -> None:
     _add_data_args(p)
     _add_model_args(p)
-    p.add_argument("-k", type=int, default=k, help=f"how many results ({k})")
+    if k is not None:
+        p.add_argument("-k", type=int, default=k, help=f"how many results ({k})")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument(
         "--all-images",
@@ -410,6 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m capstone",
         description="Semantic image search over MS-COCO with MyGrad and MyNN.",
     )
+    parser.add_argument("--version", action="version", version=f"capstone {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -494,14 +576,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("word")
     _add_search_args(p, k=10, results=False)
     p.set_defaults(func=cmd_words)
+
+    p = sub.add_parser(
+        "rank",
+        help="where one image ranks for a text query",
+        description="The rank of IMAGE_ID among the run's validation images (or all) for a "
+        'query, e.g. python -m capstone rank "two dogs playing in the snow" 57870',
+    )
+    p.add_argument("text", help="the query")
+    p.add_argument("image_id", type=int, metavar="IMAGE_ID")
+    _add_search_args(p, k=None, results=False)
+    p.set_defaults(func=cmd_rank)
+
+    p = sub.add_parser(
+        "runs",
+        help="the trained runs: name, date, data, recipe, epochs, R@1",
+        description="Every run in the data home's runs folder, oldest first.",
+    )
+    p.add_argument("--json", action="store_true", help="print them as JSON")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser(
+        "info",
+        help="the data in use: source, counts, GloVe, example image ids",
+        description="What `capstone` would use: where the data comes from, how many images "
+        "and captions, which word vectors, and a few image ids with a caption each.",
+    )
+    _add_data_args(p)
+    p.add_argument("--json", action="store_true", help="print it as JSON")
+    p.set_defaults(func=cmd_info)
     return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m capstone`` and the ``capstone`` command."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            # the library warns about optional things (an unwritable cache): one plain line
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except (FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
         # A KeyError's str() is the repr of its message: print the message itself.
         message = e.args[0] if isinstance(e, KeyError) and e.args else e

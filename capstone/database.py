@@ -114,12 +114,16 @@ class ImageDatabase:
         self.embeddings = embeddings
         self._rows.update({int(i): start + r for r, i in enumerate(new.image_ids)})
 
-    def embedding(self, image_id) -> np.ndarray:
-        """The (d,) embedding of one image; KeyError for an id not in the database."""
+    def row(self, image_id) -> int:
+        """The row of one image; KeyError for an id not in the database."""
         try:
-            return self.embeddings[self._rows[int(image_id)]]
+            return self._rows[int(image_id)]
         except KeyError:
             raise KeyError(f"image id {image_id} is not in the database") from None
+
+    def embedding(self, image_id) -> np.ndarray:
+        """The (d,) embedding of one image; KeyError for an id not in the database."""
+        return self.embeddings[self.row(image_id)]
 
     def scores(self, vectors: np.ndarray) -> np.ndarray:
         """Cosine similarity of (d,) or (Q, d) query vectors to every image: (N,) or (Q, N)."""

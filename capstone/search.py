@@ -26,7 +26,7 @@ from capstone.dataset import Dataset
 from capstone.model import ImageEmbedder
 from capstone.vectors import normalize_rows, top_k
 
-__all__ = ["SearchEngine", "SearchResult"]
+__all__ = ["Rank", "SearchEngine", "SearchResult"]
 
 # Function words that are near everything in GloVe space and describe no scene.
 STOP_WORDS = frozenset(
@@ -46,6 +46,17 @@ class SearchResult:
     score: float
     url: str
     captions: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Rank:
+    """Where one image ranks for a query (`SearchEngine.rank_of`)."""
+
+    image_id: int
+    rank: int
+    score: float
+    n_images: int
+    in_database: bool
 
 
 class SearchEngine:
@@ -84,7 +95,9 @@ class SearchEngine:
         self.dataset = dataset
         self.model = model
         data = dataset.data
-        self.database = database or ImageDatabase.build(model, data.image_ids, data.descriptors)
+        if database is None:  # (an empty database is falsy: never test its truth)
+            database = ImageDatabase.build(model, data.image_ids, data.descriptors)
+        self.database = database
         self._descriptors_unit = None  # computed on the first descriptor-space query
         idf = dataset.text.idf
         n_t = idf.n_documents / np.power(10.0, idf.idf)  # invert IDF = log10(N / n_t)
@@ -124,6 +137,31 @@ class SearchEngine:
     def search(self, text: str, k: int = 10) -> list[SearchResult]:
         """The ``k`` images that best match ``text``."""
         return self._results(self.database.query(self.text_vector(text), k))
+
+    def rank_of(self, text: str, image_id: int) -> Rank:
+        """Where image ``image_id`` ranks among the database's images for the query ``text``.
+
+        ``rank = 1 + #(database images other than it that score higher)``; an image outside the
+        database gets the rank it would have if it were added.
+
+        Examples
+        --------
+        >>> engine.rank_of("two dogs playing in the snow", 57870)     # doctest: +SKIP
+        Rank(image_id=57870, rank=12, score=0.41, n_images=16523, in_database=True)
+        """
+        q = self.text_vector(text)
+        score = float(self.image_vector(image_id) @ q)
+        others = self.database.scores(q)
+        in_database = image_id in self.database
+        if in_database:
+            others = np.delete(others, self.database.row(image_id))
+        return Rank(
+            int(image_id),
+            1 + int(np.count_nonzero(others > score)),
+            score,
+            len(self.database),
+            in_database,
+        )
 
     def search_batch(self, texts: Sequence[str], k: int = 10) -> list[list[SearchResult]]:
         """`search` for many texts at once (one matrix product)."""

@@ -484,7 +484,12 @@ def train(
         caption_embeddings.shape[1],
         d_in=data.descriptors.shape[1],
         seed=config.seed,
-        info={**(info or {}), "train": asdict(config)},
+        # the split as COCO ids: a run is evaluated and searched on exactly these images
+        info={
+            **(info or {}),
+            "train": asdict(config),
+            "val_image_ids": data.image_ids[val_images].tolist(),
+        },
         text_map=config.text_map,
     )
     optimizer = make_optimizer(

@@ -86,6 +86,13 @@ def run_json(capsys, *argv):
     return json.loads(out)
 
 
+def results_json(capsys, *argv):
+    """The result rows of ``search`` or ``similar --json`` (beside the query's facts)."""
+    report = run_json(capsys, *argv)
+    assert set(report) - {"warnings"} == {"run", "images", "n_images", "ignored_words", "results"}
+    return report["results"]
+
+
 def argparse_exit(capsys, *argv):
     """Exit status and stderr of an argparse rejection (SystemExit)."""
     with pytest.raises(SystemExit) as info:
@@ -95,7 +102,7 @@ def argparse_exit(capsys, *argv):
 
 def val_image_ids(capsys):
     """Image ids of the run's database (its validation images), best first for one query."""
-    rows = run_json(capsys, "search", "a dog on a street", "--run", RUN, "-k", "50")
+    rows = results_json(capsys, "search", "a dog on a street", "--run", RUN, "-k", "50")
     return [r["image_id"] for r in rows]
 
 
@@ -109,6 +116,9 @@ COMMANDS = {
     "similar": ["IMAGE_ID", "--space", "-k", "--json", "--add", "--subtract", "--all-images"],
     "tags": ["IMAGE_ID", "-k", "--json", "--run", "--model"],
     "words": ["word", "-k", "--json", "--run", "--model"],
+    "rank": ["text", "IMAGE_ID", "--json", "--all-images", "--other-data", "--run"],
+    "runs": ["--json"],
+    "info": ["--data", "--glove", "--json"],
 }
 
 
@@ -271,7 +281,7 @@ def test_evaluate_json(home, capsys):
 def test_evaluate_table_and_default_model(home, capsys):
     code, out, err = run(capsys, "evaluate")  # no --run: the newest run, the only one
     assert code == 0, err
-    assert out.startswith(f"model: {home / 'runs' / RUN / 'model.npz'}\n")
+    assert out.startswith(f"run {RUN}: {home / 'runs' / RUN / 'model.npz'}\n")
     assert "caption -> image retrieval: 1 pool(s)" in out
     assert "R@1" in out and "MRR" in out
     assert "data:" in err  # verbose without --json
@@ -333,17 +343,25 @@ def test_evaluate_run_and_model_are_exclusive(capsys):
     assert "not allowed with" in err
 
 
-def test_evaluate_warns_about_a_model_of_other_data(home, capsys, tmp_path):
+def test_evaluate_refuses_a_run_of_other_data_unless_told(home, capsys, tmp_path):
     from capstone import minicoco
 
     other = tmp_path / "other"
     minicoco.generate(other, 60, seed=1)
-    code, out, err = run(
-        capsys, "evaluate", "--data", other, "--model", home / "runs" / RUN / "model.npz"
-    )
+    model = home / "runs" / RUN / "model.npz"
+    before = model.read_bytes()
+    code, out, err = run(capsys, "evaluate", "--data", other, "--model", model)
+    assert code == 2 and out == ""
+    assert f"error: run {RUN} ({model}) does not match: data: trained on demo data" in err
+    assert "pass --other-data to go on anyway" in err
+    code, out, err = run(capsys, "evaluate", "--data", other, "--model", model, "--other-data")
     assert code == 0, err
-    assert "warning:" in err and "trained on other data" in err
+    assert "warning: --other-data: data: trained on demo data" in err
+    assert "validation split means nothing on this data" in err
     assert "caption -> image retrieval" in out
+    report = run_json(capsys, "evaluate", "--data", other, "--model", model, "--other-data")
+    assert report["warnings"][0].startswith("data: trained on demo data")
+    assert model.read_bytes() == before
 
 
 # -- search ----------------------------------------------------------------------------------
@@ -380,7 +398,7 @@ def check_ranked(rows, k):
 
 def test_search_json(home, capsys, id_sets):
     val, _ = id_sets
-    rows = run_json(capsys, "search", "two dogs playing in the snow", "--run", RUN, "-k", 5)
+    rows = results_json(capsys, "search", "two dogs playing in the snow", "--run", RUN, "-k", 5)
     check_ranked(rows, 5)
     assert {r["image_id"] for r in rows} <= val  # the database is the validation images
     assert (home / "runs" / RUN / "database.npz").is_file()  # cached beside the model
@@ -388,13 +406,13 @@ def test_search_json(home, capsys, id_sets):
 
 def test_search_default_k_and_every_validation_image(home, capsys, id_sets):
     val, everything = id_sets
-    check_ranked(run_json(capsys, "search", "a dog", "--run", RUN), 9)
-    rows = run_json(capsys, "search", "a dog", "--run", RUN, "-k", 1000)
+    check_ranked(results_json(capsys, "search", "a dog", "--run", RUN), 9)
+    rows = results_json(capsys, "search", "a dog", "--run", RUN, "-k", 1000)
     assert {r["image_id"] for r in rows} == val  # k beyond the database: all of it
-    rows = run_json(capsys, "search", "a dog", "--run", RUN, "-k", 1000, "--all-images")
+    rows = results_json(capsys, "search", "a dog", "--run", RUN, "-k", 1000, "--all-images")
     assert {r["image_id"] for r in rows} == everything
     # the cached database follows the images asked for
-    rows = run_json(capsys, "search", "a dog", "--run", RUN, "-k", 1000)
+    rows = results_json(capsys, "search", "a dog", "--run", RUN, "-k", 1000)
     assert {r["image_id"] for r in rows} == val
 
 
@@ -411,7 +429,7 @@ def test_search_table(home, capsys):
 
 
 def test_search_table_matches_json(home, capsys):
-    rows = run_json(capsys, "search", "a pizza", "--run", RUN, "-k", 4)
+    rows = results_json(capsys, "search", "a pizza", "--run", RUN, "-k", 4)
     code, out, _ = run(capsys, "search", "a pizza", "--run", RUN, "-k", 4, "--captions", 0)
     assert code == 0
     lines = out.splitlines()
@@ -447,7 +465,7 @@ def _query_scores(home, add, subtract=(), image_id=None):
 
 
 def test_search_add_and_subtract(home, capsys):
-    rows = run_json(
+    rows = results_json(
         capsys,
         "search",
         "a dog",
@@ -468,12 +486,12 @@ def test_search_add_and_subtract(home, capsys):
     assert [r["image_id"] for r in rows] == best
     for r in rows:
         assert r["score"] == pytest.approx(expected[r["image_id"]], abs=1e-5)
-    plain = run_json(capsys, "search", "a dog", "--run", RUN, "-k", 5)
+    plain = results_json(capsys, "search", "a dog", "--run", RUN, "-k", 5)
     assert [r["score"] for r in plain] != [r["score"] for r in rows]
 
 
 def test_search_subtract_alone_changes_the_query(home, capsys):
-    rows = run_json(capsys, "search", "a dog", "--subtract", "snow", "--run", RUN, "-k", 3)
+    rows = results_json(capsys, "search", "a dog", "--subtract", "snow", "--run", RUN, "-k", 3)
     expected = _query_scores(home, ["a dog"], ["snow"])
     for r in rows:
         assert r["score"] == pytest.approx(expected[r["image_id"]], abs=1e-5)
@@ -535,8 +553,8 @@ def test_search_with_a_model_outside_runs_caches_nothing(home, capsys, tmp_path)
     model = tmp_path / "mine" / "model.npz"
     model.parent.mkdir()
     shutil.copy(home / "runs" / RUN / "model.npz", model)
-    rows = run_json(capsys, "search", "a dog", "--model", model, "-k", 3)
-    by_run = run_json(capsys, "search", "a dog", "--run", RUN, "-k", 3)
+    rows = results_json(capsys, "search", "a dog", "--model", model, "-k", 3)
+    by_run = results_json(capsys, "search", "a dog", "--run", RUN, "-k", 3)
     assert rows == by_run
     assert sorted(p.name for p in model.parent.iterdir()) == ["model.npz"]
 
@@ -554,19 +572,19 @@ def some_ids(id_sets):
 def test_similar_json(home, capsys, id_sets, some_ids):
     val, _ = id_sets
     image, _ = some_ids
-    rows = run_json(capsys, "similar", image, "--run", RUN, "-k", 4)
+    rows = results_json(capsys, "similar", image, "--run", RUN, "-k", 4)
     check_ranked(rows, 4)
     ids = {r["image_id"] for r in rows}
     assert image not in ids  # the query image itself is left out
     assert ids <= val
-    everything = run_json(capsys, "similar", image, "--run", RUN, "-k", 1000)
+    everything = results_json(capsys, "similar", image, "--run", RUN, "-k", 1000)
     assert {r["image_id"] for r in everything} == val - {image}
 
 
 def test_similar_to_a_training_image(home, capsys, id_sets, some_ids):
     val, _ = id_sets
     _, train_image = some_ids
-    rows = run_json(capsys, "similar", train_image, "--run", RUN, "-k", 3)
+    rows = results_json(capsys, "similar", train_image, "--run", RUN, "-k", 3)
     check_ranked(rows, 3)
     assert {r["image_id"] for r in rows} <= val
 
@@ -574,9 +592,9 @@ def test_similar_to_a_training_image(home, capsys, id_sets, some_ids):
 def test_similar_in_descriptor_space(home, capsys, id_sets, some_ids):
     _, everything = id_sets
     image, _ = some_ids
-    rows = run_json(capsys, "similar", image, "--space", "descriptor", "--run", RUN, "-k", 1000)
+    rows = results_json(capsys, "similar", image, "--space", "descriptor", "--run", RUN, "-k", 1000)
     assert {r["image_id"] for r in rows} == everything - {image}  # every image of the dataset
-    semantic = run_json(capsys, "similar", image, "--run", RUN, "-k", 5)
+    semantic = results_json(capsys, "similar", image, "--run", RUN, "-k", 5)
     assert [r["image_id"] for r in rows[:5]] != [r["image_id"] for r in semantic] or [
         r["score"] for r in rows[:5]
     ] != [r["score"] for r in semantic]
@@ -594,7 +612,7 @@ def test_similar_table(home, capsys, some_ids):
 
 def test_similar_with_add(home, capsys, some_ids):
     image, _ = some_ids
-    rows = run_json(capsys, "similar", image, "--add", "snow", "--run", RUN, "-k", 5)
+    rows = results_json(capsys, "similar", image, "--add", "snow", "--run", RUN, "-k", 5)
     check_ranked(rows, 5)
     assert image not in {r["image_id"] for r in rows}
     expected = _query_scores(home, ["snow"], image_id=image)
@@ -602,7 +620,7 @@ def test_similar_with_add(home, capsys, some_ids):
     assert [r["image_id"] for r in rows] == sorted(expected, key=expected.get, reverse=True)[:5]
     for r in rows:
         assert r["score"] == pytest.approx(expected[r["image_id"]], abs=1e-5)
-    subtracted = run_json(capsys, "similar", image, "--subtract", "snow", "--run", RUN, "-k", 5)
+    subtracted = results_json(capsys, "similar", image, "--subtract", "snow", "--run", RUN, "-k", 5)
     expected = _query_scores(home, [], ["snow"], image_id=image)
     for r in subtracted:
         assert r["score"] == pytest.approx(expected[r["image_id"]], abs=1e-5)

@@ -1,0 +1,271 @@
+"""A trained run: its model together with what it was trained on, used as it was trained.
+
+A run folder ``<data home>/runs/<name>/`` holds ``model.npz`` (weights and metadata),
+``checkpoint.npz`` (training state, for ``--resume``), ``metrics.json`` (written by
+``evaluate`` and ``demo``) and ``database.npz`` (a rebuildable cache). The model's metadata
+records the training settings, the COCO ids of the validation images, the data fingerprint and
+the word vectors, so `Run` can
+
+- evaluate and search on exactly the run's validation images (the course's database);
+- refuse other data or other word vectors, saying what differs (``other_data=True`` goes on,
+  and the run then says that its split means nothing on that data).
+
+>>> run = Run.load("demo-20261123-101500")        # doctest: +SKIP
+>>> engine = run.engine(load_dataset())           # doctest: +SKIP
+>>> engine.search("two dogs playing in the snow")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from capstone.archive import ArchiveError
+from capstone.database import ImageDatabase
+from capstone.dataset import Dataset
+from capstone.evaluate import evaluation_report
+from capstone.model import ImageEmbedder
+from capstone.paths import runs_dir
+from capstone.search import SearchEngine
+from capstone.triples import split_images
+
+__all__ = ["IMAGE_SETS", "MODEL_FILE", "Run", "RunMismatch", "list_runs"]
+
+MODEL_FILE = "model.npz"
+IMAGE_SETS = ("validation", "all")
+
+
+class RunMismatch(ValueError):
+    """The data or word vectors in use are not those the run was trained on."""
+
+
+def _model_files() -> list[Path]:
+    """Every run's model file, oldest first."""
+    return sorted(runs_dir().glob(f"*/{MODEL_FILE}"), key=lambda p: p.stat().st_mtime)
+
+
+def list_runs() -> list[Run]:
+    """Every run in the data home, oldest first (runs whose model cannot be read are skipped)."""
+    runs = []
+    for path in _model_files():
+        try:
+            runs.append(Run.load(path))
+        except (ArchiveError, OSError):
+            continue
+    return runs
+
+
+@dataclass
+class Run:
+    """A trained model and the facts of its training.
+
+    Attributes
+    ----------
+    path : Path
+        The model file.
+    model : ImageEmbedder
+    warnings : list[str]
+        Set by `check` when the run is used on data it was not trained on.
+    """
+
+    path: Path
+    model: ImageEmbedder
+    warnings: list[str] = field(default_factory=list)
+
+    # -- loading -----------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike | None = None, *, d: int | None = None) -> Run:
+        """The run named ``name_or_path``, or at that path (model file or run folder).
+
+        None loads the newest run. ``d`` is the word-vector dimension in use: a model of
+        another dimension is an error (`ImageEmbedder.load`).
+
+        Raises
+        ------
+        FileNotFoundError
+            No such run, or no run at all; the message says how to list or make one.
+        """
+        if name_or_path is None:
+            files = _model_files()
+            if not files:
+                raise FileNotFoundError(
+                    f"no trained model in {runs_dir()}: run `python -m capstone demo` or "
+                    "`python -m capstone train` first, or pass --model FILE"
+                )
+            path = files[-1]
+        else:
+            given = Path(name_or_path).expanduser()
+            if given.is_file():
+                path = given
+            elif (given / MODEL_FILE).is_file():
+                path = given / MODEL_FILE
+            elif (runs_dir() / str(name_or_path) / MODEL_FILE).is_file():
+                path = runs_dir() / str(name_or_path) / MODEL_FILE
+            else:
+                raise FileNotFoundError(
+                    f"no run {str(name_or_path)!r}: neither a model file nor a run in "
+                    f"{runs_dir()} (`python -m capstone runs` lists them)"
+                )
+        return cls(path, ImageEmbedder.load(path, d=d))
+
+    # -- what the run records ----------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The run folder's name (or the model file's name outside a run folder)."""
+        return self.path.parent.name if self.path.name == MODEL_FILE else self.path.stem
+
+    @property
+    def config(self) -> dict:
+        """The training settings, as saved (empty for a model saved by hand)."""
+        return dict(self.model.info.get("train", {}))
+
+    @property
+    def history(self) -> list[dict]:
+        return list(self.model.info.get("history", []))
+
+    @property
+    def in_runs_dir(self) -> bool:
+        return self.path.resolve().parent.parent == runs_dir().resolve()
+
+    def check(self, dataset: Dataset, *, other_data: bool = False) -> list[str]:
+        """What differs between the run's training data and ``dataset``.
+
+        Raises
+        ------
+        RunMismatch
+            If anything differs and ``other_data`` is False. With ``other_data`` the
+            differences are returned and kept in `warnings`.
+        """
+        if self.model.d != dataset.glove.dim:
+            raise RunMismatch(
+                f"run {self.name} ({self.path}) embeds into {self.model.d} dimensions, the word "
+                f"vectors in use ({dataset.glove.source}) have {dataset.glove.dim}: was it "
+                f"trained with other GloVe vectors? it records {self.model.info.get('glove')!r}"
+            )
+        info = self.model.info
+        differ = []
+        trained_on = info.get("data_fingerprint")
+        if trained_on and trained_on != dataset.data.fingerprint:
+            differ.append(
+                f"data: trained on {info.get('data_source', '?')} data with fingerprint "
+                f"{trained_on}, this is {dataset.files.source} data with fingerprint "
+                f"{dataset.data.fingerprint}"
+            )
+        glove = info.get("glove")
+        if glove and glove != dataset.glove.source:
+            differ.append(f"word vectors: trained with {glove}, these are {dataset.glove.source}")
+        if differ and not other_data:
+            raise RunMismatch(
+                f"run {self.name} ({self.path}) does not match: "
+                + "; ".join(differ)
+                + ". Use the data it was trained on (--data, --glove), or pass --other-data to "
+                "go on anyway (its validation split then means nothing)"
+            )
+        self.warnings = differ
+        return differ
+
+    def validation_images(self, data) -> np.ndarray:
+        """Indices into ``data`` of the run's validation images (sorted).
+
+        From the COCO ids saved with the model; a model saved before splits were recorded
+        re-derives its split from its seed, which is only right on its own data (`check`).
+        Ids missing from ``data`` (other data) are left out.
+        """
+        ids = self.model.info.get("val_image_ids")
+        if ids is None:
+            config = self.config
+            if "seed" not in config:
+                raise RunMismatch(
+                    f"run {self.name} ({self.path}) records no validation split and no seed: "
+                    "it cannot tell its validation images; retrain it"
+                )
+            _, rows = split_images(
+                data.n_images, val_fraction=config.get("val_fraction", 0.2), seed=config["seed"]
+            )
+            return rows
+        ids = np.asarray(ids, dtype=np.int64)
+        pos = np.searchsorted(data.image_ids, ids)
+        found = pos < data.n_images
+        found[found] = data.image_ids[pos[found]] == ids[found]
+        return np.sort(pos[found])
+
+    def images(self, data, images: str = "validation") -> np.ndarray:
+        """Indices of "validation" (the run's) or "all" images of ``data``."""
+        if images not in IMAGE_SETS:
+            raise ValueError(f"`images` must be one of {IMAGE_SETS}, got {images!r}")
+        if images == "all":
+            return np.arange(data.n_images)
+        rows = self.validation_images(data)
+        if not len(rows) and self.warnings:  # other data, accepted: none of it was seen
+            message = (
+                f"none of run {self.name}'s validation images is in this data: using all "
+                f"{data.n_images:,} images"
+            )
+            self.warnings.append(message)
+            warnings.warn(message, stacklevel=2)
+            return np.arange(data.n_images)
+        if not len(rows):
+            raise RunMismatch(
+                f"none of run {self.name}'s validation images is in this data: "
+                "search all images (--all-images) instead"
+            )
+        return rows
+
+    # -- using it ----------------------------------------------------------------------------
+
+    def database(self, dataset: Dataset, images: str = "validation") -> ImageDatabase:
+        """The image database of the run over ``images``, cached beside a run's model.
+
+        The cache (``database.npz``) is only a cache: it is rebuilt when the model, data or
+        images changed, and a cache that cannot be read or written is warned about, not fatal.
+        """
+        rows = self.images(dataset.data, images)
+        key = {
+            "model_sha256": hashlib.sha256(self.model.weight.data.tobytes()).hexdigest(),
+            "data_fingerprint": dataset.data.fingerprint,
+            "images_sha256": hashlib.sha256(rows.tobytes()).hexdigest(),
+        }
+        cache = self.path.parent / "database.npz" if self.in_runs_dir else None
+        if cache is not None and cache.is_file():
+            try:
+                db = ImageDatabase.load(cache, d=self.model.d)
+                if all(db.info.get(k) == v for k, v in key.items()):
+                    return db
+            except (ArchiveError, OSError) as e:
+                warnings.warn(f"rebuilding the database cache {cache}: {e}", stacklevel=2)
+        data = dataset.data
+        db = ImageDatabase.build(self.model, data.image_ids[rows], data.descriptors[rows])
+        db.info.update(key)
+        if cache is not None:
+            try:
+                db.save(cache, overwrite=True)  # a cache of the run's model: always rebuildable
+            except OSError as e:
+                warnings.warn(f"could not cache the database in {cache}: {e}", stacklevel=2)
+        return db
+
+    def engine(self, dataset: Dataset, images: str = "validation") -> SearchEngine:
+        """A `SearchEngine` over the run's validation images (the course's database) or all."""
+        return SearchEngine(dataset, self.model, self.database(dataset, images))
+
+    def evaluate(self, dataset: Dataset) -> dict:
+        """`capstone.evaluate.evaluation_report` on the run's validation images."""
+        rows = self.images(dataset.data, "validation")
+        report = evaluation_report(
+            self.model,
+            dataset.data,
+            dataset.caption_embeddings,
+            rows,
+            seed=self.config.get("seed", 0),
+        )
+        report["run"] = self.name
+        report["model"] = str(self.path)
+        if self.warnings:
+            report["warnings"] = list(self.warnings)
+        return report
