@@ -157,14 +157,16 @@ def _run(args) -> Run:
     """
     run = Run.load(args.model or args.run)
     ds = load_dataset(args.data, glove=args.glove, verbose=not args.json)
-    differences = run.check(ds, other_data=args.other_data)
-    for difference in [] if args.json else differences:  # --json: in the JSON instead
-        print(
-            f"warning: --other-data: {difference}; the run's validation split means nothing "
-            "on this data",
-            file=sys.stderr,
-        )
+    run.check(ds, other_data=args.other_data)
     return run, ds
+
+
+def _print_warnings(run: Run, args) -> None:
+    """What `Run.check` accepted under ``--other-data`` (with --json: in the JSON instead)."""
+    if run.warnings and not args.json:
+        for warning in run.warnings:
+            print(f"warning: --other-data: {warning}", file=sys.stderr)
+        print("warning: the run's validation split means nothing on this data", file=sys.stderr)
 
 
 def _train(ds: Dataset, config: TrainConfig, run: str, resume: bool):
@@ -209,6 +211,7 @@ def _summary(result) -> str:
 def cmd_evaluate(args) -> int:
     run, ds = _run(args)
     report = run.evaluate(ds)
+    _print_warnings(run, args)
     _save_metrics(run, report)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -270,6 +273,7 @@ def _engine(args) -> SearchEngine:
     run, ds = _run(args)
     images = "all" if args.all_images else "validation"
     engine = run.engine(ds, images)
+    _print_warnings(run, args)
     args.database = {"run": run.name, "images": images, "n_images": len(engine.database)}
     if run.warnings:
         args.database["warnings"] = run.warnings

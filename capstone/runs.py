@@ -209,7 +209,6 @@ class Run:
                 f"{data.n_images:,} images"
             )
             self.warnings.append(message)
-            warnings.warn(message, stacklevel=2)
             return np.arange(data.n_images)
         if not len(rows):
             raise RunMismatch(

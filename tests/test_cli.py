@@ -357,6 +357,7 @@ def test_evaluate_refuses_a_run_of_other_data_unless_told(home, capsys, tmp_path
     code, out, err = run(capsys, "evaluate", "--data", other, "--model", model, "--other-data")
     assert code == 0, err
     assert "warning: --other-data: data: trained on demo data" in err
+    assert "warning: --other-data: none of run tiny's validation images" in err
     assert "validation split means nothing on this data" in err
     assert "caption -> image retrieval" in out
     report = run_json(capsys, "evaluate", "--data", other, "--model", model, "--other-data")
@@ -795,3 +796,84 @@ def test_train_with_the_course_recipe_says_so(fresh_home, demo_data, capsys):
     assert "(last epoch 1, val accuracy " in out
     model = ImageEmbedder.load(next((fresh_home / "runs").glob("*/model.npz")))
     assert model.info["train"]["recipe"] == "course" and model.text_map is None
+
+
+# -- rank, runs, info, --version, ignored words ------------------------------------------------
+
+
+def test_search_says_which_words_it_ignored(home, capsys):
+    code, out, err = run(capsys, "search", "a feline on a sofa", "--run", RUN, "-k", 2)
+    assert code == 0, err
+    assert out.splitlines()[0] == "ignored (IDF 0 or no GloVe vector): feline"
+    assert "searching the validation images of run tiny" in err and "--all-images" in err
+    report = run_json(capsys, "search", "a feline on a sofa", "--run", RUN, "-k", 2)
+    assert report["ignored_words"] == ["feline"] and len(report["results"]) == 2
+    assert report["images"] == "validation"
+
+
+def test_rank_of_an_image_in_the_database(home, capsys, id_sets):
+    rows = results_json(capsys, "search", "a dog", "--run", RUN, "-k", 3)
+    for i, row in enumerate(rows, 1):
+        report = run_json(capsys, "rank", "a dog", row["image_id"], "--run", RUN)
+        assert report["rank"] == i and report["in_database"]
+        assert report["score"] == pytest.approx(row["score"], abs=1e-5)
+    code, out, err = run(capsys, "rank", "a dog", rows[0]["image_id"], "--run", RUN)
+    assert code == 0, err
+    assert out.startswith(f"image {rows[0]['image_id']} ranks 1 of {len(id_sets[0])} for ")
+
+
+def test_rank_of_a_training_image_and_of_an_unknown_id(home, capsys, id_sets):
+    val, everything = id_sets
+    train_id = min(everything - val)
+    code, out, _ = run(capsys, "rank", "a dog", train_id, "--run", RUN)
+    assert code == 0 and "(it is not one of them: the rank it would have)" in out
+    code, out, err = run(capsys, "rank", "a dog", 99999999999, "--run", RUN)
+    assert code == 2 and out == "" and "99999999999" in err
+
+
+def test_runs_lists_the_runs(home, capsys):
+    code, out, err = run(capsys, "runs")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["name", "date", "data", "recipe", "epochs", "best", "R@1"]
+    assert lines[1].split()[0] == RUN and "demo" in lines[1] and "vse++" in lines[1]
+    rows = run_json(capsys, "runs")
+    assert [r["name"] for r in rows] == [RUN] and rows[0]["epochs"] == 1
+    assert (
+        rows[0]["val_r1"]
+        == json.loads((home / "runs" / RUN / "metrics.json").read_text())["models"]["trained"][
+            "recall_at_1"
+        ]
+    )
+
+
+def test_runs_without_any(fresh_home, capsys):
+    code, out, _ = run(capsys, "runs")
+    assert code == 0 and out.startswith("no runs in ")
+
+
+def test_info_describes_the_data(fresh_home, demo_data, capsys):
+    code, out, err = run(capsys, "info", "--data", demo_data)
+    assert code == 0, err
+    assert "299 images" in out and "descriptors: 512 wide" in out
+    facts = run_json(capsys, "info", "--data", demo_data)
+    assert facts["images"] == 299 and facts["descriptor_width"] == 512
+    assert len(facts["examples"]) == 5
+    for example in facts["examples"]:
+        assert f"  {example['image_id']}: " in out
+
+
+def test_version(capsys):
+    from capstone import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"capstone {__version__}"
+
+
+def test_evaluate_writes_metrics_json_in_the_run_folder(home, capsys):
+    metrics = home / "runs" / RUN / "metrics.json"
+    metrics.unlink()
+    report = run_json(capsys, "evaluate", "--run", RUN)
+    assert json.loads(metrics.read_text()) == report

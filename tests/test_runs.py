@@ -1,0 +1,183 @@
+"""Tests of `capstone.runs`: a run is used on its own split, data and word vectors."""
+
+from __future__ import annotations
+
+import errno
+import warnings
+
+import numpy as np
+import pytest
+
+from capstone import minicoco
+from capstone.database import ImageDatabase
+from capstone.dataset import load_dataset
+from capstone.evaluate import evaluation_report
+from capstone.model import ImageEmbedder
+from capstone.paths import runs_dir
+from capstone.runs import Run, RunMismatch, list_runs
+from capstone.train import TrainConfig, train
+from capstone.triples import split_images
+
+CONFIG = TrainConfig(epochs=2, batch_size=32, seed=7, val_fraction=0.25, select_images=20)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A small dataset and a run trained on it with a non-default seed and split."""
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CAPSTONE_HOME", str(home))
+        folder = tmp_path_factory.mktemp("minicoco")
+        minicoco.generate(folder, 400, seed=3)
+        ds = load_dataset(folder)
+        result = train(
+            ds.data,
+            ds.caption_embeddings,
+            CONFIG,
+            run_dir=runs_dir() / "seven",
+            info=ds.info(),
+            progress=False,
+        )
+    return home, ds, result
+
+
+@pytest.fixture
+def home(setup, monkeypatch):
+    monkeypatch.setenv("CAPSTONE_HOME", str(setup[0]))
+    return setup[0]
+
+
+def test_the_split_is_saved_as_coco_ids(setup, home):
+    _, ds, result = setup
+    run = Run.load("seven")
+    expected = ds.data.image_ids[result.val_images]
+    assert run.model.info["val_image_ids"] == expected.tolist()
+    np.testing.assert_array_equal(run.validation_images(ds.data), result.val_images)
+    # the seed's split, not the default seed's
+    _, default_split = split_images(ds.data.n_images, seed=0)
+    assert not np.array_equal(run.validation_images(ds.data), default_split)
+
+
+def test_a_non_default_seed_end_to_end(setup, home):
+    # train, evaluate and search all use the same validation images
+    _, ds, result = setup
+    run = Run.load("seven")
+    run.check(ds)
+    report = run.evaluate(ds)
+    expected = evaluation_report(
+        result.model, ds.data, ds.caption_embeddings, result.val_images, seed=7
+    )
+    assert report["models"] == expected["models"]
+    assert report["val_images"] == len(result.val_images)
+    engine = run.engine(ds)
+    assert sorted(engine.database.image_ids) == sorted(ds.data.image_ids[result.val_images])
+    assert len(run.engine(ds, "all").database) == ds.data.n_images
+
+
+def test_load_by_name_folder_file_and_newest(setup, home):
+    path = home / "runs" / "seven" / "model.npz"
+    for given in ("seven", home / "runs" / "seven", path, None):
+        run = Run.load(given)
+        assert run.path == path and run.name == "seven"
+    assert [r.name for r in list_runs()] == ["seven"]
+
+
+@pytest.mark.parametrize("name", ["ghost", "../nowhere"])
+def test_unknown_run(home, name):
+    with pytest.raises(FileNotFoundError, match=rf"no run '{name}'.*python -m capstone runs"):
+        Run.load(name)
+
+
+def test_no_run_at_all(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAPSTONE_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"no trained model in .*python -m capstone demo"):
+        Run.load()
+
+
+def test_other_data_is_refused_then_allowed(setup, home, tmp_path):
+    other_folder = tmp_path / "other"
+    minicoco.generate(other_folder, 80, seed=4)
+    other = load_dataset(other_folder)
+    run = Run.load("seven")
+    with pytest.raises(RunMismatch, match=r"run seven .* does not match: data: trained on"):
+        run.check(other)
+    differences = run.check(other, other_data=True)
+    assert len(differences) == 1 and "fingerprint" in differences[0]
+    # none of its validation images exists there: all images, and the run says so
+    report = run.evaluate(other)
+    assert report["val_images"] == other.data.n_images
+    assert report["warnings"][1].startswith("none of run seven's validation images")
+
+
+def test_other_word_vectors_are_refused(setup, home):
+    _, ds, _ = setup
+    run = Run.load("seven")
+    run.model.info["glove"] = "glove.6B.200d.txt.w2v"
+    with pytest.raises(RunMismatch, match=r"word vectors: trained with glove.6B.200d.txt.w2v"):
+        run.check(ds)
+
+
+def test_other_dimension_is_always_refused(setup, home):
+    _, ds, _ = setup
+    run = Run(home / "m.npz", ImageEmbedder(ds.glove.dim + 1, seed=0))
+    with pytest.raises(RunMismatch, match=r"embeds into 51 dimensions, the word vectors"):
+        run.check(ds, other_data=True)
+
+
+def test_a_model_without_a_saved_split_rederives_it_from_its_seed(setup, home):
+    _, ds, result = setup
+    run = Run.load("seven")
+    del run.model.info["val_image_ids"]
+    np.testing.assert_array_equal(run.validation_images(ds.data), result.val_images)
+    run.model.info.pop("train")
+    with pytest.raises(RunMismatch, match=r"records no validation split and no seed"):
+        run.validation_images(ds.data)
+
+
+def test_the_database_is_cached_and_an_unwritable_cache_is_a_warning(setup, home, monkeypatch):
+    _, ds, _ = setup
+    run = Run.load("seven")
+    cache = home / "runs" / "seven" / "database.npz"
+    cache.unlink(missing_ok=True)
+    first = run.database(ds)
+    assert cache.is_file()
+    assert run.database(ds).image_ids.tolist() == first.image_ids.tolist()
+    cache.unlink()
+
+    def full_disk(self, path, *, overwrite=False):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(ImageDatabase, "save", full_disk)
+    with pytest.warns(UserWarning, match=r"could not cache the database in .*No space left"):
+        db = run.database(ds)
+    assert len(db) == len(first) and not cache.exists()
+
+
+def test_a_corrupt_database_cache_is_rebuilt(setup, home):
+    _, ds, _ = setup
+    run = Run.load("seven")
+    run.database(ds)
+    cache = home / "runs" / "seven" / "database.npz"
+    cache.write_bytes(b"not a zip")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        db = run.database(ds)
+    assert any("rebuilding the database cache" in str(w.message) for w in seen)
+    assert len(db) == len(run.validation_images(ds.data))
+
+
+def test_rank_of_an_image(setup, home):
+    _, ds, result = setup
+    engine = Run.load("seven").engine(ds)
+    image_id = int(engine.database.image_ids[3])
+    rank = engine.rank_of("a dog on a beach", image_id)
+    scores = engine.database.scores(engine.text_vector("a dog on a beach"))
+    own = scores[engine.database.row(image_id)]
+    assert rank.rank == 1 + int(np.sum(np.delete(scores, 3) > own))
+    assert rank.in_database and rank.n_images == len(engine.database)
+    assert rank.score == pytest.approx(float(own), abs=1e-6)
+    # a training image: the rank it would have
+    train_id = int(ds.data.image_ids[np.setdiff1d(result.train_images, [])[0]])
+    outside = engine.rank_of("a dog on a beach", train_id)
+    assert not outside.in_database
+    assert outside.rank == 1 + int(np.sum(scores > outside.score))
