@@ -121,6 +121,12 @@ def load_descriptors(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if len(shapes) != 1 or len(next(iter(shapes))) not in (1, 2):
         raise ValueError(f"{path}: descriptors have differing or unexpected shapes {shapes}")
     descriptors = np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
+    bad = ~np.isfinite(descriptors).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"{path}: the descriptor of image {ids[bad][0]} holds NaN or infinity "
+            f"({int(bad.sum())} image(s) do); recompute them, or remove those images"
+        )
     return ids[order], descriptors[order]
 
 

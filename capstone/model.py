@@ -46,12 +46,18 @@ class UnitRows(Operation):
     def __call__(self, x: mg.Tensor) -> np.ndarray:
         self.variables = (x,)
         self.norm = np.sqrt(np.einsum("nd,nd->n", x.data, x.data))[:, None]
+        # A zero row (a zero descriptor) has no direction: it stays zero, with zero gradient,
+        # instead of 0 / 0 = NaN spreading through the weights.
+        self.zero = self.norm == 0
+        if self.zero.any():
+            self.norm = np.where(self.zero, 1, self.norm)
         self.unit = x.data / self.norm
         return self.unit
 
     def backward_var(self, grad: np.ndarray, index: int, **kwargs) -> np.ndarray:
         along = np.einsum("nd,nd->n", grad, self.unit)[:, None]
-        return (grad - self.unit * along) / self.norm
+        dx = (grad - self.unit * along) / self.norm
+        return np.where(self.zero, 0, dx) if self.zero.any() else dx
 
 
 def unit_rows(x: mg.Tensor) -> mg.Tensor:
@@ -161,6 +167,15 @@ class ImageEmbedder:
             raise ValueError(f"text vectors must have shape (..., {self.d}), got {x.shape}")
         return x if self.text_map is None else normalize_rows(x @ self.text_map.data)
 
+    def weight_problem(self) -> str | None:
+        """Why these weights cannot embed anything (NaN/inf, or W all zero), or None."""
+        for name, p in self.named_parameters.items():
+            if not np.isfinite(p.data).all():
+                return f"its {name} holds NaN or infinity (did training diverge?)"
+        if not self.weight.data.any():
+            return "its weight is all zero: every image would embed to nothing"
+        return None
+
     def save(self, path: str | os.PathLike, *, overwrite: bool = False):
         """Save W and `info` to ``path`` (``.npz``), atomically.
 
@@ -168,7 +183,12 @@ class ImageEmbedder:
         ------
         FileExistsError
             If ``path`` exists and ``overwrite`` is False.
+        ValueError
+            If the weights hold NaN or infinity, or W is all zero (`weight_problem`).
         """
+        problem = self.weight_problem()
+        if problem:
+            raise ValueError(f"refusing to save {path}: {problem}")
         meta = {**self.info, "d": self.d, "d_in": self.d_in}
         arrays = {name: p.data for name, p in self.named_parameters.items()}
         return save_archive(path, arrays, meta, kind=MODEL_KIND, overwrite=overwrite)
@@ -187,7 +207,8 @@ class ImageEmbedder:
         Raises
         ------
         FileNotFoundError, capstone.archive.ArchiveError
-            Missing, corrupt, or not a model file, or weights of the wrong shape.
+            Missing, corrupt, or not a model file, weights of the wrong shape, or weights that
+            cannot embed anything (`weight_problem`).
         """
         arrays, meta = load_archive(path, kind=MODEL_KIND, required=("weight",))
         weight = arrays["weight"]
@@ -216,4 +237,7 @@ class ImageEmbedder:
         model = cls(d_out, d_in=weight.shape[0], seed=0, info=info, text_map=text_map is not None)
         for name, p in model.named_parameters.items():
             p.data[...] = arrays[name]
+        problem = model.weight_problem()
+        if problem:
+            raise ArchiveError(f"{path}: {problem}")
         return model

@@ -54,6 +54,7 @@ __all__ = [
     "RECIPES",
     "TrainConfig",
     "TrainResult",
+    "TrainingDiverged",
     "epoch_steps",
     "hold_out_selection",
     "in_batch_step",
@@ -209,6 +210,10 @@ class TrainConfig:
     def violation(self, epoch: int) -> str:
         """The in-batch loss of ``epoch`` (1-based): "sum", or "max" for vse++ after warm-up."""
         return "max" if self.recipe == "vse++" and epoch > self.warmup_epochs else "sum"
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite; the last good checkpoint is left as it was."""
 
 
 @dataclass
@@ -410,6 +415,12 @@ def _save_checkpoint(path: Path, model, optimizer, config, history, best) -> Non
 def _resume(path: Path, model, optimizer, config) -> tuple[list[dict], dict]:
     """Load the checkpoint into model and optimizer; returns (history, best weights)."""
     arrays, meta = load_archive(path, kind=CHECKPOINT_KIND, required=tuple(model.named_parameters))
+    trained_on = meta.get("info", {}).get("data_fingerprint")
+    if trained_on and trained_on != model.info["data_fingerprint"]:
+        raise ValueError(
+            f"{path}: cannot resume on other data: the run trained on data with fingerprint "
+            f"{trained_on}, this data has {model.info['data_fingerprint']}"
+        )
     saved = meta.get("config", {})
     # epochs (and patience) may grow on resume; everything else must match or the run would
     # not be the same.
@@ -487,6 +498,7 @@ def train(
         # the split as COCO ids: a run is evaluated and searched on exactly these images
         info={
             **(info or {}),
+            "data_fingerprint": data.fingerprint,
             "train": asdict(config),
             "val_image_ids": data.image_ids[val_images].tolist(),
         },
@@ -507,6 +519,12 @@ def train(
                 f"{checkpoint} exists: resume it (--resume) or train into another run folder"
             )
         history, best = _resume(checkpoint, model, optimizer, config)
+        if len(history) > config.epochs:
+            raise ValueError(
+                f"{checkpoint}: {len(history)} epochs are done already; epochs={config.epochs} "
+                f"would train none (and keep epoch {len(history)}): ask for more than "
+                f"{len(history)}"
+            )
     elif resume:
         raise FileNotFoundError(f"nothing to resume: {checkpoint or 'no run folder'} not found")
 
@@ -535,6 +553,16 @@ def train(
             for i in range(n_batches):
                 rows = slice(i * config.batch_size, (i + 1) * config.batch_size)
                 losses[i], accuracies[i] = step(rows)
+                if not np.isfinite(losses[i]):
+                    raise TrainingDiverged(
+                        f"epoch {epoch}, step {i + 1}: the loss is {losses[i]}: training stopped"
+                        + (
+                            f"; {checkpoint} keeps epoch {len(history)}, the last good one"
+                            if checkpoint is not None and history
+                            else "; nothing was saved"
+                        )
+                        + " (non-finite descriptors, or a learning rate too large?)"
+                    )
                 if plotter is not None:
                     plotter.set_train_batch(
                         {"loss": losses[i], "accuracy": accuracies[i]},

@@ -519,3 +519,13 @@ def test_every_truncation_point_of_a_pickle(tmp_path):
         p.write_bytes(data[:cut])
         with pytest.raises(ValueError, match=named(p, ": not a readable pickle")):
             load_descriptors(p)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_descriptors_are_refused_naming_the_image(tmp_path, bad):
+    table = {i: np.ones((1, 512), np.float32) for i in (5, 9, 12)}
+    table[9][0, 100] = bad
+    path = tmp_path / "resnet18_features.pkl"
+    path.write_bytes(pickle.dumps(table))
+    with pytest.raises(ValueError, match=r"the descriptor of image 9 holds NaN or infinity \(1 "):
+        load_descriptors(path)

@@ -355,3 +355,43 @@ def test_load_text_map_of_wrong_shape(tmp_path):
     )
     with pytest.raises(ArchiveError, match=r"text_map has shape \(4, 4\).*expected \(5, 5\)"):
         ImageEmbedder.load(tmp_path / "m.npz")
+
+
+# --- weights that cannot embed anything, zero descriptors ----------------------------------------
+
+
+def test_unit_rows_keeps_a_zero_row_zero_with_zero_gradient():
+    x = mg.tensor(np.array([[3.0, 4.0], [0.0, 0.0]]))
+    u = unit_rows(x)
+    np.testing.assert_array_equal(u.data, [[0.6, 0.8], [0.0, 0.0]])
+    (u * mg.tensor([[1.0, 2.0], [3.0, 4.0]])).sum().backward()
+    assert np.isfinite(x.grad).all()
+    np.testing.assert_array_equal(x.grad[1], [0.0, 0.0])
+
+
+@pytest.mark.parametrize(
+    ("poison", "message"),
+    [
+        (lambda w: w.__setitem__((0, 0), np.nan), r"its weight holds NaN or infinity"),
+        (lambda w: w.__setitem__((1, 2), np.inf), r"its weight holds NaN or infinity"),
+        (lambda w: w.__setitem__(Ellipsis, 0), r"its weight is all zero"),
+    ],
+)
+def test_weights_that_cannot_embed_are_neither_saved_nor_loaded(tmp_path, poison, message):
+    model = ImageEmbedder(4, d_in=3, seed=0)
+    poison(model.weight.data)
+    with pytest.raises(ValueError, match=rf"refusing to save .*m\.npz: {message}"):
+        model.save(tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
+    save_archive(
+        tmp_path / "m.npz", {"weight": model.weight.data}, {"d": 4, "d_in": 3}, kind=MODEL_KIND
+    )
+    with pytest.raises(ArchiveError, match=rf"m\.npz: {message}"):
+        ImageEmbedder.load(tmp_path / "m.npz")
+
+
+def test_a_non_finite_text_map_is_refused(tmp_path):
+    model = ImageEmbedder(4, d_in=3, seed=0, text_map=True)
+    model.text_map.data[0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"its text_map holds NaN or infinity"):
+        model.save(tmp_path / "m.npz")

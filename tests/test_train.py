@@ -24,6 +24,7 @@ from capstone.train import (
     DEFAULT_RECIPE,
     RECIPES,
     TrainConfig,
+    TrainingDiverged,
     train,
     train_step,
 )
@@ -686,3 +687,68 @@ def test_progress_lines_say_which_epochs_warm_up(toy, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert ["(warm-up: vse0 loss)" in line for line in lines] == [True, True, False]
     assert all("selection R@1 " in line for line in lines)
+
+
+# ------------------------------------------------------------------- failures are loud, not lost
+
+
+def test_a_diverging_loss_stops_training_and_keeps_the_last_good_checkpoint(
+    toy, tmp_path, monkeypatch
+):
+    data, embeddings = toy
+    config = replace(INBATCH, epochs=3)
+    train(data, embeddings, replace(config, epochs=1), run_dir=tmp_path, progress=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    module = sys.modules["capstone.train"]
+    step = module.in_batch_step
+    calls = []
+
+    def diverging(*args, **kwargs):
+        calls.append(1)
+        loss, accuracy = step(*args, **kwargs)
+        return (float("nan") if len(calls) == 3 else loss), accuracy
+
+    monkeypatch.setattr(module, "in_batch_step", diverging)
+    with pytest.raises(TrainingDiverged, match=r"epoch 2, step 3: the loss is nan") as info:
+        train(data, embeddings, config, run_dir=tmp_path, resume=True, progress=False)
+    assert "checkpoint.npz keeps epoch 1, the last good one" in str(info.value)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_nan_descriptors_in_memory_stop_the_first_epoch(toy, tmp_path):
+    data, embeddings = toy
+    descriptors = data.descriptors.copy()
+    descriptors[:] = np.nan
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step 1: .*nothing was saved"):
+        train(replace(data, descriptors=descriptors), embeddings, FAST, run_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_zero_descriptors_train_without_nan(toy):
+    data, embeddings = toy
+    descriptors = data.descriptors.copy()
+    descriptors[::7] = 0  # images the network saw nothing in
+    zero = replace(data, descriptors=descriptors)
+    for config in (replace(FAST, epochs=1), replace(INBATCH, epochs=1)):
+        result = train(zero, embeddings, config, progress=False)
+        assert np.isfinite(result.model.weight.data).all()
+        assert all(np.isfinite(h["loss"]) for h in result.history)
+
+
+def test_resume_with_fewer_epochs_than_done_is_refused(toy, tmp_path):
+    data, embeddings = toy
+    train(data, embeddings, replace(FAST, epochs=3), run_dir=tmp_path, progress=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(ValueError, match=r"3 epochs are done already; epochs=2 would train none"):
+        train(data, embeddings, replace(FAST, epochs=2), run_dir=tmp_path, resume=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_resume_on_other_data_is_refused(toy, tmp_path):
+    data, embeddings = toy
+    train(data, embeddings, replace(FAST, epochs=1), run_dir=tmp_path, progress=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    other = replace(data, descriptors=data.descriptors + 1)
+    with pytest.raises(ValueError, match=r"cannot resume on other data: the run trained on data"):
+        train(other, embeddings, replace(FAST, epochs=2), run_dir=tmp_path, resume=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
