@@ -31,6 +31,13 @@ class ArchiveError(ValueError):
     """A file is missing parts, corrupt, or of another kind than expected."""
 
 
+def _umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write, *, overwrite: bool = False) -> Path:
     """Call ``write(file_object)`` on a temporary file, then move it onto ``path`` atomically.
 
@@ -64,6 +71,9 @@ def atomic_write(path: str | os.PathLike, write, *, overwrite: bool = False) -> 
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); give it the mode any new file would get, so a
+        # shared course data folder stays readable to the class
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

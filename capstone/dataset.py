@@ -67,9 +67,13 @@ class Dataset:
             if self.data.n_dropped_images
             else ""
         )
+        width = self.data.descriptors.shape[1]
+        # ResNet-18's pooled features are 512 wide: another width is another network's, or a bug
+        unusual = "" if width == 512 else ", not ResNet-18's 512"
         return (
             f"data: {self.files.captions.parent} [{self.files.source}]{demo}: "
-            f"{self.data.n_images:,} images, {self.data.n_captions:,} captions{dropped}; "
+            f"{self.data.n_images:,} images ({width}-d descriptors{unusual}), "
+            f"{self.data.n_captions:,} captions{dropped}; "
             f"GloVe: {self.glove.source} ({len(self.glove):,} words, d={self.glove.dim}); "
             f"IDF vocabulary {len(self.text.idf):,} words"
         )

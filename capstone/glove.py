@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -99,10 +100,27 @@ def _cache_folder(path: Path, cache_dir: Path) -> Path:
     return cache_dir / "glove" / f"{path.name}-{digest}"
 
 
-def _write_cache(folder: Path, words: list[str], vectors: np.ndarray) -> None:
-    # vectors first: the word list is the marker that the cache is complete.
-    atomic_write(folder / "vectors.npy", lambda f: np.save(f, vectors), overwrite=True)
-    atomic_write(folder / "words.txt", lambda f: f.write("\n".join(words).encode()), overwrite=True)
+def _write_cache(folder: Path, words: list[str], vectors: np.ndarray) -> bool:
+    """Write the cache; a cache that cannot be written is warned about (it is only a cache)."""
+    try:
+        # vectors first: the word list is the marker that the cache is complete.
+        atomic_write(folder / "vectors.npy", lambda f: np.save(f, vectors), overwrite=True)
+        atomic_write(
+            folder / "words.txt", lambda f: f.write("\n".join(words).encode()), overwrite=True
+        )
+    except OSError as e:
+        warnings.warn(
+            f"could not cache GloVe in {folder} (the next load parses again): {e}", stacklevel=2
+        )
+        return False
+    return True
+
+
+def _count_vector_lines(path: Path) -> int:
+    """Lines after the header that hold anything (what a complete parse must read)."""
+    with open(path, "rb") as f:
+        f.readline()
+        return sum(1 for line in f if line.strip())
 
 
 def _read_cache(folder: Path, source: str) -> WordVectors | None:
@@ -155,8 +173,17 @@ def load_word2vec_text(path: str | os.PathLike, *, cache_dir: str | os.PathLike 
     except (ValueError, EOFError, UnicodeDecodeError, IndexError) as e:
         raise ValueError(f"GloVe file {path} is not in word2vec text format: {e}") from e
     words, vectors = list(kv.index_to_key), np.asarray(kv.vectors, dtype=np.float32)
-    _write_cache(folder, words, vectors)
-    return _read_cache(folder, str(path)) or WordVectors(words, vectors, str(path))
+    # gensim reads as many words as the header says, and stops: more lines mean lost words.
+    lines = _count_vector_lines(path)
+    if lines > len(words):
+        raise ValueError(
+            f"GloVe file {path}: its header says {len(words):,} words, but {lines:,} lines "
+            f"follow: only the first {len(words):,} would be read. Correct the header's first "
+            f"number to {lines}"
+        )
+    if _write_cache(folder, words, vectors):
+        return _read_cache(folder, str(path)) or WordVectors(words, vectors, str(path))
+    return WordVectors(words, vectors, str(path))
 
 
 def load_embedded(*, cache_dir: str | os.PathLike | None = None) -> WordVectors:
@@ -182,7 +209,10 @@ def load_embedded(*, cache_dir: str | os.PathLike | None = None) -> WordVectors:
 
         column = pq.read_table(root / "glove_6B_index.parquet").column(0)
         words = [str(w) for w in column.to_pylist()]
-        atomic_write(words_file, lambda f: f.write("\n".join(words).encode()), overwrite=True)
+        try:
+            atomic_write(words_file, lambda f: f.write("\n".join(words).encode()), overwrite=True)
+        except OSError as e:  # only a cache: pyarrow reads the words again next time
+            warnings.warn(f"could not cache the GloVe word list in {words_file}: {e}", stacklevel=2)
     return WordVectors(words, vectors, EMBEDDED)
 
 

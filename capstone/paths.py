@@ -4,7 +4,8 @@ Course data is looked for in this order (`locate_data`):
 
 1. an explicit folder: the ``data_dir`` argument (``--data DIR`` on the command line);
 2. the folder named by the environment variable ``CAPSTONE_DATA``;
-3. the cache of the course's ``cogworks-data`` package, ``~/.cache/cog_data``;
+3. the cache of the course's ``cogworks-data`` package, ``~/.cache/cog_data`` (holding
+   either course file there means it must hold both: a partial download is an error);
 4. the embedded demo dataset (mini-COCO), generated into ``<data home>/minicoco`` on first use.
 
 The *data home* holds everything `capstone` writes: the demo dataset, caches and training runs.
@@ -135,7 +136,8 @@ def locate_data(data_dir: str | os.PathLike | None = None) -> DataFiles:
     if os.environ.get("CAPSTONE_DATA"):
         return _files_in(Path(os.environ["CAPSTONE_DATA"]).expanduser(), "CAPSTONE_DATA")
     cogworks = COGWORKS_CACHE.expanduser()
-    if all((cogworks / name).is_file() for name in (CAPTIONS_FILE, FEATURES_FILE)):
+    if any((cogworks / name).is_file() for name in (CAPTIONS_FILE, FEATURES_FILE)):
+        # some course files but not all: a half-finished download, not a wish for the demo
         return _files_in(cogworks, "cogworks-data")
     return demo_files()
 

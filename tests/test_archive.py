@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 import zipfile
@@ -317,3 +318,13 @@ def test_atomic_write_writes(tmp_path):
     assert path.read_bytes() == b"abc"
     atomic_write(path, lambda f: f.write(b"xyz"), overwrite=True)
     assert path.read_bytes() == b"xyz"
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_files_get_the_mode_of_the_users_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        path = atomic_write(tmp_path / "f.bin", lambda f: f.write(b"x"))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == mode

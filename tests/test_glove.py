@@ -346,3 +346,26 @@ def test_embedded_second_load_reads_words_from_the_cache(
     via_load_glove = load_glove(None, cache_dir=embedded_cache)
     assert via_load_glove.source == EMBEDDED
     assert load_glove(EMBEDDED, cache_dir=embedded_cache).words == embedded.words
+
+
+def test_a_header_counting_fewer_words_than_the_file_holds_is_an_error(w2v_file, tmp_path):
+    text = w2v_file.read_text(encoding="utf-8").split("\n", 1)
+    short = tmp_path / "short.txt.w2v"
+    short.write_text(f"7 5\n{text[1]}\n\n", encoding="utf-8")  # 10 words, trailing blank lines
+    with pytest.raises(ValueError, match=r"its header says 7 words, but 10 lines follow.* to 10"):
+        load_word2vec_text(short, cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache" / "glove").exists() or not any(
+        (tmp_path / "cache" / "glove").rglob("words.txt")
+    )
+    # blank lines at the end are no words: a right header loads
+    short.write_text(f"10 5\n{text[1]}\n\n", encoding="utf-8")
+    assert len(load_word2vec_text(short, cache_dir=tmp_path / "cache")) == 10
+
+
+def test_an_unwritable_cache_is_a_warning_and_the_vectors_still_load(w2v_file, tmp_path):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder should go")
+    with pytest.warns(UserWarning, match=r"could not cache GloVe in .*the next load parses"):
+        vectors = load_word2vec_text(w2v_file, cache_dir=blocker)
+    assert len(vectors) == len(W2V_WORDS)
+    np.testing.assert_allclose(vectors["dog"], gensim_load(w2v_file)["dog"])

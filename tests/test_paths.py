@@ -105,10 +105,21 @@ def test_cogworks_cache_with_tilde(env, monkeypatch):
     expect(locate_data(), cog, "cogworks-data")
 
 
-@pytest.mark.parametrize("present", [(), (CAPTIONS_FILE,), (FEATURES_FILE,), (GLOVE_FILE,)])
-def test_incomplete_cogworks_cache_falls_back_to_demo(env, present):
+@pytest.mark.parametrize("present", [(), (GLOVE_FILE,)])
+def test_a_cogworks_cache_without_course_data_falls_back_to_demo(env, present):
     make_folder(env / "cog_data", *present)
     assert locate_data().source == "demo"
+
+
+@pytest.mark.parametrize(
+    ("present", "missing"), [(CAPTIONS_FILE, FEATURES_FILE), (FEATURES_FILE, CAPTIONS_FILE)]
+)
+def test_a_partial_cogworks_cache_is_an_error_not_the_demo(env, present, missing):
+    cog = make_folder(env / "cog_data", present)
+    with pytest.raises(
+        FileNotFoundError, match=rf"^{missing} not found in {cog} \(the data folder"
+    ):
+        locate_data()
 
 
 def test_cogworks_cache_glove(env):
