@@ -14,6 +14,7 @@ import sys
 import time
 import warnings
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 
@@ -21,15 +22,17 @@ from capstone import __version__
 from capstone.archive import atomic_write
 from capstone.dataset import DEMO_IMAGES, Dataset, load_dataset
 from capstone.evaluate import format_report
+from capstone.locks import FolderLocked
 from capstone.model import ImageEmbedder
 from capstone.optimizers import OPTIMIZERS
-from capstone.paths import cache_dir, runs_dir
+from capstone.paths import cache_dir, demo_files, runs_dir
 from capstone.runs import MODEL_FILE, Run, list_runs
 from capstone.search import SearchEngine
 from capstone.train import DEFAULT_RECIPE, RECIPES, SGD_MOMENTUM, TrainConfig, train
 
 __all__ = ["main"]
 
+GRID_MAX = 36  # tiles in a --show grid: more make a huge PNG that takes minutes to draw
 DEMO_EPOCHS = 30  # default recipe: ~20 s of training on 2 cores, R@1 ~28% vs 0.1% chance
 DEMO_QUERIES = (
     "two dogs playing in the snow",
@@ -40,6 +43,44 @@ DEMO_QUERIES = (
     "a feline sleeping on a sofa",
     "an automobile parked by the seaside",
 )
+
+
+def _count(least: int):
+    """An argparse type: an integer >= ``least`` (the error names the flag, before any data)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be {least} or more, got {value}")
+        return value
+
+    return parse
+
+
+def _image_id(text: str) -> int:
+    """An argparse type: a COCO image id (a non-negative 64-bit integer)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"an image id is an integer, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"no image has the id {value}: ids lie in 0..2**63-1")
+    return value
+
+
+def _png(text: str) -> Path:
+    """An argparse type: where to save a PNG (a new or existing file in an existing folder)."""
+    path = Path(text).expanduser()
+    if path.suffix.lower() != ".png":
+        raise argparse.ArgumentTypeError(f"{text}: give a file name ending in .png")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder: give a file name ending in .png")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: the folder {path.parent} does not exist")
+    return path
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -84,9 +125,9 @@ def _add_train_args(p: argparse.ArgumentParser, epochs: int) -> None:
         f"their defaults: {recipes}",
     )
     p.add_argument(
-        "--epochs", type=int, default=epochs, help=f"passes over the captions ({epochs})"
+        "--epochs", type=_count(1), default=epochs, help=f"passes over the captions ({epochs})"
     )
-    p.add_argument("--batch-size", type=int, help="(the recipe's)")
+    p.add_argument("--batch-size", type=_count(1), help="(the recipe's)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, help="(the recipe's)")
     p.add_argument("--lr", type=float, help="learning rate (the recipe's)")
     p.add_argument("--momentum", type=float, help=f"SGD only ({SGD_MOMENTUM})")
@@ -104,7 +145,10 @@ def _add_train_args(p: argparse.ArgumentParser, epochs: int) -> None:
         help="vse0/vse++: also rank captions for each image (the recipe's)",
     )
     p.add_argument(
-        "--warmup", type=int, metavar="EPOCHS", help="vse++: epochs of vse0 first (the recipe's)"
+        "--warmup",
+        type=_count(0),
+        metavar="EPOCHS",
+        help="vse++: epochs of vse0 first (the recipe's)",
     )
     p.add_argument(
         "--text-map",
@@ -113,20 +157,50 @@ def _add_train_args(p: argparse.ArgumentParser, epochs: int) -> None:
     )
     p.add_argument(
         "--select-images",
-        type=int,
+        type=_count(0),
         metavar="N",
         help="training images held out to pick the best epoch, 0 for the last epoch (the recipe's)",
     )
     p.add_argument(
         "--patience",
-        type=int,
+        type=_count(1),
         metavar="EPOCHS",
         help="stop after this many epochs without a better pick (none)",
     )
-    p.add_argument("--seed", type=int, default=0, help="(0)")
+    p.add_argument("--seed", type=_count(0), default=0, help="(0)")
+
+
+#: TrainConfig fields by the flag that sets them, so that errors name what the user typed
+FLAGS = {
+    "recipe": "--recipe",
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "optimizer": "--optimizer",
+    "learning_rate": "--lr",
+    "momentum": "--momentum",
+    "margin": "--margin",
+    "hard_fraction": "--hard",
+    "both_directions": "--both-directions",
+    "warmup_epochs": "--warmup",
+    "text_map": "--text-map",
+    "select_images": "--select-images",
+    "patience": "--patience",
+    "seed": "--seed",
+}
 
 
 def _config(args) -> TrainConfig:
+    """The training settings of the flags; a bad one is an error naming its flag."""
+    try:
+        return _settings(args)
+    except ValueError as e:
+        message = str(e)
+        for field, flag in FLAGS.items():
+            message = message.replace(f"`{field}`", flag)
+        raise ValueError(message) from None
+
+
+def _settings(args) -> TrainConfig:
     return TrainConfig(
         recipe=args.recipe,
         epochs=args.epochs,
@@ -146,7 +220,17 @@ def _config(args) -> TrainConfig:
 
 
 def _new_run_name(prefix: str) -> str:
-    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+    """``prefix-YYYYmmdd-HHMMSS``, made unique by creating its folder (-2, -3, ... if taken)."""
+    stamp = f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+    runs_dir().mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        name = stamp if n == 1 else f"{stamp}-{n}"
+        try:
+            (runs_dir() / name).mkdir()  # atomic: two runs in one second get two folders
+            return name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{runs_dir()}: no free run name for {stamp}")
 
 
 def _run(args) -> Run:
@@ -187,7 +271,8 @@ def cmd_train(args) -> int:
         raise ValueError("--resume needs --run NAME (the run to continue)")
     config = _config(args)  # bad settings fail before the data, which can take a while
     ds = load_dataset(args.data, glove=args.glove, verbose=True)
-    result, run_dir = _train(ds, config, args.run or _new_run_name("run"), args.resume)
+    args.run_name = args.run or _new_run_name("run")
+    result, run_dir = _train(ds, config, args.run_name, args.resume)
     print(f"saved {run_dir / 'model.npz'}  ({_summary(result)})")
     return 0
 
@@ -252,9 +337,17 @@ def _show_queries(ds: Dataset, model: ImageEmbedder, queries, k: int = 3) -> Non
 def cmd_demo(args) -> int:
     start = time.perf_counter()
     config = _config(args)
-    ds = load_dataset(demo=True, demo_images=args.images, verbose=True)
-    run = args.run or _new_run_name("demo")
-    result, run_dir = _train(ds, config, run, resume=False)
+    existed = demo_files().captions.is_file()
+    ds = load_dataset(demo=True, demo_images=args.images or DEMO_IMAGES, verbose=True)
+    size = ds.data.n_images + ds.data.n_dropped_images
+    if existed and args.images and args.images != size:
+        raise ValueError(
+            f"--images {args.images:,}: the demo in {ds.files.captions.parent} has {size:,} "
+            "images already (its runs depend on it); remove that folder, or set CAPSTONE_HOME "
+            f"to another folder, to generate {args.images:,}"
+        )
+    args.run_name = args.run or _new_run_name("demo")
+    result, run_dir = _train(ds, config, args.run_name, resume=False)
     run = Run(run_dir / MODEL_FILE, result.model)
     report = run.evaluate(ds)
     print(f"\nrecipe {result.model.info['train']['recipe']}, {_summary(result)}\n")
@@ -301,9 +394,10 @@ def _print_results(results, args, ignored: list[str] = ()) -> None:
     if args.show:
         from capstone.display import show_grid  # imports matplotlib: only when asked
 
-        figure = show_grid(results, cache_dir=cache_dir() / "images")
+        figure = show_grid(results[:GRID_MAX], cache_dir=cache_dir() / "images")
         figure.savefig(args.show, dpi=100, bbox_inches="tight")
-        print(f"grid saved to {args.show}", file=sys.stderr)
+        shown = f" (the first {GRID_MAX} of {len(results)})" if len(results) > GRID_MAX else ""
+        print(f"grid saved to {args.show}{shown}", file=sys.stderr)
 
 
 def _ignored(engine: SearchEngine, texts) -> list[str]:
@@ -462,7 +556,7 @@ def _add_search_args(p: argparse.ArgumentParser, k: int | None, results: bool = 
     _add_data_args(p)
     _add_model_args(p)
     if k is not None:
-        p.add_argument("-k", type=int, default=k, help=f"how many results ({k})")
+        p.add_argument("-k", type=_count(1), default=k, help=f"how many results ({k})")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument(
         "--all-images",
@@ -485,9 +579,18 @@ def _add_search_args(p: argparse.ArgumentParser, k: int | None, results: bool = 
             help="subtract this text from the query (repeatable)",
         )
         p.add_argument(
-            "--captions", type=int, default=1, metavar="N", help="captions printed per result (1)"
+            "--captions",
+            type=_count(0),
+            default=1,
+            metavar="N",
+            help="captions printed per result (1)",
         )
-        p.add_argument("--show", metavar="PNG", help="save an image grid of the results")
+        p.add_argument(
+            "--show",
+            type=_png,
+            metavar="PNG",
+            help=f"save an image grid of the results (the first {GRID_MAX} at most)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -506,9 +609,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--images",
-        type=int,
-        default=DEMO_IMAGES,
-        help=f"demo size when it must be generated ({DEMO_IMAGES:,})",
+        type=_count(10),
+        help=f"demo size, when it is generated ({DEMO_IMAGES:,}); a demo of another size in "
+        "the data home is an error",
     )
     p.add_argument("--run", metavar="NAME", help="run folder name (default: demo-TIMESTAMP)")
     _add_train_args(p, DEMO_EPOCHS)
@@ -552,7 +655,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Top-k images like IMAGE_ID, in the semantic (embedding) "
         "space or in the raw ResNet descriptor space.",
     )
-    p.add_argument("image_id", type=int, metavar="IMAGE_ID")
+    p.add_argument("image_id", type=_image_id, metavar="IMAGE_ID")
     p.add_argument(
         "--space",
         choices=("semantic", "descriptor"),
@@ -567,7 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="words that describe an image",
         description="The caption words nearest the image's embedding.",
     )
-    p.add_argument("image_id", type=int, metavar="IMAGE_ID")
+    p.add_argument("image_id", type=_image_id, metavar="IMAGE_ID")
     _add_search_args(p, k=5, results=False)
     p.set_defaults(func=cmd_tags)
 
@@ -588,7 +691,7 @@ def build_parser() -> argparse.ArgumentParser:
         'query, e.g. python -m capstone rank "two dogs playing in the snow" 57870',
     )
     p.add_argument("text", help="the query")
-    p.add_argument("image_id", type=int, metavar="IMAGE_ID")
+    p.add_argument("image_id", type=_image_id, metavar="IMAGE_ID")
     _add_search_args(p, k=None, results=False)
     p.set_defaults(func=cmd_rank)
 
@@ -624,11 +727,24 @@ def main(argv: list[str] | None = None) -> int:
             # the library warns about optional things (an unwritable cache): one plain line
             warnings.showwarning = _show_warning
             return args.func(args)
-    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
-        # A KeyError's str() is the repr of its message: print the message itself.
+    except (OSError, ValueError, KeyError, FolderLocked) as e:
+        # A KeyError's str() is the repr of its message: print the message itself. OSError
+        # (a folder not writable, a full disk) names its file.
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
+        print(f"\ninterrupted{_how_to_resume(args)}", file=sys.stderr)
         return 130
+
+
+def _how_to_resume(args) -> str:
+    """For an interrupted training: what was kept and the command that continues it."""
+    name = getattr(args, "run_name", None)
+    if name is None or not (runs_dir() / name / "checkpoint.npz").is_file():
+        return ""
+    data = f" --data {args.data}" if getattr(args, "data", None) else ""
+    return (
+        f": run {name} keeps its last finished epoch; continue it with\n"
+        f"  python -m capstone train --run {name} --resume --epochs {args.epochs}{data}"
+    )

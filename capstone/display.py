@@ -20,6 +20,7 @@ import io
 import os
 import textwrap
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -135,7 +136,10 @@ def fetch_image(
     # Without a session, `requests.get` opens and closes one for this call.
     data = _download(url, timeout=timeout, max_bytes=max_bytes, session=session or requests)
     image = _decode(data, url)  # decode first: only good images are cached
-    atomic_write(path, lambda f: f.write(data), overwrite=True)
+    try:
+        atomic_write(path, lambda f: f.write(data), overwrite=True)
+    except OSError as e:  # a cache: the image is shown all the same
+        warnings.warn(f"could not cache the image of {url} in {folder}: {e}", stacklevel=2)
     return image
 
 

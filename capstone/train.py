@@ -37,6 +37,7 @@ from threadpoolctl import threadpool_limits
 from capstone.archive import load_archive, save_archive
 from capstone.coco import CocoData
 from capstone.evaluate import retrieval_metrics, triple_accuracy
+from capstone.locks import exclusive
 from capstone.losses import in_batch_loss
 from capstone.model import ImageEmbedder
 from capstone.optimizers import (
@@ -467,7 +468,8 @@ def train(
         Unit caption embeddings (`capstone.text.TextEmbedder.fit`).
     config : TrainConfig
     run_dir : path-like, optional
-        Folder for ``checkpoint.npz`` (each epoch) and ``model.npz`` (at the end).
+        Folder for ``checkpoint.npz`` (each epoch) and ``model.npz`` (at the end), held
+        for this process while it trains.
     resume : bool
         Continue from ``run_dir``'s checkpoint. Without it, an existing checkpoint is an error
         rather than being overwritten.
@@ -481,7 +483,23 @@ def train(
     Returns
     -------
     TrainResult
+
+    Raises
+    ------
+    capstone.locks.FolderLocked
+        If another training holds ``run_dir`` (one writer per run folder).
+    TrainingDiverged
+        If the loss becomes NaN or infinite (the last good checkpoint stays as it was).
     """
+    kwargs = dict(run_dir=run_dir, resume=resume, info=info, plot=plot, progress=progress)
+    if run_dir is None:
+        return _train(data, caption_embeddings, config, **kwargs)
+    with exclusive(run_dir, "a training"):
+        return _train(data, caption_embeddings, config, **kwargs)
+
+
+def _train(data, caption_embeddings, config, *, run_dir, resume, info, plot, progress):
+    """`train`, its run folder (if any) held."""
     if caption_embeddings.shape[0] != data.n_captions:
         raise ValueError(
             f"`caption_embeddings` has {caption_embeddings.shape[0]} rows for "

@@ -1,7 +1,14 @@
 """Test-wide setup: nothing a test does may touch the user's data home or the network."""
 
+import contextlib
+import io
+
 import matplotlib
 import pytest
+from cli_support import N_IMAGES, RUN, TRAIN, no_course_data
+
+from capstone import paths
+from capstone.cli import main
 
 matplotlib.use("Agg")  # no screen in CI; figures are inspected, not shown
 
@@ -11,3 +18,49 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     """Point CAPSTONE_HOME at a fresh folder and hide CAPSTONE_DATA for every test."""
     monkeypatch.setenv("CAPSTONE_HOME", str(tmp_path_factory.mktemp("capstone_home")))
     monkeypatch.delenv("CAPSTONE_DATA", raising=False)
+
+
+# -- a trained tiny demo, for the command-line tests -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shared_home(tmp_path_factory):
+    """A data home with the tiny demo dataset and one trained run ``RUN``; also the demo's
+    stdout, stderr and exit code."""
+    home = tmp_path_factory.mktemp("cli_home")
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CAPSTONE_HOME", str(home))
+        no_course_data(mp, home)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["demo", "--images", str(N_IMAGES), "--run", RUN, *TRAIN])
+    return home, code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def home(shared_home, monkeypatch, tmp_path):
+    """CAPSTONE_HOME pointed at the shared, trained data home for this test."""
+    root, code, _, err = shared_home
+    assert code == 0, err
+    monkeypatch.setenv("CAPSTONE_HOME", str(root))  # after (so over) conftest's autouse setenv
+    no_course_data(monkeypatch, tmp_path)
+    return root
+
+
+@pytest.fixture
+def demo_data(shared_home):
+    """The folder of the shared tiny demo dataset (for ``--data``); CAPSTONE_HOME untouched."""
+    root, code, _, err = shared_home
+    assert code == 0, err
+    return root / "minicoco"
+
+
+@pytest.fixture
+def fresh_home(monkeypatch, tmp_path):
+    """The empty data home of conftest's autouse fixture, guarded from course data.
+
+    Never combine with `home`, which points CAPSTONE_HOME elsewhere."""
+    no_course_data(monkeypatch, tmp_path)
+    home = paths.data_home()
+    assert not home.joinpath("runs").exists()
+    return home

@@ -7,97 +7,22 @@ autouse fixture of conftest.py gives every test a fresh, empty data home.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-from pathlib import Path
 
 import pytest
+from cli_support import (
+    N_IMAGES,
+    RUN,
+    TRAIN,
+    argparse_exit,
+    results_json,
+    run,
+    run_json,
+)
 
 from capstone import paths
 from capstone.cli import build_parser, main
 from capstone.model import ImageEmbedder
-
-RUN = "tiny"
-N_IMAGES = 300  # the demo drops one image without descriptors: 299 remain
-TRAIN = ["--epochs", "1", "--batch-size", "64"]
-
-
-def _no_course_data(mp: pytest.MonkeyPatch, tmp: Path) -> None:
-    """Never pick up a real cogworks-data cache of the machine running the tests."""
-    mp.setattr(paths, "COGWORKS_CACHE", tmp / "no_cog_data")
-    mp.delenv("CAPSTONE_DATA", raising=False)
-
-
-@pytest.fixture(scope="module")
-def shared_home(tmp_path_factory):
-    """A data home with the tiny demo dataset and one trained run ``RUN``; also the demo's
-    stdout, stderr and exit code."""
-    home = tmp_path_factory.mktemp("cli_home")
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CAPSTONE_HOME", str(home))
-        _no_course_data(mp, home)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(["demo", "--images", str(N_IMAGES), "--run", RUN, *TRAIN])
-    return home, code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture
-def home(shared_home, monkeypatch, tmp_path):
-    """CAPSTONE_HOME pointed at the shared, trained data home for this test."""
-    root, code, _, err = shared_home
-    assert code == 0, err
-    monkeypatch.setenv("CAPSTONE_HOME", str(root))  # after (so over) conftest's autouse setenv
-    _no_course_data(monkeypatch, tmp_path)
-    return root
-
-
-@pytest.fixture
-def demo_data(shared_home):
-    """The folder of the shared tiny demo dataset (for ``--data``); CAPSTONE_HOME untouched."""
-    root, code, _, err = shared_home
-    assert code == 0, err
-    return root / "minicoco"
-
-
-@pytest.fixture
-def fresh_home(monkeypatch, tmp_path):
-    """The empty data home of conftest's autouse fixture, guarded from course data.
-
-    Never combine with `home`, which points CAPSTONE_HOME elsewhere."""
-    _no_course_data(monkeypatch, tmp_path)
-    home = paths.data_home()
-    assert not home.joinpath("runs").exists()
-    return home
-
-
-def run(capsys, *argv):
-    """``main(argv)`` -> (exit code, stdout, stderr)."""
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def run_json(capsys, *argv):
-    code, out, err = run(capsys, *argv, "--json")
-    assert code == 0, err
-    assert err == ""  # --json: nothing but the JSON, no progress lines
-    return json.loads(out)
-
-
-def results_json(capsys, *argv):
-    """The result rows of ``search`` or ``similar --json`` (beside the query's facts)."""
-    report = run_json(capsys, *argv)
-    assert set(report) - {"warnings"} == {"run", "images", "n_images", "ignored_words", "results"}
-    return report["results"]
-
-
-def argparse_exit(capsys, *argv):
-    """Exit status and stderr of an argparse rejection (SystemExit)."""
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in argv])
-    return info.value.code, capsys.readouterr().err
 
 
 def val_image_ids(capsys):
@@ -191,9 +116,10 @@ def test_demo_into_an_existing_run_is_an_error(home, capsys):
 
 
 def test_demo_rejects_bad_epochs(fresh_home, capsys):
-    code, _, err = run(capsys, "demo", "--images", 20, "--epochs", 0, "--run", "x")
+    code, err = argparse_exit(capsys, "demo", "--images", 20, "--epochs", 0, "--run", "x")
     assert code == 2
-    assert "error:" in err and "epochs" in err
+    assert "argument --epochs: must be 1 or more, got 0" in err
+    assert not (fresh_home / "minicoco").exists()  # refused before any data was made
 
 
 # -- train -----------------------------------------------------------------------------------
@@ -522,10 +448,9 @@ def test_search_query_of_unknown_words(home, capsys):
 
 @pytest.mark.parametrize("k", [0, -3])
 def test_search_k_must_be_positive(home, capsys, k):
-    code, out, err = run(capsys, "search", "a dog", "--run", RUN, "-k", k)
+    code, err = argparse_exit(capsys, "search", "a dog", "--run", RUN, "-k", k)
     assert code == 2
-    assert out == ""
-    assert "error:" in err and "`k` must be a positive integer" in err and str(k) in err
+    assert f"argument -k: must be 1 or more, got {k}" in err
 
 
 def test_search_k_must_be_an_integer(capsys):
@@ -648,10 +573,9 @@ def test_unknown_image(home, capsys, command):
 @pytest.mark.parametrize("command", ["similar", "tags"])
 def test_image_queries_k_zero(home, capsys, some_ids, command):
     image, _ = some_ids
-    code, out, err = run(capsys, command, image, "--run", RUN, "-k", 0)
+    code, err = argparse_exit(capsys, command, image, "--run", RUN, "-k", 0)
     assert code == 2
-    assert out == ""
-    assert "`k` must be a positive integer, got 0" in err
+    assert "argument -k: must be 1 or more, got 0" in err
 
 
 def test_similar_bad_arguments(capsys):
@@ -745,10 +669,9 @@ def test_words_empty_word(home, capsys, word):
 
 
 def test_words_k_zero(home, capsys):
-    code, out, err = run(capsys, "words", "dog", "--run", RUN, "-k", 0)
+    code, err = argparse_exit(capsys, "words", "dog", "--run", RUN, "-k", 0)
     assert code == 2
-    assert out == ""
-    assert "`k` must be a positive integer, got 0" in err
+    assert "argument -k: must be 1 or more, got 0" in err
 
 
 def test_words_unknown_run(home, capsys):
@@ -777,10 +700,12 @@ def test_search_show_saves_a_grid_of_caption_tiles(home, capsys, tmp_path):
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--hard", "0.5"], "`hard_fraction` is for the course recipe"),
+        (["--hard", "0.5"], "--hard is for the course recipe"),
         (["--recipe", "course", "--both-directions"], "are for the in-batch recipes"),
-        (["--momentum", "0.5"], "`momentum` is for SGD only"),
-        (["--patience", "2", "--select-images", "0"], "`patience` needs `select_images` > 0"),
+        (["--momentum", "0.5"], "--momentum is for SGD only"),
+        (["--patience", "2", "--select-images", "0"], "--patience needs --select-images > 0"),
+        (["--lr", "-1"], "--lr is out of range: -1.0"),
+        (["--margin", "nan"], "--margin is out of range: nan"),
     ],
 )
 def test_train_refuses_recipe_settings_before_loading_data(fresh_home, capsys, flags, message):

@@ -187,3 +187,11 @@ def test_bad_ncols(ncols):
 def test_no_results():
     with pytest.raises(ValueError, match="results"):
         show_grid([])
+
+
+def test_an_unwritable_image_cache_is_a_warning_and_the_image_still_shows(server, tmp_path):
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should go")
+    with pytest.warns(UserWarning, match=r"could not cache the image of .* in .*cache"):
+        image = fetch_image(f"{server}/good.png", cache_dir=blocker)
+    assert image.shape[:2] == (4, 6)
