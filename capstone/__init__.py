@@ -19,6 +19,7 @@ from capstone.dataset import Dataset, load_dataset
 from capstone.evaluate import evaluation_report, retrieval_metrics, triple_accuracy
 from capstone.glove import WordVectors, load_glove
 from capstone.model import ImageEmbedder
+from capstone.runs import Run, list_runs
 from capstone.search import SearchEngine, SearchResult
 from capstone.text import IDF, TextEmbedder, tokenize
 from capstone.train import TrainConfig, train
@@ -31,12 +32,14 @@ __all__ = [
     "ImageDatabase",
     "ImageEmbedder",
     "Match",
+    "Run",
     "SearchEngine",
     "SearchResult",
     "TextEmbedder",
     "TrainConfig",
     "WordVectors",
     "evaluation_report",
+    "list_runs",
     "load_dataset",
     "load_glove",
     "make_triples",

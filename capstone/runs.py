@@ -66,14 +66,15 @@ class Run:
 
     Attributes
     ----------
-    path : Path
-        The model file.
+    path : Path or None
+        The model file; None for a model trained in this session and not saved
+        (`capstone.train.TrainResult.run`).
     model : ImageEmbedder
     warnings : list[str]
         Set by `check` when the run is used on data it was not trained on.
     """
 
-    path: Path
+    path: Path | None
     model: ImageEmbedder
     warnings: list[str] = field(default_factory=list)
 
@@ -119,6 +120,8 @@ class Run:
     @property
     def name(self) -> str:
         """The run folder's name (or the model file's name outside a run folder)."""
+        if self.path is None:
+            return "(unsaved)"
         return self.path.parent.name if self.path.name == MODEL_FILE else self.path.stem
 
     @property
@@ -132,7 +135,7 @@ class Run:
 
     @property
     def in_runs_dir(self) -> bool:
-        return self.path.resolve().parent.parent == runs_dir().resolve()
+        return self.path is not None and self.path.resolve().parent.parent == runs_dir().resolve()
 
     def check(self, dataset: Dataset, *, other_data: bool = False) -> list[str]:
         """What differs between the run's training data and ``dataset``.
@@ -264,7 +267,7 @@ class Run:
             seed=self.config.get("seed", 0),
         )
         report["run"] = self.name
-        report["model"] = str(self.path)
+        report["model"] = str(self.path) if self.path is not None else None
         if self.warnings:
             report["warnings"] = list(self.warnings)
         return report

@@ -47,6 +47,7 @@ from capstone.optimizers import (
     optimizer_state,
 )
 from capstone.progress import Progress
+from capstone.runs import MODEL_FILE, Run
 from capstone.triples import make_triples, split_images, validation_triples
 
 __all__ = [
@@ -236,6 +237,8 @@ class TrainResult:
         The training images held out to pick the best epoch (empty when none).
     best_epoch : int
         The epoch whose weights ``model`` holds.
+    path : Path or None
+        The saved ``model.npz`` (None without ``run_dir``).
     """
 
     model: ImageEmbedder
@@ -244,6 +247,15 @@ class TrainResult:
     val_images: np.ndarray
     selection_images: np.ndarray
     best_epoch: int
+    path: Path | None = None
+
+    @property
+    def run(self) -> Run:
+        """The trained model as a `capstone.runs.Run`: evaluate and search on its split.
+
+        >>> engine = result.run.engine(dataset)     # doctest: +SKIP
+        """
+        return Run(self.path, self.model)
 
 
 def train_step(
@@ -632,9 +644,10 @@ def _train(data, caption_embeddings, config, *, run_dir, resume, info, plot, pro
             p.data[...] = best[name]
     model.info["history"] = history
     model.info["best_epoch"] = chosen
+    path = None
     if run_dir is not None:
-        model.save(Path(run_dir) / "model.npz", overwrite=True)
-    return TrainResult(model, history, train_images, val_images, selection, chosen)
+        path = model.save(Path(run_dir) / MODEL_FILE, overwrite=True)
+    return TrainResult(model, history, train_images, val_images, selection, chosen, path)
 
 
 def _noggin_plot():
