@@ -1,9 +1,13 @@
-"""Command line: ``python -m capstone {demo,train,evaluate,search,similar,tags,words}``.
+"""Command line: ``python -m capstone COMMAND`` (demo, train, evaluate, search, similar, tags,
+words, rank, runs, info).
 
+A thin shell: it parses arguments (bad ones are refused before any data loads, naming the
+flag), calls the library (`capstone.runs.Run` for everything a trained run does) and prints.
 Runs live in ``<data home>/runs/<name>/`` (`capstone.paths.runs_dir`): ``model.npz``,
 ``checkpoint.npz`` (written each epoch; ``train --resume`` continues from it), ``metrics.json``
-after evaluation. Commands that need a model take ``--run NAME`` or ``--model PATH``; by
-default they use the newest run.
+(written by ``evaluate`` and ``demo``) and ``database.npz`` (a cache). Commands that need a model
+take ``--run NAME`` or ``--model PATH``; by default they use the newest run. User mistakes end
+with ``error: ...`` and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
