@@ -56,6 +56,7 @@ class Dataset:
             "glove": self.glove.source,
             "data_fingerprint": self.data.fingerprint,
             "data_source": self.files.source,
+            "data_folder": str(self.files.captions.parent),
         }
 
     def describe(self) -> str:

@@ -156,10 +156,10 @@ class Run:
         differ = []
         trained_on = info.get("data_fingerprint")
         if trained_on and trained_on != dataset.data.fingerprint:
+            was = info.get("data_folder") or f"{info.get('data_source', '?')} data"
             differ.append(
-                f"data: trained on {info.get('data_source', '?')} data with fingerprint "
-                f"{trained_on}, this is {dataset.files.source} data with fingerprint "
-                f"{dataset.data.fingerprint}"
+                f"data: trained on {was} (fingerprint {trained_on}), this is "
+                f"{dataset.files.captions.parent} (fingerprint {dataset.data.fingerprint})"
             )
         glove = info.get("glove")
         if glove and glove != dataset.glove.source:

@@ -278,16 +278,18 @@ def test_evaluate_refuses_a_run_of_other_data_unless_told(home, capsys, tmp_path
     before = model.read_bytes()
     code, out, err = run(capsys, "evaluate", "--data", other, "--model", model)
     assert code == 2 and out == ""
-    assert f"error: run {RUN} ({model}) does not match: data: trained on demo data" in err
+    trained_on = f"data: trained on {home / 'minicoco'} (fingerprint "
+    assert f"error: run {RUN} ({model}) does not match: {trained_on}" in err
+    assert f"this is {other} (fingerprint " in err
     assert "pass --other-data to go on anyway" in err
     code, out, err = run(capsys, "evaluate", "--data", other, "--model", model, "--other-data")
     assert code == 0, err
-    assert "warning: --other-data: data: trained on demo data" in err
+    assert f"warning: --other-data: {trained_on}" in err
     assert "warning: --other-data: none of run tiny's validation images" in err
     assert "validation split means nothing on this data" in err
     assert "caption -> image retrieval" in out
     report = run_json(capsys, "evaluate", "--data", other, "--model", model, "--other-data")
-    assert report["warnings"][0].startswith("data: trained on demo data")
+    assert report["warnings"][0].startswith(trained_on)
     assert model.read_bytes() == before
 
 

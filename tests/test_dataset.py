@@ -55,10 +55,12 @@ def test_info_and_describe(folder):
         "glove": ds.glove.source,
         "data_fingerprint": ds.data.fingerprint,
         "data_source": "argument",
+        "data_folder": str(folder),
     }
     line = ds.describe()
     assert str(folder) in line and f"{ds.data.n_images:,} images" in line
     assert "d=8" in line and "embedded demo" not in line
+    assert "(512-d descriptors)" in line
     assert ds.data.n_images == 58 and ds.data.n_dropped_images == 2
     assert "dropped 2 images without descriptors and their 10 captions" in line
 
