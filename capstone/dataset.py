@@ -4,8 +4,10 @@
 that is what is used and it is absent, reads captions and descriptors (`capstone.coco`), loads
 GloVe (`capstone.glove`), computes IDF and embeds every caption (`capstone.text`).
 
->>> ds = load_dataset()                          # doctest: +SKIP
->>> ds.data.n_images, ds.caption_embeddings.shape  # doctest: +SKIP
+With real data (shown, not run as a test)::
+
+    ds = load_dataset()
+    ds.data.n_images, ds.caption_embeddings.shape
 """
 
 from __future__ import annotations

@@ -183,7 +183,9 @@ def show_grid(
 
     Examples
     --------
-    >>> fig = show_grid(engine.search("a dog on a beach", k=6))     # doctest: +SKIP
+    With real data (shown, not run as a test)::
+
+        fig = show_grid(engine.search("a dog on a beach", k=6))
     """
     import matplotlib.pyplot as plt
 

@@ -71,6 +71,8 @@ def caption_ranks(
 ) -> np.ndarray:
     """Rank of each caption's true image among all images, by dot-product similarity.
 
+    `capstone.course_math.rank_of_true_image` for every caption, from one matrix product.
+
     Parameters
     ----------
     caption_embeddings : numpy.ndarray, shape (Q, d)
@@ -120,7 +122,7 @@ def image_ranks(
 
 
 def _summary(ranks: np.ndarray) -> list[float]:
-    """Recall@1, @5, @10, median rank and MRR of a set of ranks."""
+    """Recall@1, @5, @10 (`capstone.course_math.recall_at_k`), median rank and MRR of ranks."""
     recalls = [float(np.mean(ranks <= k)) for k in KS]
     return [*recalls, float(np.median(ranks)), float(np.mean(1.0 / ranks))]
 
@@ -215,7 +217,10 @@ def retrieval_metrics(
 def triple_accuracy(
     model: ImageEmbedder, data: CocoData, caption_embeddings: np.ndarray, triples: Triples
 ) -> float:
-    """Fraction of triples with sim(caption, true image) > sim(caption, confusor)."""
+    """Fraction of triples with sim(caption, true image) > sim(caption, confusor).
+
+    `capstone.course_math.triple_accuracy` of all triples, the images embedded in two products.
+    """
     caption = model.embed_text(caption_embeddings[triples.caption])
     sim_true = np.einsum("nd,nd->n", caption, model.embed(data.descriptors[triples.true_image]))
     sim_conf = np.einsum("nd,nd->n", caption, model.embed(data.descriptors[triples.confusor]))

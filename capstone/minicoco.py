@@ -1065,7 +1065,9 @@ def generate(
 
     Examples
     --------
-    >>> generate(tmp_path, 1_000, seed=1)["n_without_descriptor"]  # doctest: +SKIP
+    With real data (shown, not run as a test)::
+
+        generate(tmp_path, 1_000, seed=1)["n_without_descriptor"]
     2
     """
     n_images = _check_int(n_images, "n_images", 10, ValueError)

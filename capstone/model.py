@@ -145,7 +145,10 @@ class ImageEmbedder:
         return unit_rows(self.dense(descriptors))
 
     def embed(self, descriptors: np.ndarray) -> np.ndarray:
-        """Embed without building a graph: (N, d_in) -> (N, d) float32 unit rows."""
+        """Embed without building a graph: (N, d_in) -> (N, d) float32 unit rows.
+
+        `capstone.course_math.image_embedding` of every row, in one product.
+        """
         x = np.asarray(descriptors, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.d_in:
             raise ValueError(f"descriptors must have shape (N, {self.d_in}), got {x.shape}")

@@ -10,9 +10,11 @@ the word vectors, so `Run` can
 - refuse other data or other word vectors, saying what differs (``other_data=True`` goes on,
   and the run then says that its split means nothing on that data).
 
->>> run = Run.load("demo-20261123-101500")        # doctest: +SKIP
->>> engine = run.engine(load_dataset())           # doctest: +SKIP
->>> engine.search("two dogs playing in the snow")  # doctest: +SKIP
+With real data (shown, not run as a test)::
+
+    run = Run.load("demo-20261123-101500")
+    engine = run.engine(load_dataset())
+    engine.search("two dogs playing in the snow")
 """
 
 from __future__ import annotations

@@ -75,8 +75,10 @@ class SearchEngine:
 
     Examples
     --------
-    >>> engine = SearchEngine(load_dataset(), ImageEmbedder.load(path))    # doctest: +SKIP
-    >>> engine.search("two dogs playing in the snow", k=9)                  # doctest: +SKIP
+    With real data (shown, not run as a test)::
+
+        engine = SearchEngine(load_dataset(), ImageEmbedder.load(path))
+        engine.search("two dogs playing in the snow", k=9)
     """
 
     def __init__(
@@ -146,8 +148,10 @@ class SearchEngine:
 
         Examples
         --------
-        >>> engine.rank_of("two dogs playing in the snow", 57870)     # doctest: +SKIP
-        Rank(image_id=57870, rank=12, score=0.41, n_images=16523, in_database=True)
+        With real data (shown, not run as a test)::
+
+            engine.rank_of("two dogs playing in the snow", 298046)
+            # Rank(image_id=298046, rank=12, score=0.41, n_images=3992, in_database=True)
         """
         q = self.text_vector(text)
         score = float(self.image_vector(image_id) @ q)
@@ -207,8 +211,10 @@ class SearchEngine:
 
         Examples
         --------
-        >>> engine.combined(["a dog on a beach"], ["sand"])            # doctest: +SKIP
-        >>> engine.combined(["snow"], image_id=57870)                  # doctest: +SKIP
+        With real data (shown, not run as a test)::
+
+            engine.combined(["a dog on a beach"], ["sand"])
+            engine.combined(["snow"], image_id=57870)
         """
         if isinstance(add, str) or isinstance(subtract, str):
             raise TypeError("`add` and `subtract` must be sequences of texts, not one string")

@@ -24,29 +24,18 @@ from itertools import repeat
 import numpy as np
 import scipy.sparse
 
+from capstone.course_math import tokenize
 from capstone.glove import WordVectors
 from capstone.vectors import normalize_rows
 
 __all__ = ["IDF", "TextEmbedder", "TokenBatch", "tokenize", "tokenize_batch"]
 
-_STRIP_PUNCTUATION = str.maketrans("", "", string.punctuation)
 # Batches join texts with " \x00 " (lowercasing must see a non-letter between texts), then
 # one translation strips punctuation and turns each "\x00" into "!": a token no text can
 # produce (punctuation is gone from every real token), marking where each text ends.
 _SEPARATOR = "\x00"
 _BOUNDARY = "!"
 _STRIP_AND_MARK = str.maketrans(_SEPARATOR, _BOUNDARY, string.punctuation)
-
-
-def tokenize(text: str) -> list[str]:
-    """Lowercase, remove punctuation (``string.punctuation``), split on whitespace.
-
-    Examples
-    --------
-    >>> tokenize("A man's hot-dog, on the  GRILL!")
-    ['a', 'mans', 'hotdog', 'on', 'the', 'grill']
-    """
-    return text.lower().translate(_STRIP_PUNCTUATION).split()
 
 
 @dataclass(frozen=True)
@@ -100,7 +89,7 @@ def _check_texts(texts: Sequence[str], name: str) -> list[str]:
 
 
 def tokenize_batch(texts: Sequence[str]) -> TokenBatch:
-    """Tokenize many texts at once, exactly as `tokenize` does one at a time.
+    """Tokenize many texts at once: `capstone.course_math.tokenize` of each, in one pass.
 
     Parameters
     ----------
@@ -161,6 +150,8 @@ def _token_ids(texts: list[str], index: defaultdict) -> tuple[np.ndarray, np.nda
 class IDF:
     """Inverse document frequency of each caption word: ``IDF(t) = log10(N / n_t)``.
 
+    The table `capstone.course_math.idf` computes word by word, from one sparse count matrix.
+
     Parameters
     ----------
     words : list[str], length V
@@ -212,6 +203,9 @@ class IDF:
 
 class TextEmbedder:
     """Embeds text as the unit-length, IDF-weighted sum of its words' GloVe vectors.
+
+    `capstone.course_math.caption_embedding` for whole batches: a sparse (texts, words) count
+    matrix times `table`, then each row scaled to unit length.
 
     Parameters
     ----------

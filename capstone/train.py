@@ -253,7 +253,9 @@ class TrainResult:
     def run(self) -> Run:
         """The trained model as a `capstone.runs.Run`: evaluate and search on its split.
 
-        >>> engine = result.run.engine(dataset)     # doctest: +SKIP
+        With real data (shown, not run as a test)::
+
+            engine = result.run.engine(dataset)
         """
         return Run(self.path, self.model)
 
@@ -267,6 +269,9 @@ def train_step(
     margin: float,
 ) -> tuple[float, float]:
     """One step of the course recipe on B triples; returns (loss, accuracy) of the batch.
+
+    The loss is the mean of `capstone.course_math.margin_ranking_loss` over the triples, the
+    accuracy their `capstone.course_math.triple_accuracy`.
 
     Parameters
     ----------

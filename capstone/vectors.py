@@ -37,6 +37,8 @@ _SAMPLE_STRIDE = 64
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` largest scores along the last axis, best first.
 
+    `capstone.course_math.top_k` of each row, without sorting all of it.
+
     Equal scores are ordered by index, so the result equals
     ``np.argsort(-scores, kind="stable")[..., :k]``, in O(n) rather than O(n log n): a partition
     finds the k-th largest score, then only the k winners are sorted.
