@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from capstone.archive import ArchiveError, load_archive, save_archive
+from capstone.checks import count
 from capstone.model import ImageEmbedder
 from capstone.vectors import normalize_rows, top_k
 
@@ -29,12 +30,6 @@ class Match:
 
     image_id: int
     score: float
-
-
-def _check_k(k) -> int:
-    if not isinstance(k, int | np.integer) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"`k` must be a positive integer, got {k!r}")
-    return int(k)
 
 
 class ImageDatabase:
@@ -145,7 +140,7 @@ class ImageDatabase:
 
     def query_batch(self, vectors: np.ndarray, k: int = 10, *, exclude=()) -> list[list[Match]]:
         """`query` for (Q, d) vectors at once: one matrix product, one batched top-k."""
-        k = _check_k(k)
+        k = count("k", k)
         scores = self.scores(vectors)
         if scores.ndim != 2:
             raise ValueError(f"`vectors` must have shape (Q, {self.dim})")

@@ -30,6 +30,7 @@ import numpy as np
 import requests
 
 from capstone.archive import atomic_write
+from capstone.checks import count
 from capstone.paths import cache_dir as default_cache_dir
 
 __all__ = ["FetchError", "fetch_image", "is_generated_url", "show_grid"]
@@ -189,10 +190,7 @@ def show_grid(
     """
     import matplotlib.pyplot as plt
 
-    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
-        raise ValueError(f"`ncols` must be a positive integer, got {ncols!r}")
-    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-        raise ValueError(f"`max_workers` must be a positive integer, got {max_workers!r}")
+    ncols, max_workers = count("ncols", ncols), count("max_workers", max_workers)
     results = list(results)
     if not results:
         raise ValueError("`results` is empty: there is nothing to show")

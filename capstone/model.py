@@ -25,6 +25,7 @@ from mygrad.operation_base import Operation
 from mynn.layers.dense import dense
 
 from capstone.archive import ArchiveError, load_archive, save_archive
+from capstone.checks import count
 from capstone.vectors import normalize_rows
 
 __all__ = ["MODEL_KIND", "ImageEmbedder"]
@@ -100,9 +101,7 @@ class ImageEmbedder:
         info=None,
         text_map: bool = False,
     ):
-        for name, value in (("d", d), ("d_in", d_in)):
-            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
+        d, d_in = count("d", d), count("d_in", d_in)
         # glorot_normal draws from NumPy's global generator: seed it for this call only.
         state = np.random.get_state()  # noqa: NPY002
         try:

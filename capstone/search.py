@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from capstone.database import ImageDatabase, Match, _check_k
+from capstone.checks import count
+from capstone.database import ImageDatabase, Match
 from capstone.dataset import Dataset
 from capstone.model import ImageEmbedder
 from capstone.vectors import normalize_rows, top_k
@@ -234,7 +235,7 @@ class SearchEngine:
         for word in exclude:
             if word in self._tag_index:
                 scores[self._tag_index[word]] = -np.inf
-        best = top_k(scores, _check_k(k))
+        best = top_k(scores, count("k", k))
         return [(self.tag_words[i], float(scores[i])) for i in best if np.isfinite(scores[i])]
 
     def tags(self, image_id: int, k: int = 5) -> list[tuple[str, float]]:

@@ -59,10 +59,6 @@ class TokenBatch:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    def text_of_token(self) -> np.ndarray:
-        """(T,) int64: the index of the text each token belongs to."""
-        return np.repeat(np.arange(len(self), dtype=np.int64), np.diff(self.offsets))
-
     def counts(self, columns: np.ndarray | None = None) -> scipy.sparse.csr_matrix:
         """The (N, U) float32 sparse matrix of how often text i holds word j.
 

@@ -24,6 +24,7 @@ read to choose.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, fields
@@ -35,6 +36,7 @@ from mygrad.nnet.losses import margin_ranking_loss
 from threadpoolctl import threadpool_limits
 
 from capstone.archive import load_archive, save_archive
+from capstone.checks import count, in_range
 from capstone.coco import CocoData
 from capstone.evaluate import retrieval_metrics, triple_accuracy
 from capstone.locks import exclusive
@@ -95,10 +97,6 @@ RECIPES: dict[str, dict] = {
 }
 DEFAULT_RECIPE = "vse++"
 SGD_MOMENTUM = 0.9  # the course's, for SGD in any recipe
-
-
-def _positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 @dataclass(frozen=True)
@@ -174,25 +172,18 @@ class TrainConfig:
             raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.momentum is not None and self.optimizer != "sgd":
             raise ValueError(f"`momentum` is for SGD only, got {self.momentum!r} with Adam")
-        for name in ("epochs", "batch_size", "n_candidates", "patience"):
-            value = getattr(self, name)
-            if not (_positive_int(value) or (name == "patience" and value is None)):
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
+        for name in ("epochs", "batch_size", "n_candidates"):
+            count(name, getattr(self, name))
+        if self.patience is not None:
+            count("patience", self.patience)
         for name in ("seed", "warmup_epochs", "select_images"):
-            value = getattr(self, name)
-            if not (_positive_int(value) or (value == 0 and not isinstance(value, bool))):
-                raise ValueError(f"`{name}` must be a non-negative integer, got {value!r}")
-        checks = {
-            "learning_rate": 0 < self.learning_rate,
-            "momentum": self.momentum is None or 0 <= self.momentum < 1,
-            "margin": 0 <= self.margin,
-            "hard_fraction": 0 <= self.hard_fraction <= 1,
-            "val_fraction": 0 < self.val_fraction < 1,
-        }
-        for name, ok in checks.items():
-            value = getattr(self, name)
-            if not ok or (value is not None and not np.isfinite(value)):
-                raise ValueError(f"`{name}` is out of range: {value!r}")
+            count(name, getattr(self, name), least=0)
+        in_range("learning_rate", self.learning_rate, 0, math.inf)
+        if self.momentum is not None:
+            in_range("momentum", self.momentum, 0, 1, low_open=False)
+        in_range("margin", self.margin, 0, math.inf, low_open=False)
+        in_range("hard_fraction", self.hard_fraction, 0, 1, low_open=False, high_open=False)
+        in_range("val_fraction", self.val_fraction, 0, 1)
         for name in ("both_directions", "text_map"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"`{name}` must be True or False, got {getattr(self, name)!r}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from capstone.checks import count, in_range
 from capstone.coco import CocoData
 
 __all__ = ["Triples", "make_triples", "split_images", "validation_triples"]
@@ -37,8 +38,7 @@ def split_images(
     >>> len(train), len(val), sorted([*train, *val]) == list(range(10))
     (8, 2, True)
     """
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"`val_fraction` must lie in (0, 1), got {val_fraction!r}")
+    in_range("val_fraction", val_fraction, 0, 1)
     n_val = round(val_fraction * n_images)
     if n_images < 2 or not 0 < n_val < n_images:
         raise ValueError(
@@ -138,12 +138,10 @@ def make_triples(
     images = np.asarray(images, dtype=np.int64)
     if len(images) < 2:
         raise ValueError("`images` must hold at least 2 images to draw confusors from")
-    if not 0 <= hard_fraction <= 1:
-        raise ValueError(f"`hard_fraction` must lie in [0, 1], got {hard_fraction!r}")
+    in_range("hard_fraction", hard_fraction, 0, 1, low_open=False, high_open=False)
     if hard_fraction > 0 and caption_embeddings is None:
         raise ValueError("hard confusors need `caption_embeddings`")
-    if not isinstance(n_candidates, int) or n_candidates < 1:
-        raise ValueError(f"`n_candidates` must be a positive integer, got {n_candidates!r}")
+    count("n_candidates", n_candidates)
 
     caption = np.flatnonzero(np.isin(data.caption_image, images))
     true_image = data.caption_image[caption]

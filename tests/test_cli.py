@@ -706,8 +706,8 @@ def test_search_show_saves_a_grid_of_caption_tiles(home, capsys, tmp_path):
         (["--recipe", "course", "--both-directions"], "are for the in-batch recipes"),
         (["--momentum", "0.5"], "--momentum is for SGD only"),
         (["--patience", "2", "--select-images", "0"], "--patience needs --select-images > 0"),
-        (["--lr", "-1"], "--lr is out of range: -1.0"),
-        (["--margin", "nan"], "--margin is out of range: nan"),
+        (["--lr", "-1"], "--lr must lie in (0, inf), got -1.0"),
+        (["--margin", "nan"], "--margin must lie in [0, inf), got nan"),
     ],
 )
 def test_train_refuses_recipe_settings_before_loading_data(fresh_home, capsys, flags, message):

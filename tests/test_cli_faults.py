@@ -68,7 +68,7 @@ def test_show_on_a_folder_or_in_a_missing_folder(fresh_home, capsys, tmp_path):
 
 def test_recipe_settings_name_the_flag(fresh_home, capsys):
     code, _out, err = run(capsys, "train", "--lr", "0", "--data", fresh_home / "nowhere")
-    assert code == 2 and "error: --lr is out of range: 0.0" in err and "nowhere" not in err
+    assert code == 2 and "error: --lr must lie in (0, inf), got 0.0" in err and "nowhere" not in err
 
 
 # -- search output ------------------------------------------------------------------------------

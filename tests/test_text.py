@@ -117,8 +117,6 @@ def test_tokenize_batch_matches_tokenize(texts: list[str], chunk: int):
     assert batch.offsets[0] == 0
     assert batch.offsets[-1] == len(batch.ids) == len(flat)
     assert (np.diff(batch.offsets) == [len(toks) for toks in expected]).all()
-    expected_text_of_token = [j for j, toks in enumerate(expected) for _ in toks]
-    assert batch.text_of_token().tolist() == expected_text_of_token
 
 
 def test_tokenize_batch_docstring_example():
