@@ -17,13 +17,13 @@ import json
 import sys
 import time
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 
 from capstone import __version__
-from capstone.archive import atomic_write
+from capstone.archive import atomic_write, load_archive
 from capstone.dataset import DEMO_IMAGES, Dataset, load_dataset
 from capstone.evaluate import format_report
 from capstone.locks import FolderLocked
@@ -32,7 +32,14 @@ from capstone.optimizers import OPTIMIZERS
 from capstone.paths import cache_dir, demo_files, runs_dir
 from capstone.runs import MODEL_FILE, Run, list_runs
 from capstone.search import SearchEngine
-from capstone.train import DEFAULT_RECIPE, RECIPES, SGD_MOMENTUM, TrainConfig, train
+from capstone.train import (
+    CHECKPOINT_KIND,
+    DEFAULT_RECIPE,
+    RECIPES,
+    SGD_MOMENTUM,
+    TrainConfig,
+    train,
+)
 
 __all__ = ["main"]
 
@@ -75,6 +82,15 @@ def _image_id(text: str) -> int:
     return value
 
 
+def _run_name(text: str) -> str:
+    """An argparse type: a run's name, one folder inside the runs folder."""
+    if not text or text.startswith(".") or "/" in text or "\\" in text:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a run name is one folder name (no '/', not starting with '.')"
+        )
+    return text
+
+
 def _png(text: str) -> Path:
     """An argparse type: where to save a PNG (a new or existing file in an existing folder)."""
     path = Path(text).expanduser()
@@ -104,7 +120,9 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--run", metavar="NAME", help="use the model of this run (the newest)")
+    group.add_argument(
+        "--run", type=_run_name, metavar="NAME", help="use the model of this run (the newest)"
+    )
     group.add_argument("--model", metavar="FILE", help="use this model.npz")
     p.add_argument(
         "--other-data",
@@ -123,7 +141,6 @@ def _add_train_args(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument(
         "--recipe",
         choices=tuple(RECIPES),
-        default=DEFAULT_RECIPE,
         help=f"the loss: course (sampled triples, the assignment's), vse0 (every other image "
         f"of the batch a confusor), vse++ (the hardest of them) ({DEFAULT_RECIPE}); "
         f"their defaults: {recipes}",
@@ -139,7 +156,6 @@ def _add_train_args(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument(
         "--hard",
         type=float,
-        default=0.0,
         metavar="FRACTION",
         help="course recipe: fraction of triples with hard confusors (0)",
     )
@@ -171,7 +187,7 @@ def _add_train_args(p: argparse.ArgumentParser, epochs: int) -> None:
         metavar="EPOCHS",
         help="stop after this many epochs without a better pick (none)",
     )
-    p.add_argument("--seed", type=_count(0), default=0, help="(0)")
+    p.add_argument("--seed", type=_count(0), help="(0)")
 
 
 #: TrainConfig fields by the flag that sets them, so that errors name what the user typed
@@ -204,23 +220,49 @@ def _config(args) -> TrainConfig:
         raise ValueError(message) from None
 
 
+def _given(args) -> dict:
+    """The training settings the user typed (flags left out are None: the recipe decides)."""
+    values = {
+        "recipe": args.recipe,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "optimizer": args.optimizer,
+        "learning_rate": args.lr,
+        "momentum": args.momentum,
+        "margin": args.margin,
+        "hard_fraction": args.hard,
+        "both_directions": args.both_directions,
+        "warmup_epochs": args.warmup,
+        "text_map": args.text_map,
+        "select_images": args.select_images,
+        "patience": args.patience,
+        "seed": args.seed,
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def _settings(args) -> TrainConfig:
-    return TrainConfig(
-        recipe=args.recipe,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        learning_rate=args.lr,
-        momentum=args.momentum,
-        margin=args.margin,
-        hard_fraction=args.hard,
-        both_directions=args.both_directions,
-        warmup_epochs=args.warmup,
-        text_map=args.text_map,
-        select_images=args.select_images,
-        patience=args.patience,
-        seed=args.seed,
-    )
+    return TrainConfig(**_given(args))
+
+
+def _resumed_config(args, checkpoint: Path) -> TrainConfig:
+    """A resumed run's settings: its own, from its checkpoint; only --epochs and --patience
+    may change. A flag that asks for another setting is an error naming it."""
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"nothing to resume: {checkpoint} not found (--run {args.run})")
+    saved = load_archive(checkpoint, kind=CHECKPOINT_KIND)[1].get("config", {})
+    if "recipe" not in saved:  # an older capstone's: `train` says so
+        return _config(args)
+    given = _given(args)
+    for field, value in given.items():
+        if field not in ("epochs", "patience") and saved.get(field) != value:
+            raise ValueError(
+                f"{FLAGS[field]} {value}: run {args.run} was trained with {saved.get(field)}, "
+                "and a resumed run keeps its settings (leave the flag out)"
+            )
+    names = {f.name for f in fields(TrainConfig)}
+    kept = {k: v for k, v in saved.items() if k in names}
+    return TrainConfig(**{**kept, "epochs": args.epochs, "patience": given.get("patience")})
 
 
 def _new_run_name(prefix: str) -> str:
@@ -273,8 +315,13 @@ def _train(ds: Dataset, config: TrainConfig, run: str, resume: bool):
 def cmd_train(args) -> int:
     if args.resume and not args.run:
         raise ValueError("--resume needs --run NAME (the run to continue)")
-    config = _config(args)  # bad settings fail before the data, which can take a while
+    # bad settings fail before the data, which can take a while
+    if args.resume:
+        config = _resumed_config(args, runs_dir() / args.run / "checkpoint.npz")
+    else:
+        config = _config(args)
     ds = load_dataset(args.data, glove=args.glove, verbose=True)
+    args.data_folder = ds.files.captions.parent
     args.run_name = args.run or _new_run_name("run")
     result, run_dir = _train(ds, config, args.run_name, args.resume)
     print(f"saved {run_dir / 'model.npz'}  ({_summary(result)})")
@@ -312,8 +359,9 @@ def cmd_evaluate(args) -> int:
 
 def _save_metrics(run: Run, report: dict) -> None:
     """``metrics.json`` beside a run's model (a report of the run: replaced by a newer one)."""
-    if not run.in_runs_dir:
+    if not run.in_runs_dir or run.warnings:  # another data's figures are not the run's
         return
+    report = {**report, "model_sha256": run.weights_sha256}
     path = run.path.parent / "metrics.json"
     try:
         atomic_write(path, lambda f: f.write(json.dumps(report, indent=2).encode()), overwrite=True)
@@ -341,6 +389,12 @@ def _show_queries(ds: Dataset, model: ImageEmbedder, queries, k: int = 3) -> Non
 def cmd_demo(args) -> int:
     start = time.perf_counter()
     config = _config(args)
+    if args.run and (runs_dir() / args.run / "checkpoint.npz").exists():
+        raise FileExistsError(
+            f"run {args.run} exists already ({runs_dir() / args.run}): give the demo another "
+            f"--run, or continue that one with python -m capstone train --run {args.run} "
+            "--resume --epochs N"
+        )
     existed = demo_files().captions.is_file()
     ds = load_dataset(demo=True, demo_images=args.images or DEMO_IMAGES, verbose=True)
     size = ds.data.n_images + ds.data.n_dropped_images
@@ -350,6 +404,7 @@ def cmd_demo(args) -> int:
             "images already (its runs depend on it); remove that folder, or set CAPSTONE_HOME "
             f"to another folder, to generate {args.images:,}"
         )
+    args.data_folder = ds.files.captions.parent
     args.run_name = args.run or _new_run_name("demo")
     result, run_dir = _train(ds, config, args.run_name, resume=False)
     run = Run(run_dir / MODEL_FILE, result.model)
@@ -485,8 +540,10 @@ def cmd_runs(args) -> int:
         r1 = None
         if report.is_file():
             try:
-                r1 = json.loads(report.read_text())["models"]["trained"]["recall_at_1"]
-            except (OSError, ValueError, KeyError, TypeError):
+                saved = json.loads(report.read_text())
+                if saved.get("model_sha256") == run.weights_sha256:  # not an older model's
+                    r1 = saved["models"]["trained"]["recall_at_1"]
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 r1 = None  # an unreadable report only costs this column
         rows.append(
             {
@@ -617,7 +674,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"demo size, when it is generated ({DEMO_IMAGES:,}); a demo of another size in "
         "the data home is an error",
     )
-    p.add_argument("--run", metavar="NAME", help="run folder name (default: demo-TIMESTAMP)")
+    p.add_argument(
+        "--run", type=_run_name, metavar="NAME", help="run folder name (default: demo-TIMESTAMP)"
+    )
     _add_train_args(p, DEMO_EPOCHS)
     p.set_defaults(func=cmd_demo)
 
@@ -627,7 +686,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train W (512 x d) on caption/image/confusor triples.",
     )
     _add_data_args(p)
-    p.add_argument("--run", metavar="NAME", help="run folder name (default: run-TIMESTAMP)")
+    p.add_argument(
+        "--run", type=_run_name, metavar="NAME", help="run folder name (default: run-TIMESTAMP)"
+    )
     p.add_argument("--resume", action="store_true", help="continue the run's last checkpoint")
     _add_train_args(p, TrainConfig().epochs)
     p.set_defaults(func=cmd_train)
@@ -747,8 +808,10 @@ def _how_to_resume(args) -> str:
     name = getattr(args, "run_name", None)
     if name is None or not (runs_dir() / name / "checkpoint.npz").is_file():
         return ""
-    data = f" --data {args.data}" if getattr(args, "data", None) else ""
+    # the resumed run takes its settings from its checkpoint: the data is all it needs
+    glove = f" --glove {args.glove}" if getattr(args, "glove", None) else ""
     return (
         f": run {name} keeps its last finished epoch; continue it with\n"
-        f"  python -m capstone train --run {name} --resume --epochs {args.epochs}{data}"
+        f"  python -m capstone train --run {name} --resume --epochs {args.epochs} "
+        f"--data {args.data_folder}{glove}"
     )

@@ -35,33 +35,46 @@ def _alive(pid: int) -> bool:
 def exclusive(folder: str | os.PathLike, what: str = "this folder") -> Iterator[Path]:
     """Hold ``folder`` for this process while the block runs.
 
+    The lock appears whole or not at all: the process id is written to a file of its own,
+    which is then hard-linked to ``.lock`` (atomic, and refused if ``.lock`` exists), so no
+    other process can see an empty lock and take it for a stale one.
+
     Raises
     ------
     FolderLocked
         If a live process holds it; the message names the folder and the process.
     """
-    lock = Path(folder) / LOCK_FILE
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):  # a stale lock is removed once, then taken
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            break
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and _alive(pid):
-                raise FolderLocked(
-                    f"{lock.parent} is in use by {what} of process {pid}: wait for it to "
-                    "finish, or use another run name"
-                ) from None
-            lock.unlink(missing_ok=True)
-    else:
-        raise FolderLocked(f"{lock.parent}: could not take {lock} (another process races for it)")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / LOCK_FILE
+    mine = folder / f"{LOCK_FILE}.{os.getpid()}"
+    mine.write_text(str(os.getpid()))
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        yield lock.parent
+        for _ in range(2):  # a stale lock is removed once, then taken
+            try:
+                os.link(mine, lock)
+                break
+            except FileExistsError:
+                try:
+                    pid = int(lock.read_text().strip())
+                except (OSError, ValueError):
+                    pid = 0  # unreadable: no process can be waiting to finish writing it
+                if pid and _alive(pid):
+                    raise FolderLocked(
+                        f"{folder} is in use by {what} of process {pid}: wait for it to "
+                        f"finish, or use another run name (if no such process is yours, "
+                        f"delete {lock})"
+                    ) from None
+                lock.unlink(missing_ok=True)
+        else:
+            raise FolderLocked(f"{folder}: could not take {lock} (another process races for it)")
     finally:
-        lock.unlink(missing_ok=True)
+        mine.unlink(missing_ok=True)
+    try:
+        yield folder
+    finally:
+        try:
+            if lock.read_text().strip() == str(os.getpid()):  # never remove another's lock
+                lock.unlink()
+        except OSError:
+            pass

@@ -26,7 +26,7 @@ from mynn.layers.dense import dense
 
 from capstone.archive import ArchiveError, load_archive, save_archive
 from capstone.checks import count
-from capstone.vectors import normalize_rows
+from capstone.vectors import normalize_rows, row_norms
 
 __all__ = ["MODEL_KIND", "ImageEmbedder"]
 
@@ -46,7 +46,7 @@ class UnitRows(Operation):
 
     def __call__(self, x: mg.Tensor) -> np.ndarray:
         self.variables = (x,)
-        self.norm = np.sqrt(np.einsum("nd,nd->n", x.data, x.data))[:, None]
+        self.norm = row_norms(x.data)
         # A zero row (a zero descriptor) has no direction: it stays zero, with zero gradient,
         # instead of 0 / 0 = NaN spreading through the weights.
         self.zero = self.norm == 0

@@ -136,6 +136,14 @@ class Run:
         return list(self.model.info.get("history", []))
 
     @property
+    def weights_sha256(self) -> str:
+        """A hash of the weights: which model a saved report or cache belongs to."""
+        h = hashlib.sha256()
+        for p in self.model.parameters:
+            h.update(np.ascontiguousarray(p.data).tobytes())
+        return h.hexdigest()
+
+    @property
     def in_runs_dir(self) -> bool:
         return self.path is not None and self.path.resolve().parent.parent == runs_dir().resolve()
 

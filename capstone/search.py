@@ -144,8 +144,10 @@ class SearchEngine:
     def rank_of(self, text: str, image_id: int) -> Rank:
         """Where image ``image_id`` ranks among the database's images for the query ``text``.
 
-        ``rank = 1 + #(database images other than it that score higher)``; an image outside the
-        database gets the rank it would have if it were added.
+        ``rank = 1 + #(database images other than it that score higher)``: an equal score counts
+        in its favour (`capstone.evaluate` counts ties as half, for unbiased averages). An image
+        outside the database gets the rank it would have if it were added (of ``n_images``
+        = the database's size + 1).
 
         Examples
         --------
@@ -164,7 +166,7 @@ class SearchEngine:
             int(image_id),
             1 + int(np.count_nonzero(others > score)),
             score,
-            len(self.database),
+            len(self.database) + (not in_database),
             in_database,
         )
 

@@ -187,10 +187,19 @@ class TrainConfig:
         for name in ("both_directions", "text_map"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"`{name}` must be True or False, got {getattr(self, name)!r}")
-        if self.recipe == "course" and (self.both_directions or self.warmup_epochs):
+        if self.recipe == "course" and self.both_directions:
             raise ValueError(
-                "`both_directions` and `warmup_epochs` are for the in-batch recipes "
-                "(vse0, vse++), not the course's sampled triples"
+                "`both_directions` is for the in-batch recipes (vse0, vse++), not the course's "
+                "sampled triples"
+            )
+        if self.recipe != "vse++" and self.warmup_epochs:
+            raise ValueError(
+                f"`warmup_epochs` is for vse++ (epochs of the vse0 loss first), not {self.recipe}"
+            )
+        if self.recipe != "course" and self.batch_size < 2:
+            raise ValueError(
+                f"`batch_size` must be 2 or more for {self.recipe}: the other images of a batch "
+                f"are its confusors, got {self.batch_size}"
             )
         if self.recipe != "course" and self.hard_fraction:
             raise ValueError(
@@ -322,12 +331,15 @@ def in_batch_step(
 def hold_out_selection(train_images: np.ndarray, n: int, seed: int):
     """Split ``n`` images (at most a tenth) off the training images, to pick the best epoch.
 
+    Fewer than 2 (too few training images) hold none out: retrieval needs 2 images to rank.
+
     Returns
     -------
     fit, selection : numpy.ndarray
         Sorted image indices: trained on, and held out of the triples.
     """
     n = min(n, len(train_images) // 10)
+    n = n if n >= 2 else 0
     order = np.random.default_rng([seed, 2 << 30]).permutation(train_images)
     return np.sort(order[n:]), np.sort(order[:n])
 
@@ -423,14 +435,25 @@ def _save_checkpoint(path: Path, model, optimizer, config, history, best) -> Non
 
 def _resume(path: Path, model, optimizer, config) -> tuple[list[dict], dict]:
     """Load the checkpoint into model and optimizer; returns (history, best weights)."""
-    arrays, meta = load_archive(path, kind=CHECKPOINT_KIND, required=tuple(model.named_parameters))
-    trained_on = meta.get("info", {}).get("data_fingerprint")
+    arrays, meta = load_archive(path, kind=CHECKPOINT_KIND)
+    saved, info = meta.get("config", {}), meta.get("info", {})
+    if "recipe" not in saved:
+        raise ValueError(
+            f"{path}: written by an older capstone (it records no recipe): it cannot be "
+            "resumed; train a new run (its model.npz still works for search)"
+        )
+    trained_on = info.get("data_fingerprint")
     if trained_on and trained_on != model.info["data_fingerprint"]:
         raise ValueError(
             f"{path}: cannot resume on other data: the run trained on data with fingerprint "
             f"{trained_on}, this data has {model.info['data_fingerprint']}"
         )
-    saved = meta.get("config", {})
+    glove = model.info.get("glove")
+    if info.get("glove") and glove and info["glove"] != glove:
+        raise ValueError(
+            f"{path}: cannot resume with other word vectors: the run trained with "
+            f"{info['glove']}, these are {glove}"
+        )
     # epochs (and patience) may grow on resume; everything else must match or the run would
     # not be the same.
     differ = [
@@ -443,6 +466,9 @@ def _resume(path: Path, model, optimizer, config) -> tuple[list[dict], dict]:
             f"{path}: cannot resume with different settings: "
             + ", ".join(f"{n} was {saved.get(n)!r}, now {getattr(config, n)!r}" for n in differ)
         )
+    missing = [name for name in model.named_parameters if name not in arrays]
+    if missing:
+        raise ValueError(f"{path}: the checkpoint lacks {', '.join(missing)}")
     for name, p in model.named_parameters.items():
         if arrays[name].shape != p.shape:
             raise ValueError(
@@ -502,6 +528,8 @@ def train(
     kwargs = dict(run_dir=run_dir, resume=resume, info=info, plot=plot, progress=progress)
     if run_dir is None:
         return _train(data, caption_embeddings, config, **kwargs)
+    if resume and not (Path(run_dir) / "checkpoint.npz").is_file():  # before making the folder
+        raise FileNotFoundError(f"nothing to resume: {Path(run_dir) / 'checkpoint.npz'} not found")
     with exclusive(run_dir, "a training"):
         return _train(data, caption_embeddings, config, **kwargs)
 

@@ -4,7 +4,31 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["normalize_rows", "top_k"]
+__all__ = ["normalize_rows", "row_norms", "top_k"]
+
+
+def row_norms(x: np.ndarray) -> np.ndarray:
+    """``||x||`` along the last axis, shape (..., 1), without overflow.
+
+    Squaring float32 entries past ~1e19 overflows to inf (and a unit vector would come out
+    zero); only then are those rows scaled by their largest entry first, so that ordinary rows
+    keep the one-pass einsum (and its exact bits).
+
+    >>> x = np.array([[3.0, 4.0], [3e30, 4e30]], dtype=np.float32)
+    >>> (row_norms(x).ravel() / [1, 1e30]).round(4).tolist()
+    [5.0, 5.0]
+    """
+    # einsum reads x once and allocates only the norms (linalg.norm squares x into a temporary
+    # as large as x, ~8x slower on 414k caption rows).
+    norms = np.sqrt(np.einsum("...d,...d->...", x, x))[..., None]
+    if not np.isfinite(norms).all():
+        flat, out = x.reshape(-1, x.shape[-1]), norms.reshape(-1, 1)
+        big = ~np.isfinite(out[:, 0]) & np.isfinite(flat).all(axis=1)
+        scale = np.abs(flat[big]).max(axis=1, keepdims=True)
+        scaled = flat[big] / scale
+        out[big] = scale * np.sqrt(np.einsum("nd,nd->n", scaled, scaled))[:, None]
+        norms = out.reshape(norms.shape)
+    return norms
 
 
 def normalize_rows(x: np.ndarray, *, inplace: bool = False) -> np.ndarray:
@@ -22,9 +46,7 @@ def normalize_rows(x: np.ndarray, *, inplace: bool = False) -> np.ndarray:
     >>> normalize_rows(np.array([[3.0, 4.0], [0.0, 0.0]])).tolist()
     [[0.6, 0.8], [0.0, 0.0]]
     """
-    # einsum reads x once and allocates only the norms (linalg.norm squares x into a temporary
-    # as large as x, ~8x slower on 414k caption rows).
-    norms = np.sqrt(np.einsum("...d,...d->...", x, x))[..., None]
+    norms = row_norms(x)
     # Rows of norm 0 are not written by the division: zeros already, or zeros from the start.
     out = x if inplace else np.zeros_like(x)
     return np.divide(x, norms, out=out, where=norms > 0)

@@ -23,6 +23,7 @@ from cli_support import (
 from capstone import paths
 from capstone.cli import build_parser, main
 from capstone.model import ImageEmbedder
+from capstone.runs import Run
 
 
 def val_image_ids(capsys):
@@ -112,7 +113,9 @@ def test_demo_into_an_existing_run_is_an_error(home, capsys):
     assert code == 2
     assert out == ""
     assert err.count("error:") == 1
-    assert "checkpoint.npz exists" in err
+    assert f"error: run {RUN} exists already" in err
+    assert f"continue that one with python -m capstone train --run {RUN} --resume" in err
+    assert "data:" not in err  # refused before the data loads
 
 
 def test_demo_rejects_bad_epochs(fresh_home, capsys):
@@ -703,7 +706,9 @@ def test_search_show_saves_a_grid_of_caption_tiles(home, capsys, tmp_path):
     ("flags", "message"),
     [
         (["--hard", "0.5"], "--hard is for the course recipe"),
-        (["--recipe", "course", "--both-directions"], "are for the in-batch recipes"),
+        (["--recipe", "course", "--both-directions"], "--both-directions is for the in-batch"),
+        (["--recipe", "course", "--warmup", "1"], "--warmup is for vse++"),
+        (["--batch-size", "1"], "--batch-size must be 2 or more for vse++"),
         (["--momentum", "0.5"], "--momentum is for SGD only"),
         (["--patience", "2", "--select-images", "0"], "--patience needs --select-images > 0"),
         (["--lr", "-1"], "--lr must lie in (0, inf), got -1.0"),
@@ -803,4 +808,6 @@ def test_evaluate_writes_metrics_json_in_the_run_folder(home, capsys):
     metrics = home / "runs" / RUN / "metrics.json"
     metrics.unlink()
     report = run_json(capsys, "evaluate", "--run", RUN)
-    assert json.loads(metrics.read_text()) == report
+    saved = json.loads(metrics.read_text())
+    assert saved.pop("model_sha256") == Run.load(RUN).weights_sha256  # which weights it scored
+    assert saved == report

@@ -21,7 +21,7 @@ from cli_support import RUN, TRAIN, argparse_exit, run
 from capstone import archive, paths
 from capstone.archive import save_archive
 from capstone.database import ImageDatabase
-from capstone.model import MODEL_KIND
+from capstone.model import MODEL_KIND, ImageEmbedder
 
 
 def snapshot(folder):
@@ -295,3 +295,145 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(fresh_home, demo_data, cap
     code, _, err = run(capsys, "train", "--data", demo_data, "--run", "r", *TRAIN)
     assert code == 0, err
     assert (folder / "model.npz").is_file() and not (folder / ".lock").exists()
+
+
+# -- from the review: resuming takes the run's own settings ----------------------------------
+
+
+def test_resume_takes_the_runs_own_settings(fresh_home, demo_data, capsys):
+    course = ["--recipe", "course", "--lr", "0.01", "--seed", "3", "--batch-size", "64"]
+    code, _, err = run(capsys, "train", "--data", demo_data, "--run", "r", *course, "--epochs", 1)
+    assert code == 0, err
+    # no settings given: the checkpoint's (a default-recipe config would be refused)
+    code, _, err = run(
+        capsys, "train", "--data", demo_data, "--run", "r", "--resume", "--epochs", 2
+    )
+    assert code == 0, err
+    config = ImageEmbedder.load(fresh_home / "runs" / "r" / "model.npz").info["train"]
+    assert (config["recipe"], config["learning_rate"], config["seed"]) == ("course", 0.01, 3)
+    assert config["epochs"] == 2
+    before = snapshot(fresh_home / "runs" / "r")
+    resume = ["--run", "r", "--resume", "--epochs", 3]
+    code, _, err = run(capsys, "train", "--data", demo_data, *resume, "--lr", "0.02")
+    assert code == 2
+    assert "--lr 0.02: run r was trained with 0.01, and a resumed run keeps its settings" in err
+    assert "data:" not in err  # refused before the data loads
+    assert snapshot(fresh_home / "runs" / "r") == before
+
+
+def test_the_ctrl_c_hint_resumes_a_course_recipe_demo(fresh_home, capsys, monkeypatch):
+    import capstone.cli
+
+    code, _, err = run(
+        capsys,
+        "demo",
+        "--images",
+        60,
+        "--recipe",
+        "course",
+        "--seed",
+        2,
+        "--epochs",
+        1,
+        "--run",
+        "d",
+    )
+    assert code == 0, err
+    train_for_real = capstone.cli.train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(capstone.cli, "train", interrupted)
+    resume = ["--run", "d", "--resume", "--epochs", 2]
+    code, _, err = run(capsys, "train", "--data", fresh_home / "minicoco", *resume)
+    assert code == 130
+    hint = err.split("continue it with\n")[1].split()
+    assert hint[:3] == ["python", "-m", "capstone"]
+    monkeypatch.setattr(capstone.cli, "train", train_for_real)
+    code, _, err = run(capsys, *hint[3:])  # the hint, as printed
+    assert code == 0, err
+    assert len(ImageEmbedder.load(fresh_home / "runs" / "d" / "model.npz").info["history"]) == 2
+
+
+def test_resume_with_other_word_vectors_is_refused(fresh_home, demo_data, capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--data", demo_data, "--run", "r", *TRAIN)
+    assert code == 0, err
+    before = snapshot(fresh_home / "runs" / "r")
+    from capstone.glove import load_glove
+
+    glove = load_glove()
+    words = ["a", "dog", "cat", "on", "the", "beach", "in", "snow", "with", "two"]
+    other = tmp_path / "other.w2v"
+    lines = [f"{len(words)} {glove.dim}"]
+    lines += [" ".join([w, *map(str, -glove[w])]) for w in words]
+    other.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, _, err = run(
+        capsys,
+        "train",
+        "--data",
+        demo_data,
+        "--glove",
+        other,
+        "--run",
+        "r",
+        "--resume",
+        "--epochs",
+        2,
+    )
+    assert code == 2 and "cannot resume with other word vectors" in err
+    assert snapshot(fresh_home / "runs" / "r") == before
+
+
+def test_evaluate_on_other_data_does_not_overwrite_the_runs_metrics(home, capsys, tmp_path):
+    from capstone import minicoco
+
+    metrics = home / "runs" / RUN / "metrics.json"
+    run(capsys, "evaluate", "--run", RUN)
+    before = metrics.read_bytes()
+    minicoco.generate(tmp_path / "other", 60, seed=1)
+    code, _, err = run(
+        capsys, "evaluate", "--data", tmp_path / "other", "--run", RUN, "--other-data"
+    )
+    assert code == 0, err
+    assert metrics.read_bytes() == before
+
+
+def test_runs_shows_no_stale_r1_after_more_training(fresh_home, demo_data, capsys):
+    code, _, err = run(capsys, "train", "--data", demo_data, "--run", "r", *TRAIN)
+    assert code == 0, err
+    assert run(capsys, "evaluate", "--data", demo_data, "--run", "r")[0] == 0
+    rows = json.loads(run(capsys, "runs", "--json")[1])
+    assert rows[0]["val_r1"] is not None
+    resume = ["--run", "r", "--resume", "--epochs", 2]
+    assert run(capsys, "train", "--data", demo_data, *resume)[0] == 0
+    rows = json.loads(run(capsys, "runs", "--json")[1])
+    assert rows[0]["val_r1"] is None  # metrics.json scored the weights of epoch 1
+
+
+def test_a_lock_held_by_a_live_process_says_how_to_clear_it(fresh_home, demo_data, capsys):
+    folder = fresh_home / "runs" / "r"
+    folder.mkdir(parents=True)
+    (folder / ".lock").write_text(str(os.getppid()))  # a process that is alive
+    code, _, err = run(capsys, "train", "--data", demo_data, "--run", "r", *TRAIN)
+    assert code == 2 and f"is in use by a training of process {os.getppid()}" in err
+    assert f"delete {folder / '.lock'}" in err
+    assert (folder / ".lock").read_text() == str(os.getppid())  # not removed by the loser
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", ".hidden", ""])
+def test_run_names_stay_inside_the_runs_folder(fresh_home, capsys, name):
+    code, err = argparse_exit(capsys, "train", "--run", name)
+    assert code == 2 and "a run name is one folder name" in err
+
+
+def test_a_tiny_demo_trains_without_a_selection_slice(fresh_home, capsys):
+    code, out, err = run(capsys, "demo", "--images", 20, "--epochs", 2, "--run", "small")
+    assert code == 0, err
+    assert "recipe vse++, last epoch 2" in out
+
+
+def test_resume_of_a_run_that_does_not_exist_leaves_no_folder(fresh_home, demo_data, capsys):
+    code, _, err = run(capsys, "train", "--data", demo_data, "--run", "typo", "--resume")
+    assert code == 2 and "nothing to resume" in err
+    assert not (fresh_home / "runs" / "typo").exists()

@@ -181,3 +181,4 @@ def test_rank_of_an_image(setup, home):
     outside = engine.rank_of("a dog on a beach", train_id)
     assert not outside.in_database
     assert outside.rank == 1 + int(np.sum(scores > outside.score))
+    assert outside.n_images == len(engine.database) + 1  # the database with it added

@@ -25,6 +25,7 @@ from capstone.train import (
     RECIPES,
     TrainConfig,
     TrainingDiverged,
+    hold_out_selection,
     train,
     train_step,
 )
@@ -554,8 +555,10 @@ def test_recipe_values_can_be_overridden():
         ({"optimizer": "rmsprop"}, r"`optimizer` must be one of \('sgd', 'adam'\)"),
         ({"momentum": 0.5}, r"`momentum` is for SGD only"),
         ({"hard_fraction": 0.5}, r"`hard_fraction` is for the course recipe"),
-        ({"recipe": "course", "both_directions": True}, r"are for the in-batch recipes"),
-        ({"recipe": "course", "warmup_epochs": 1}, r"are for the in-batch recipes"),
+        ({"recipe": "course", "both_directions": True}, r"`both_directions` is for the in-batch"),
+        ({"recipe": "course", "warmup_epochs": 1}, r"`warmup_epochs` is for vse\+\+.*not course"),
+        ({"recipe": "vse0", "warmup_epochs": 1}, r"`warmup_epochs` is for vse\+\+.*not vse0"),
+        ({"batch_size": 1}, r"`batch_size` must be 2 or more for vse\+\+: the other images"),
         ({"select_images": 0, "patience": 2}, r"`patience` needs `select_images` > 0"),
         ({"patience": 0}, r"`patience` must be a positive integer, got 0"),
         ({"warmup_epochs": -1}, r"`warmup_epochs` must be a non-negative integer, got -1"),
@@ -752,3 +755,10 @@ def test_resume_on_other_data_is_refused(toy, tmp_path):
     with pytest.raises(ValueError, match=r"cannot resume on other data: the run trained on data"):
         train(other, embeddings, replace(FAST, epochs=2), run_dir=tmp_path, resume=True)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+@pytest.mark.parametrize(("n_train", "expected"), [(9, 0), (19, 0), (20, 2), (300, 30)])
+def test_the_selection_slice_is_a_tenth_and_never_a_single_image(n_train, expected):
+    fit, selection = hold_out_selection(np.arange(n_train), 1000, seed=0)
+    assert len(selection) == expected
+    np.testing.assert_array_equal(np.sort(np.concatenate([fit, selection])), np.arange(n_train))
