@@ -38,7 +38,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from baselines import NumpyInBatchTrainer  # noqa: E402
-from run import blas_threads, machine, run_interleaved  # noqa: E402
+from common import blas_threads, machine, run_interleaved  # noqa: E402
 
 from capstone import minicoco  # noqa: E402
 from capstone.dataset import DEMO_IMAGES, load_dataset  # noqa: E402
