@@ -43,17 +43,14 @@ from common import blas_threads, machine, run_interleaved  # noqa: E402
 from capstone import minicoco  # noqa: E402
 from capstone.dataset import DEMO_IMAGES, load_dataset  # noqa: E402
 from capstone.evaluate import retrieval_metrics  # noqa: E402
-from capstone.model import ImageEmbedder  # noqa: E402
-from capstone.optimizers import make_optimizer  # noqa: E402
 from capstone.train import (  # noqa: E402
     DEFAULT_RECIPE,
     TrainConfig,
     epoch_steps,
-    hold_out_selection,
     in_batch_step,
+    setup,
     train,
 )
-from capstone.triples import split_images  # noqa: E402
 
 #: The rows of part 1: name -> settings (on top of the epochs and seed).
 RECIPE_ROWS = {
@@ -121,23 +118,9 @@ class StepRunner:
 
     def __init__(self, ds, config: TrainConfig):
         self.ds, self.config = ds, config
-        data = ds.data
-        train_images, self.val = split_images(
-            data.n_images, val_fraction=config.val_fraction, seed=config.seed
-        )
-        self.fit, _ = hold_out_selection(train_images, config.select_images, config.seed)
-        self.model = ImageEmbedder(
-            ds.caption_embeddings.shape[1],
-            d_in=data.descriptors.shape[1],
-            seed=config.seed,
-            text_map=config.text_map,
-        )
-        self.optimizer = make_optimizer(
-            config.optimizer,
-            self.model.parameters,
-            learning_rate=config.learning_rate,
-            momentum=config.momentum,
-        )
+        init = setup(ds.data, ds.caption_embeddings, config)
+        self.model, self.optimizer = init.model, init.optimizer
+        self.val, self.fit = init.val_images, init.fit_images
         self.seconds = 0.0
 
     def val_r1(self) -> float:
@@ -211,11 +194,11 @@ def time_to_quality(ds, epochs: int, seed: int, check_every: int) -> list[str]:
 def epoch_speed(ds, seed: int, verify: int = 20, chunk: int = 100) -> list[str]:
     """Part 3: an epoch of the default's step (max violation, after the warm-up) vs NumPy."""
     config = TrainConfig(seed=seed)
-    runner = StepRunner(ds, config)
     epoch = config.warmup_epochs + 1  # the loss of every epoch after the warm-up
     data, captions = ds.data, ds.caption_embeddings
+    fit = setup(data, captions, config).fit_images
     order = np.random.default_rng([seed, epoch]).permutation(
-        np.flatnonzero(np.isin(data.caption_image, runner.fit))
+        np.flatnonzero(np.isin(data.caption_image, fit))
     )
     bs = config.batch_size
     n = -(-len(order) // bs)
@@ -227,10 +210,8 @@ def epoch_speed(ds, seed: int, verify: int = 20, chunk: int = 100) -> list[str]:
             yield captions[rows], data.descriptors[images], data.image_ids[images]
 
     def steps():
-        model = ImageEmbedder(
-            captions.shape[1], d_in=data.descriptors.shape[1], seed=seed, text_map=True
-        )
-        opt = make_optimizer("adam", model.parameters, learning_rate=config.learning_rate)
+        init = setup(data, captions, config)  # the default's model (text map) and Adam
+        model, opt = init.model, init.optimizer
         numpy = NumpyInBatchTrainer(
             model.weight.data, model.text_map.data, config.learning_rate, config.margin, "max"
         )

@@ -240,7 +240,7 @@ class Run:
         """
         rows = self.images(dataset.data, images)
         key = {
-            "model_sha256": hashlib.sha256(self.model.weight.data.tobytes()).hexdigest(),
+            "model_sha256": self.weights_sha256,
             "data_fingerprint": dataset.data.fingerprint,
             "images_sha256": hashlib.sha256(rows.tobytes()).hexdigest(),
         }

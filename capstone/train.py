@@ -56,12 +56,14 @@ __all__ = [
     "CHECKPOINT_KIND",
     "DEFAULT_RECIPE",
     "RECIPES",
+    "Setup",
     "TrainConfig",
     "TrainResult",
     "TrainingDiverged",
     "epoch_steps",
     "hold_out_selection",
     "in_batch_step",
+    "setup",
     "train",
     "train_step",
 ]
@@ -328,6 +330,50 @@ def in_batch_step(
     return float(loss.item()), accuracy
 
 
+@dataclass
+class Setup:
+    """What training starts from: the split, fresh weights and their optimizer (`setup`)."""
+
+    model: ImageEmbedder
+    optimizer: object
+    train_images: np.ndarray
+    val_images: np.ndarray
+    fit_images: np.ndarray
+    selection: np.ndarray
+
+
+def setup(data: CocoData, caption_embeddings: np.ndarray, config, info=None) -> Setup:
+    """The split of ``config``'s seed, the seeded initial model and a fresh optimizer.
+
+    `train` starts from it; so can a benchmark that runs the steps itself (`epoch_steps`).
+    The model's info records the settings, the data fingerprint and the validation split as
+    COCO ids: a run is evaluated and searched on exactly these images.
+    """
+    train_images, val_images = split_images(
+        data.n_images, val_fraction=config.val_fraction, seed=config.seed
+    )
+    fit_images, selection = hold_out_selection(train_images, config.select_images, config.seed)
+    model = ImageEmbedder(
+        caption_embeddings.shape[1],
+        d_in=data.descriptors.shape[1],
+        seed=config.seed,
+        info={
+            **(info or {}),
+            "data_fingerprint": data.fingerprint,
+            "train": asdict(config),
+            "val_image_ids": data.image_ids[val_images].tolist(),
+        },
+        text_map=config.text_map,
+    )
+    optimizer = make_optimizer(
+        config.optimizer,
+        model.parameters,
+        learning_rate=config.learning_rate,
+        momentum=config.momentum,
+    )
+    return Setup(model, optimizer, train_images, val_images, fit_images, selection)
+
+
 def hold_out_selection(train_images: np.ndarray, n: int, seed: int):
     """Split ``n`` images (at most a tenth) off the training images, to pick the best epoch.
 
@@ -541,29 +587,9 @@ def _train(data, caption_embeddings, config, *, run_dir, resume, info, plot, pro
             f"`caption_embeddings` has {caption_embeddings.shape[0]} rows for "
             f"{data.n_captions} captions"
         )
-    train_images, val_images = split_images(
-        data.n_images, val_fraction=config.val_fraction, seed=config.seed
-    )
-    fit_images, selection = hold_out_selection(train_images, config.select_images, config.seed)
-    model = ImageEmbedder(
-        caption_embeddings.shape[1],
-        d_in=data.descriptors.shape[1],
-        seed=config.seed,
-        # the split as COCO ids: a run is evaluated and searched on exactly these images
-        info={
-            **(info or {}),
-            "data_fingerprint": data.fingerprint,
-            "train": asdict(config),
-            "val_image_ids": data.image_ids[val_images].tolist(),
-        },
-        text_map=config.text_map,
-    )
-    optimizer = make_optimizer(
-        config.optimizer,
-        model.parameters,
-        learning_rate=config.learning_rate,
-        momentum=config.momentum,
-    )
+    init = setup(data, caption_embeddings, config, info)
+    model, optimizer, val_images = init.model, init.optimizer, init.val_images
+    train_images, fit_images, selection = init.train_images, init.fit_images, init.selection
     history: list[dict] = []
     best: dict[str, np.ndarray] = {}
     checkpoint = Path(run_dir) / "checkpoint.npz" if run_dir is not None else None
