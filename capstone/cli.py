@@ -32,6 +32,7 @@ from capstone.optimizers import OPTIMIZERS
 from capstone.paths import cache_dir, demo_files, runs_dir
 from capstone.runs import MODEL_FILE, Run, list_runs
 from capstone.search import SearchEngine
+from capstone.text import TextEmbedder
 from capstone.train import (
     CHECKPOINT_KIND,
     DEFAULT_RECIPE,
@@ -372,10 +373,8 @@ def _save_metrics(run: Run, report: dict) -> None:
 def _show_queries(ds: Dataset, model: ImageEmbedder, queries, k: int = 3) -> None:
     images = model.embed(ds.data.descriptors)
     for query in queries:
-        _, ignored = ds.text.known_words(query)
         print(f'\nquery: "{query}"')
-        if ignored:
-            print(f"  ignored (IDF 0 or no GloVe vector): {', '.join(ignored)}")
+        _say_ignored(_ignored(ds.text, [query]), indent="  ")
         try:
             scores = images @ model.embed_text(ds.text.embed_query(query))
         except ValueError as e:
@@ -444,8 +443,7 @@ def _print_results(results, args, ignored: list[str] = ()) -> None:
         rows = [{"rank": i + 1, **asdict(r)} for i, r in enumerate(results)]
         print(json.dumps({**args.database, "ignored_words": ignored, "results": rows}, indent=2))
     else:
-        if ignored:
-            print(f"ignored (IDF 0 or no GloVe vector): {', '.join(ignored)}")
+        _say_ignored(ignored)
         for i, r in enumerate(results, 1):
             print(f"#{i:<3} {r.score:6.3f}  image {r.image_id}  {r.url}")
             for caption in r.captions[: args.captions]:
@@ -459,9 +457,14 @@ def _print_results(results, args, ignored: list[str] = ()) -> None:
         print(f"grid saved to {args.show}{shown}", file=sys.stderr)
 
 
-def _ignored(engine: SearchEngine, texts) -> list[str]:
+def _ignored(text: TextEmbedder, texts) -> list[str]:
     """The words of the query texts that add nothing (IDF 0 or no GloVe vector)."""
-    return [w for t in texts for w in engine.dataset.text.known_words(t)[1]]
+    return [w for t in texts for w in text.known_words(t)[1]]
+
+
+def _say_ignored(ignored: list[str], indent: str = "") -> None:
+    if ignored:
+        print(f"{indent}ignored (IDF 0 or no GloVe vector): {', '.join(ignored)}")
 
 
 def cmd_search(args) -> int:
@@ -470,7 +473,9 @@ def cmd_search(args) -> int:
         results = engine.combined([args.text, *args.add], args.subtract, k=args.k)
     else:
         results = engine.search(args.text, k=args.k)
-    _print_results(results, args, _ignored(engine, [args.text, *args.add, *args.subtract]))
+    _print_results(
+        results, args, _ignored(engine.dataset.text, [args.text, *args.add, *args.subtract])
+    )
     return 0
 
 
@@ -482,19 +487,18 @@ def cmd_similar(args) -> int:
         results = engine.combined(args.add, args.subtract, image_id=args.image_id, k=args.k)
     else:
         results = engine.similar(args.image_id, k=args.k, space=args.space)
-    _print_results(results, args, _ignored(engine, [*args.add, *args.subtract]))
+    _print_results(results, args, _ignored(engine.dataset.text, [*args.add, *args.subtract]))
     return 0
 
 
 def cmd_rank(args) -> int:
     engine = _engine(args)
     rank = engine.rank_of(args.text, args.image_id)
-    ignored = _ignored(engine, [args.text])
+    ignored = _ignored(engine.dataset.text, [args.text])
     if args.json:
         print(json.dumps({**args.database, "ignored_words": ignored, **asdict(rank)}, indent=2))
         return 0
-    if ignored:
-        print(f"ignored (IDF 0 or no GloVe vector): {', '.join(ignored)}")
+    _say_ignored(ignored)
     where = "" if rank.in_database else " (it is not one of them: the rank it would have)"
     print(
         f"image {rank.image_id} ranks {rank.rank:,} of {rank.n_images:,} for "
