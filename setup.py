@@ -10,6 +10,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["capstone", "capstone.*"]),
+    # the demo generator's word tables
+    package_data={"capstone.data.minicoco": ["words.json"]},
     install_requires=[
         "numpy>=1.24",
         "mygrad>=2.2",
@@ -39,5 +41,5 @@ setup(
         ],
         "course": ["cogworks-data"],
     },
-    entry_points={"console_scripts": ["capstone=capstone.cli:main"]},
+    entry_points={"console_scripts": ["capstone=capstone.frontends.cli:main"]},
 )

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from capstone import minicoco
-from capstone.coco import load_captions
-from capstone.paths import CAPTIONS_FILE, FEATURES_FILE
-from capstone.text import tokenize_batch
+from capstone.data import minicoco
+from capstone.data.coco import load_captions
+from capstone.data.paths import CAPTIONS_FILE, FEATURES_FILE
+from capstone.text.tokens import tokenize_batch
 
 __all__ = ["Scale", "prepare", "write_word2vec_text"]
 

@@ -6,14 +6,14 @@ GloVe 6B 50-d vectors). Three parts, all on the same data, split and seed:
 
 1. **Recipes.** Each recipe trains for ``--epochs`` epochs with `capstone.train.train`, as a
    user runs it; the table gives caption -> image and image -> caption retrieval on 1,000-image
-   pools of the validation images (`capstone.evaluate.retrieval_metrics`) and the training
+   pools of the validation images (`capstone.evaluation.metrics.retrieval_metrics`) and the training
    seconds.
 2. **Time to quality.** The course recipe's validation R@1 after ``--epochs`` epochs is the
-   target; the default recipe trains step by step (`capstone.train.epoch_steps`, as `train`
+   target; the default recipe trains step by step (`capstone.training.train.epoch_steps`, as `train`
    runs it) and its validation R@1 is measured every ``--check-every`` steps, outside the
    clock. Reported: the training seconds of each to reach the target (target: the default in
    at most 1/5 of the course's time).
-3. **Epoch speed.** One epoch of the default recipe's step (`capstone.train.in_batch_step`:
+3. **Epoch speed.** One epoch of the default recipe's step (`capstone.training.train.in_batch_step`:
    MyGrad + MyNN's Adam) against `baselines.NumpyInBatchTrainer`, the same step with
    hand-written gradients, taking turns every 100 steps on the same batches (target: within
    1.3x). Both run on one BLAS thread (as `train` does), after checking that 20 steps give
@@ -40,17 +40,11 @@ if str(HERE) not in sys.path:
 from baselines import NumpyInBatchTrainer  # noqa: E402
 from common import blas_threads, machine, run_interleaved  # noqa: E402
 
-from capstone import minicoco  # noqa: E402
+from capstone.data import minicoco  # noqa: E402
 from capstone.dataset import DEMO_IMAGES, load_dataset  # noqa: E402
-from capstone.evaluate import retrieval_metrics  # noqa: E402
-from capstone.train import (  # noqa: E402
-    DEFAULT_RECIPE,
-    TrainConfig,
-    epoch_steps,
-    in_batch_step,
-    setup,
-    train,
-)
+from capstone.evaluation.metrics import retrieval_metrics  # noqa: E402
+from capstone.training.recipes import DEFAULT_RECIPE, TrainConfig  # noqa: E402
+from capstone.training.train import epoch_steps, in_batch_step, setup, train  # noqa: E402
 
 #: The rows of part 1: name -> settings (on top of the epochs and seed).
 RECIPE_ROWS = {

@@ -16,9 +16,9 @@ def stage_embed(files: dict, rows: list[Row], notes: list[str], repeat: int = 3)
         ``data`` (CocoData), ``glove``, ``text`` (the fitted TextEmbedder) and
         ``caption_embeddings``, for the later stages.
     """
-    from capstone.coco import CocoData
-    from capstone.glove import load_word2vec_text
-    from capstone.text import TextEmbedder
+    from capstone.data.coco import CocoData
+    from capstone.data.glove import load_word2vec_text
+    from capstone.text.embedding import TextEmbedder
 
     t_data, data = timed(lambda: CocoData.load(files["captions"], files["features"]))
     glove = load_word2vec_text(files["glove"], cache_dir=files["glove_cache"])

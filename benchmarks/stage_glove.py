@@ -12,7 +12,7 @@ from common import Row, child, fmt_mb, fmt_seconds, log, run_child, speedup, tim
 @child
 def glove_capstone(kw: dict) -> dict:
     """capstone's load (cached after the first), then reading every vector once."""
-    from capstone.glove import load_word2vec_text
+    from capstone.data.glove import load_word2vec_text
 
     seconds, wv = timed(lambda: load_word2vec_text(kw["path"], cache_dir=kw["cache_dir"]))
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -22,14 +22,15 @@ PIPELINE = (
 @child
 def pipeline(kw: dict) -> dict:
     """Everything from files to answered queries, recording the peak RSS after each step."""
-    from capstone.coco import CocoData
-    from capstone.database import ImageDatabase
+    from capstone.data.coco import CocoData
+    from capstone.data.glove import load_word2vec_text
+    from capstone.data.paths import DataFiles
     from capstone.dataset import Dataset
-    from capstone.glove import load_word2vec_text
-    from capstone.paths import DataFiles
-    from capstone.search import SearchEngine
-    from capstone.text import TextEmbedder
-    from capstone.train import TrainConfig, train
+    from capstone.search.database import ImageDatabase
+    from capstone.search.engine import SearchEngine
+    from capstone.text.embedding import TextEmbedder
+    from capstone.training.recipes import TrainConfig
+    from capstone.training.train import train
 
     peaks, seconds, start = {}, {}, time.perf_counter()
 

@@ -50,10 +50,10 @@ def stage_query(
     `ImageDatabase.query` (given the query vector); the baseline scores every image and sorts
     all the scores.
     """
-    from capstone.database import ImageDatabase
+    from capstone.data.paths import DataFiles
     from capstone.dataset import Dataset
-    from capstone.paths import DataFiles
-    from capstone.search import SearchEngine
+    from capstone.search.database import ImageDatabase
+    from capstone.search.engine import SearchEngine
 
     data, model, text = ctx["data"], ctx["model"], ctx["text"]
     t_build, db = timed(lambda: ImageDatabase.build(model, data.image_ids, data.descriptors))

@@ -29,9 +29,10 @@ def stage_train(
     """
     from mynn.optimizers.sgd import SGD
 
-    from capstone.model import ImageEmbedder
-    from capstone.train import TrainConfig, train_step
-    from capstone.triples import make_triples, split_images
+    from capstone.data.triples import make_triples, split_images
+    from capstone.image.model import ImageEmbedder
+    from capstone.training.recipes import TrainConfig
+    from capstone.training.train import train_step
 
     config = TrainConfig(recipe="course")
     data, captions = ctx["data"], ctx["caption_embeddings"]

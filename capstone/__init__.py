@@ -1,29 +1,37 @@
 """capstone: semantic image search over MS-COCO, built with MyGrad and MyNN.
 
-Where data flows::
+The folders follow the data (read `course_math` first: the same formulas, plainly)::
 
-    paths.locate_data ─> coco.CocoData (captions, descriptors)      glove.load_glove
-                                 │                                         │
-                                 └──────────> text.TextEmbedder <──────────┘
-                                               (IDF-weighted GloVe)
-    triples, losses ─> train.train (recipes) ─> model.ImageEmbedder ─> evaluate
-                                                           │
-                             database.ImageDatabase <──────┘ ─> search.SearchEngine ─> display
+    data/        paths.locate_data -> coco.CocoData (captions, descriptors)   glove.load_glove
+                 triples (the image-level split; caption, true, confusor)        |
+    text/        tokens -> idf -> embedding.TextEmbedder (IDF-weighted GloVe) <--+
+    dataset.py   load_dataset: the two rows above in one call
+    image/       model.ImageEmbedder (dense 512 -> d, unit length)
+    evaluation/  metrics (Recall@K, median rank, MRR, triple accuracy)
+    search/      database.ImageDatabase -> engine.SearchEngine -> display (grids)
+    runs.py      Run: one trained model with its split, data and word vectors
+    training/    losses, optimizers, recipes.TrainConfig -> train.train (returns a Run)
+    frontends/   cli (``python -m capstone``)
+    common/      checks, archive, vectors, progress: used by every stage
 
-`dataset.load_dataset` runs the top row in one call; ``python -m capstone`` is the command line.
+A module imports only from the rows above it and from ``common``; the names below are the
+public API.
 """
 
-from capstone.coco import CocoData
-from capstone.database import ImageDatabase, Match
+from capstone.data.coco import CocoData
+from capstone.data.glove import WordVectors, load_glove
+from capstone.data.triples import make_triples, split_images
 from capstone.dataset import Dataset, load_dataset
-from capstone.evaluate import evaluation_report, retrieval_metrics, triple_accuracy
-from capstone.glove import WordVectors, load_glove
-from capstone.model import ImageEmbedder
+from capstone.evaluation.metrics import evaluation_report, retrieval_metrics, triple_accuracy
+from capstone.image.model import ImageEmbedder
 from capstone.runs import Run, list_runs
-from capstone.search import SearchEngine, SearchResult
-from capstone.text import IDF, TextEmbedder, tokenize
-from capstone.train import TrainConfig, train
-from capstone.triples import make_triples, split_images
+from capstone.search.database import ImageDatabase, Match
+from capstone.search.engine import SearchEngine, SearchResult
+from capstone.text.embedding import TextEmbedder
+from capstone.text.idf import IDF
+from capstone.text.tokens import tokenize
+from capstone.training.recipes import TrainConfig
+from capstone.training.train import train
 
 __all__ = [
     "IDF",

@@ -1,7 +1,7 @@
-"""``python -m capstone``: see `capstone.cli`."""
+"""``python -m capstone``: see `capstone.frontends.cli`."""
 
 import sys
 
-from capstone.cli import main
+from capstone.frontends.cli import main
 
 sys.exit(main())

@@ -1,8 +1,8 @@
 """One call from files to everything training and search need.
 
-`load_dataset` finds the data (`capstone.paths.locate_data`), generates the embedded demo if
-that is what is used and it is absent, reads captions and descriptors (`capstone.coco`), loads
-GloVe (`capstone.glove`), computes IDF and embeds every caption (`capstone.text`).
+`load_dataset` finds the data (`capstone.data.paths.locate_data`), generates the embedded demo if
+that is what is used and it is absent, reads captions and descriptors (`capstone.data.coco`), loads
+GloVe (`capstone.data.glove`), computes IDF and embeds every caption (`capstone.text.embedding`).
 
 With real data (shown, not run as a test)::
 
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from capstone.coco import CocoData
-from capstone.glove import WordVectors, load_glove
-from capstone.paths import DataFiles, demo_files, locate_data
-from capstone.text import TextEmbedder
+from capstone.data.coco import CocoData
+from capstone.data.glove import WordVectors, load_glove
+from capstone.data.paths import DataFiles, demo_files, locate_data
+from capstone.text.embedding import TextEmbedder
 
 __all__ = ["DEMO_IMAGES", "Dataset", "load_dataset"]
 
@@ -95,7 +95,7 @@ def load_dataset(
     Parameters
     ----------
     data_dir : path-like, optional
-        Folder with the course files; by default the search order of `capstone.paths`.
+        Folder with the course files; by default the search order of `capstone.data.paths`.
     glove : path-like, optional
         A word2vec text GloVe file. By default the data folder's ``glove.6B.200d.txt.w2v``
         when present, else the embedded GloVe 6B 50-d.
@@ -110,7 +110,7 @@ def load_dataset(
         raise ValueError("pass either `data_dir` or `demo=True`, not both")
     files = demo_files() if demo else locate_data(data_dir)
     if files.is_demo and not (files.captions.is_file() and files.features.is_file()):
-        from capstone import minicoco  # only needed the first time
+        from capstone.data import minicoco  # only needed the first time
 
         if verbose:
             print(

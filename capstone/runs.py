@@ -27,14 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from capstone.archive import ArchiveError
-from capstone.database import ImageDatabase
+from capstone.common.archive import ArchiveError
+from capstone.data.paths import runs_dir
+from capstone.data.triples import split_images
 from capstone.dataset import Dataset
-from capstone.evaluate import evaluation_report
-from capstone.model import ImageEmbedder
-from capstone.paths import runs_dir
-from capstone.search import SearchEngine
-from capstone.triples import split_images
+from capstone.evaluation.metrics import evaluation_report
+from capstone.image.model import ImageEmbedder
+from capstone.search.database import ImageDatabase
+from capstone.search.engine import SearchEngine
 
 __all__ = ["IMAGE_SETS", "MODEL_FILE", "Run", "RunMismatch", "list_runs"]
 
@@ -70,7 +70,7 @@ class Run:
     ----------
     path : Path or None
         The model file; None for a model trained in this session and not saved
-        (`capstone.train.TrainResult.run`).
+        (`capstone.training.train.TrainResult.run`).
     model : ImageEmbedder
     warnings : list[str]
         Set by `check` when the run is used on data it was not trained on.
@@ -267,7 +267,7 @@ class Run:
         return SearchEngine(dataset, self.model, self.database(dataset, images))
 
     def evaluate(self, dataset: Dataset) -> dict:
-        """`capstone.evaluate.evaluation_report` on the run's validation images."""
+        """`capstone.evaluation.metrics.evaluation_report` on the run's validation images."""
         rows = self.images(dataset.data, "validation")
         report = evaluation_report(
             self.model,

@@ -1,4 +1,4 @@
-"""Helpers of the command-line tests: run ``capstone.cli.main`` in-process and read its output.
+"""Helpers of the command-line tests: run ``capstone.frontends.cli.main`` in-process, read output.
 
 The fixtures that give these tests a trained tiny demo (``shared_home``, ``home``,
 ``demo_data``, ``fresh_home``) are in conftest.py.
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from capstone import paths
-from capstone.cli import main
+from capstone.data import paths
+from capstone.frontends.cli import main
 
 RUN = "tiny"
 N_IMAGES = 300  # the demo drops one image without descriptors: 299 remain

@@ -7,8 +7,8 @@ import matplotlib
 import pytest
 from cli_support import N_IMAGES, RUN, TRAIN, no_course_data
 
-from capstone import paths
-from capstone.cli import main
+from capstone.data import paths
+from capstone.frontends.cli import main
 
 matplotlib.use("Agg")  # no screen in CI; figures are inspected, not shown
 

@@ -9,14 +9,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from capstone import course_math as plain
-from capstone.coco import CocoData
-from capstone.evaluate import caption_ranks, retrieval_metrics, triple_accuracy
-from capstone.glove import WordVectors
-from capstone.model import ImageEmbedder
-from capstone.text import IDF, TextEmbedder, tokenize_batch
-from capstone.train import train_step
-from capstone.triples import Triples
-from capstone.vectors import top_k
+from capstone.common.vectors import top_k
+from capstone.data.coco import CocoData
+from capstone.data.glove import WordVectors
+from capstone.data.triples import Triples
+from capstone.evaluation.metrics import caption_ranks, retrieval_metrics, triple_accuracy
+from capstone.image.model import ImageEmbedder
+from capstone.text.embedding import TextEmbedder
+from capstone.text.idf import IDF
+from capstone.text.tokens import tokenize_batch
+from capstone.training.train import train_step
 
 WORDS = ["a", "dog", "cat", "on", "the", "beach", "red", "bus", "two", "Dogs", "zebra"]
 #: Captions from a small vocabulary with punctuation, case and repeats; some empty.

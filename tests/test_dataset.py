@@ -5,10 +5,10 @@ import pickle
 import numpy as np
 import pytest
 
-from capstone import minicoco, paths
+from capstone.data import minicoco, paths
+from capstone.data.paths import CAPTIONS_FILE, FEATURES_FILE, GLOVE_FILE
 from capstone.dataset import load_dataset
-from capstone.paths import CAPTIONS_FILE, FEATURES_FILE, GLOVE_FILE
-from capstone.text import tokenize
+from capstone.text.tokens import tokenize
 
 
 @pytest.fixture(scope="module")

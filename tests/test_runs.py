@@ -8,15 +8,16 @@ import warnings
 import numpy as np
 import pytest
 
-from capstone import minicoco
-from capstone.database import ImageDatabase
+from capstone.data import minicoco
+from capstone.data.paths import runs_dir
+from capstone.data.triples import split_images
 from capstone.dataset import load_dataset
-from capstone.evaluate import evaluation_report
-from capstone.model import ImageEmbedder
-from capstone.paths import runs_dir
+from capstone.evaluation.metrics import evaluation_report
+from capstone.image.model import ImageEmbedder
 from capstone.runs import Run, RunMismatch, list_runs
-from capstone.train import TrainConfig, train
-from capstone.triples import split_images
+from capstone.search.database import ImageDatabase
+from capstone.training.recipes import TrainConfig
+from capstone.training.train import train
 
 CONFIG = TrainConfig(epochs=2, batch_size=32, seed=7, val_fraction=0.25, select_images=20)
 

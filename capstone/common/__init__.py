@@ -1,0 +1,1 @@
+"""Small tools every stage uses: argument checks, atomic files, vector helpers, a progress bar."""

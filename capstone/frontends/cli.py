@@ -1,0 +1,815 @@
+"""Command line: ``python -m capstone COMMAND`` (demo, train, evaluate, search, similar, tags,
+words, rank, runs, info).
+
+A thin shell: it parses arguments (bad ones are refused before any data loads, naming the
+flag), calls the library (`capstone.runs.Run` for everything a trained run does) and prints.
+Runs live in ``<data home>/runs/<name>/`` (`capstone.data.paths.runs_dir`): ``model.npz``,
+``checkpoint.npz`` (written each epoch; ``train --resume`` continues from it), ``metrics.json``
+(written by ``evaluate`` and ``demo``) and ``database.npz`` (a cache). Commands that need a model
+take ``--run NAME`` or ``--model PATH``; by default they use the newest run. User mistakes end
+with ``error: ...`` and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+
+from capstone import __version__
+from capstone.common.archive import atomic_write, load_archive
+from capstone.data.paths import cache_dir, demo_files, runs_dir
+from capstone.dataset import DEMO_IMAGES, Dataset, load_dataset
+from capstone.evaluation.metrics import format_report
+from capstone.image.model import ImageEmbedder
+from capstone.runs import MODEL_FILE, Run, list_runs
+from capstone.search.engine import SearchEngine
+from capstone.text.embedding import TextEmbedder
+from capstone.training.locks import FolderLocked
+from capstone.training.optimizers import OPTIMIZERS
+from capstone.training.recipes import DEFAULT_RECIPE, RECIPES, SGD_MOMENTUM, TrainConfig
+from capstone.training.train import CHECKPOINT_KIND, train
+
+__all__ = ["main"]
+
+GRID_MAX = 36  # tiles in a --show grid: more make a huge PNG that takes minutes to draw
+DEMO_EPOCHS = 30  # default recipe: ~20 s of training on 2 cores, R@1 ~28% vs 0.1% chance
+DEMO_QUERIES = (
+    "two dogs playing in the snow",
+    "a pizza on a kitchen table",
+    "a red bus on a city street",
+    "a giraffe beside a zebra",
+    # "feline", "automobile" and "seaside" occur in no demo caption: IDF 0, so they add nothing
+    "a feline sleeping on a sofa",
+    "an automobile parked by the seaside",
+)
+
+
+def _count(least: int):
+    """An argparse type: an integer >= ``least`` (the error names the flag, before any data)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be {least} or more, got {value}")
+        return value
+
+    return parse
+
+
+def _image_id(text: str) -> int:
+    """An argparse type: a COCO image id (a non-negative 64-bit integer)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"an image id is an integer, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"no image has the id {value}: ids lie in 0..2**63-1")
+    return value
+
+
+def _run_name(text: str) -> str:
+    """An argparse type: a run's name, one folder inside the runs folder."""
+    if not text or text.startswith(".") or "/" in text or "\\" in text:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a run name is one folder name (no '/', not starting with '.')"
+        )
+    return text
+
+
+def _png(text: str) -> Path:
+    """An argparse type: where to save a PNG (a new or existing file in an existing folder)."""
+    path = Path(text).expanduser()
+    if path.suffix.lower() != ".png":
+        raise argparse.ArgumentTypeError(f"{text}: give a file name ending in .png")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder: give a file name ending in .png")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: the folder {path.parent} does not exist")
+    return path
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        help="folder with captions_train2014.json and resnet18_features.pkl "
+        "(default: $CAPSTONE_DATA, then the cogworks-data cache, then the embedded demo)",
+    )
+    p.add_argument(
+        "--glove",
+        metavar="FILE",
+        help="GloVe in word2vec text format (default: the data folder's "
+        "glove.6B.200d.txt.w2v, else the embedded GloVe 6B 50-d)",
+    )
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--run", type=_run_name, metavar="NAME", help="use the model of this run (the newest)"
+    )
+    group.add_argument("--model", metavar="FILE", help="use this model.npz")
+    p.add_argument(
+        "--other-data",
+        action="store_true",
+        help="use the run on data or word vectors other than its own (its validation split "
+        "then means nothing; the output says so)",
+    )
+
+
+def _add_train_args(p: argparse.ArgumentParser, epochs: int) -> None:
+    recipes = ", ".join(
+        f"{name}: {r['optimizer']} lr {r['learning_rate']:g}, margin {r['margin']:g}, "
+        f"batch {r['batch_size']}"
+        for name, r in RECIPES.items()
+    )
+    p.add_argument(
+        "--recipe",
+        choices=tuple(RECIPES),
+        help=f"the loss: course (sampled triples, the assignment's), vse0 (every other image "
+        f"of the batch a confusor), vse++ (the hardest of them) ({DEFAULT_RECIPE}); "
+        f"their defaults: {recipes}",
+    )
+    p.add_argument(
+        "--epochs", type=_count(1), default=epochs, help=f"passes over the captions ({epochs})"
+    )
+    p.add_argument("--batch-size", type=_count(1), help="(the recipe's)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help="(the recipe's)")
+    p.add_argument("--lr", type=float, help="learning rate (the recipe's)")
+    p.add_argument("--momentum", type=float, help=f"SGD only ({SGD_MOMENTUM})")
+    p.add_argument("--margin", type=float, help="loss margin (the recipe's)")
+    p.add_argument(
+        "--hard",
+        type=float,
+        metavar="FRACTION",
+        help="course recipe: fraction of triples with hard confusors (0)",
+    )
+    p.add_argument(
+        "--both-directions",
+        action=argparse.BooleanOptionalAction,
+        help="vse0/vse++: also rank captions for each image (the recipe's)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=_count(0),
+        metavar="EPOCHS",
+        help="vse++: epochs of vse0 first (the recipe's)",
+    )
+    p.add_argument(
+        "--text-map",
+        action=argparse.BooleanOptionalAction,
+        help="also learn a d x d map of the text embeddings (the recipe's)",
+    )
+    p.add_argument(
+        "--select-images",
+        type=_count(0),
+        metavar="N",
+        help="training images held out to pick the best epoch, 0 for the last epoch (the recipe's)",
+    )
+    p.add_argument(
+        "--patience",
+        type=_count(1),
+        metavar="EPOCHS",
+        help="stop after this many epochs without a better pick (none)",
+    )
+    p.add_argument("--seed", type=_count(0), help="(0)")
+
+
+#: TrainConfig fields by the flag that sets them, so that errors name what the user typed
+FLAGS = {
+    "recipe": "--recipe",
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "optimizer": "--optimizer",
+    "learning_rate": "--lr",
+    "momentum": "--momentum",
+    "margin": "--margin",
+    "hard_fraction": "--hard",
+    "both_directions": "--both-directions",
+    "warmup_epochs": "--warmup",
+    "text_map": "--text-map",
+    "select_images": "--select-images",
+    "patience": "--patience",
+    "seed": "--seed",
+}
+
+
+def _config(args) -> TrainConfig:
+    """The training settings of the flags; a bad one is an error naming its flag."""
+    try:
+        return _settings(args)
+    except ValueError as e:
+        message = str(e)
+        for field, flag in FLAGS.items():
+            message = message.replace(f"`{field}`", flag)
+        raise ValueError(message) from None
+
+
+def _given(args) -> dict:
+    """The training settings the user typed (flags left out are None: the recipe decides)."""
+    values = {
+        "recipe": args.recipe,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "optimizer": args.optimizer,
+        "learning_rate": args.lr,
+        "momentum": args.momentum,
+        "margin": args.margin,
+        "hard_fraction": args.hard,
+        "both_directions": args.both_directions,
+        "warmup_epochs": args.warmup,
+        "text_map": args.text_map,
+        "select_images": args.select_images,
+        "patience": args.patience,
+        "seed": args.seed,
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _settings(args) -> TrainConfig:
+    return TrainConfig(**_given(args))
+
+
+def _resumed_config(args, checkpoint: Path) -> TrainConfig:
+    """A resumed run's settings: its own, from its checkpoint; only --epochs and --patience
+    may change. A flag that asks for another setting is an error naming it."""
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"nothing to resume: {checkpoint} not found (--run {args.run})")
+    saved = load_archive(checkpoint, kind=CHECKPOINT_KIND)[1].get("config", {})
+    if "recipe" not in saved:  # an older capstone's: `train` says so
+        return _config(args)
+    given = _given(args)
+    for field, value in given.items():
+        if field not in ("epochs", "patience") and saved.get(field) != value:
+            raise ValueError(
+                f"{FLAGS[field]} {value}: run {args.run} was trained with {saved.get(field)}, "
+                "and a resumed run keeps its settings (leave the flag out)"
+            )
+    names = {f.name for f in fields(TrainConfig)}
+    kept = {k: v for k, v in saved.items() if k in names}
+    return TrainConfig(**{**kept, "epochs": args.epochs, "patience": given.get("patience")})
+
+
+def _new_run_name(prefix: str) -> str:
+    """``prefix-YYYYmmdd-HHMMSS``, made unique by creating its folder (-2, -3, ... if taken)."""
+    stamp = f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+    runs_dir().mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        name = stamp if n == 1 else f"{stamp}-{n}"
+        try:
+            (runs_dir() / name).mkdir()  # atomic: two runs in one second get two folders
+            return name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{runs_dir()}: no free run name for {stamp}")
+
+
+def _run(args) -> Run:
+    """The run that ``--model``, ``--run`` or else the newest run names, with its data.
+
+    The model file is found before the data loads (which can take a while), then the run is
+    checked against the data: other data or word vectors stop here unless ``--other-data``.
+    """
+    run = Run.load(args.model or args.run)
+    ds = load_dataset(args.data, glove=args.glove, verbose=not args.json)
+    run.check(ds, other_data=args.other_data)
+    return run, ds
+
+
+def _print_warnings(run: Run, args) -> None:
+    """What `Run.check` accepted under ``--other-data`` (with --json: in the JSON instead)."""
+    if run.warnings and not args.json:
+        for warning in run.warnings:
+            print(f"warning: --other-data: {warning}", file=sys.stderr)
+        print("warning: the run's validation split means nothing on this data", file=sys.stderr)
+
+
+def _train(ds: Dataset, config: TrainConfig, run: str, resume: bool):
+    run_dir = runs_dir() / run
+    print(f"training into {run_dir}", file=sys.stderr)
+    return train(
+        ds.data,
+        ds.caption_embeddings,
+        config,
+        run_dir=run_dir,
+        resume=resume,
+        info=ds.info(),
+    ), run_dir
+
+
+def cmd_train(args) -> int:
+    if args.resume and not args.run:
+        raise ValueError("--resume needs --run NAME (the run to continue)")
+    # bad settings fail before the data, which can take a while
+    if args.resume:
+        config = _resumed_config(args, runs_dir() / args.run / "checkpoint.npz")
+    else:
+        config = _config(args)
+    ds = load_dataset(args.data, glove=args.glove, verbose=True)
+    args.data_folder = ds.files.captions.parent
+    args.run_name = args.run or _new_run_name("run")
+    result, run_dir = _train(ds, config, args.run_name, args.resume)
+    print(f"saved {run_dir / 'model.npz'}  ({_summary(result)})")
+    return 0
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _summary(result) -> str:
+    """Which epoch's weights were kept, and why."""
+    best = result.history[result.best_epoch - 1]
+    if len(result.selection_images):
+        return (
+            f"best of {_plural(len(result.history), 'epoch')}: epoch {result.best_epoch}, R@1 "
+            f"{best['selection_r1']:.3f} on {len(result.selection_images):,} held-out "
+            f"training images; val accuracy {best['val_accuracy']:.3f}"
+        )
+    return f"last epoch {result.best_epoch}, val accuracy {best['val_accuracy']:.3f}"
+
+
+def cmd_evaluate(args) -> int:
+    run, ds = _run(args)
+    report = run.evaluate(ds)
+    _print_warnings(run, args)
+    _save_metrics(run, report)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"run {run.name}: {run.path}")
+        print(format_report(report))
+    return 0
+
+
+def _save_metrics(run: Run, report: dict) -> None:
+    """``metrics.json`` beside a run's model (a report of the run: replaced by a newer one)."""
+    if not run.in_runs_dir or run.warnings:  # another data's figures are not the run's
+        return
+    report = {**report, "model_sha256": run.weights_sha256}
+    path = run.path.parent / "metrics.json"
+    try:
+        atomic_write(path, lambda f: f.write(json.dumps(report, indent=2).encode()), overwrite=True)
+    except OSError as e:
+        print(f"warning: could not write {path}: {e}", file=sys.stderr)
+
+
+def _show_queries(ds: Dataset, model: ImageEmbedder, queries, k: int = 3) -> None:
+    images = model.embed(ds.data.descriptors)
+    for query in queries:
+        print(f'\nquery: "{query}"')
+        _say_ignored(_ignored(ds.text, [query]), indent="  ")
+        try:
+            scores = images @ model.embed_text(ds.text.embed_query(query))
+        except ValueError as e:
+            print(f"  {e}")
+            continue
+        for i in np.argsort(-scores)[:k]:
+            caption = ds.data.caption_texts_of_image(i)[0]
+            print(f"  {scores[i]:.3f}  image {ds.data.image_ids[i]}: {caption}")
+
+
+def cmd_demo(args) -> int:
+    start = time.perf_counter()
+    config = _config(args)
+    if args.run and (runs_dir() / args.run / "checkpoint.npz").exists():
+        raise FileExistsError(
+            f"run {args.run} exists already ({runs_dir() / args.run}): give the demo another "
+            f"--run, or continue that one with python -m capstone train --run {args.run} "
+            "--resume --epochs N"
+        )
+    existed = demo_files().captions.is_file()
+    ds = load_dataset(demo=True, demo_images=args.images or DEMO_IMAGES, verbose=True)
+    size = ds.data.n_images + ds.data.n_dropped_images
+    if existed and args.images and args.images != size:
+        raise ValueError(
+            f"--images {args.images:,}: the demo in {ds.files.captions.parent} has {size:,} "
+            "images already (its runs depend on it); remove that folder, or set CAPSTONE_HOME "
+            f"to another folder, to generate {args.images:,}"
+        )
+    args.data_folder = ds.files.captions.parent
+    args.run_name = args.run or _new_run_name("demo")
+    result, run_dir = _train(ds, config, args.run_name, resume=False)
+    run = Run(run_dir / MODEL_FILE, result.model)
+    report = run.evaluate(ds)
+    print(f"\nrecipe {result.model.info['train']['recipe']}, {_summary(result)}\n")
+    print(format_report(report))
+    _show_queries(ds, result.model, DEMO_QUERIES)
+    _save_metrics(run, report)
+    print(
+        f"\nsaved {run_dir}/model.npz and metrics.json; demo took "
+        f"{time.perf_counter() - start:.0f} s"
+    )
+    return 0
+
+
+def _engine(args) -> SearchEngine:
+    """The search engine over the chosen run's validation images (the course's database)."""
+    run, ds = _run(args)
+    images = "all" if args.all_images else "validation"
+    engine = run.engine(ds, images)
+    _print_warnings(run, args)
+    args.database = {"run": run.name, "images": images, "n_images": len(engine.database)}
+    if run.warnings:
+        args.database["warnings"] = run.warnings
+    if not args.json:
+        what = "every image" if args.all_images else "the validation images"
+        print(
+            f"searching {what} of run {run.name}: {len(engine.database):,} of "
+            f"{ds.data.n_images:,}" + ("" if args.all_images else " (--all-images for all)"),
+            file=sys.stderr,
+        )
+    return engine
+
+
+def _print_results(results, args, ignored: list[str] = ()) -> None:
+    if args.json:
+        rows = [{"rank": i + 1, **asdict(r)} for i, r in enumerate(results)]
+        print(json.dumps({**args.database, "ignored_words": ignored, "results": rows}, indent=2))
+    else:
+        _say_ignored(ignored)
+        for i, r in enumerate(results, 1):
+            print(f"#{i:<3} {r.score:6.3f}  image {r.image_id}  {r.url}")
+            for caption in r.captions[: args.captions]:
+                print(f"       {caption.strip()}")
+    if args.show:
+        from capstone.search.display import show_grid  # imports matplotlib: only when asked
+
+        figure = show_grid(results[:GRID_MAX], cache_dir=cache_dir() / "images")
+        figure.savefig(args.show, dpi=100, bbox_inches="tight")
+        shown = f" (the first {GRID_MAX} of {len(results)})" if len(results) > GRID_MAX else ""
+        print(f"grid saved to {args.show}{shown}", file=sys.stderr)
+
+
+def _ignored(text: TextEmbedder, texts) -> list[str]:
+    """The words of the query texts that add nothing (IDF 0 or no GloVe vector)."""
+    return [w for t in texts for w in text.known_words(t)[1]]
+
+
+def _say_ignored(ignored: list[str], indent: str = "") -> None:
+    if ignored:
+        print(f"{indent}ignored (IDF 0 or no GloVe vector): {', '.join(ignored)}")
+
+
+def cmd_search(args) -> int:
+    engine = _engine(args)
+    if args.add or args.subtract:
+        results = engine.combined([args.text, *args.add], args.subtract, k=args.k)
+    else:
+        results = engine.search(args.text, k=args.k)
+    _print_results(
+        results, args, _ignored(engine.dataset.text, [args.text, *args.add, *args.subtract])
+    )
+    return 0
+
+
+def cmd_similar(args) -> int:
+    engine = _engine(args)
+    if args.add or args.subtract:
+        if args.space != "semantic":
+            raise ValueError("--add/--subtract work in the semantic space only")
+        results = engine.combined(args.add, args.subtract, image_id=args.image_id, k=args.k)
+    else:
+        results = engine.similar(args.image_id, k=args.k, space=args.space)
+    _print_results(results, args, _ignored(engine.dataset.text, [*args.add, *args.subtract]))
+    return 0
+
+
+def cmd_rank(args) -> int:
+    engine = _engine(args)
+    rank = engine.rank_of(args.text, args.image_id)
+    ignored = _ignored(engine.dataset.text, [args.text])
+    if args.json:
+        print(json.dumps({**args.database, "ignored_words": ignored, **asdict(rank)}, indent=2))
+        return 0
+    _say_ignored(ignored)
+    where = "" if rank.in_database else " (it is not one of them: the rank it would have)"
+    print(
+        f"image {rank.image_id} ranks {rank.rank:,} of {rank.n_images:,} for "
+        f'"{args.text}" (score {rank.score:.3f}){where}'
+    )
+    return 0
+
+
+def _print_words_json(pairs: list[tuple[str, float]]) -> None:
+    print(json.dumps([{"word": w, "score": s} for w, s in pairs], indent=2))
+
+
+def cmd_tags(args) -> int:
+    engine = _engine(args)
+    tags = engine.tags(args.image_id, k=args.k)
+    if args.json:
+        _print_words_json(tags)
+    else:
+        row = engine.dataset.data.image_index(args.image_id)
+        print(f"image {args.image_id}: {engine.dataset.data.urls[row]}")
+        for caption in engine.dataset.data.caption_texts_of_image(row):
+            print(f"  caption: {caption.strip()}")
+        print("tags: " + ", ".join(f"{w} ({s:.2f})" for w, s in tags))
+    return 0
+
+
+def cmd_words(args) -> int:
+    engine = _engine(args)
+    words = engine.similar_words(args.word, k=args.k)
+    if args.json:
+        _print_words_json(words)
+    else:
+        idf = engine.dataset.text.idf[args.word.strip().lower()]
+        print(f"{args.word} (IDF {idf:.2f}): " + ", ".join(f"{w} ({s:.2f})" for w, s in words))
+    return 0
+
+
+def cmd_runs(args) -> int:
+    rows = []
+    for run in list_runs():
+        info, config = run.model.info, run.config
+        report = run.path.parent / "metrics.json"
+        r1 = None
+        if report.is_file():
+            try:
+                saved = json.loads(report.read_text())
+                if saved.get("model_sha256") == run.weights_sha256:  # not an older model's
+                    r1 = saved["models"]["trained"]["recall_at_1"]
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                r1 = None  # an unreadable report only costs this column
+        rows.append(
+            {
+                "name": run.name,
+                "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.path.stat().st_mtime)),
+                "data": info.get("data_source", "?"),
+                "data_fingerprint": info.get("data_fingerprint"),
+                # runs from before recipes existed all trained the course's
+                "recipe": config.get("recipe", "course" if config else "?"),
+                "epochs": len(run.history),
+                "best_epoch": info.get("best_epoch"),
+                "val_r1": r1,
+                "path": str(run.path),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no runs in {runs_dir()}: `python -m capstone demo` or `train` makes one")
+        return 0
+    head = f"{'name':28} {'date':16} {'data':14} {'recipe':7} {'epochs':>6} {'best':>4} {'R@1':>6}"
+    print(head)
+    for r in rows:
+        r1 = f"{r['val_r1']:.1%}" if r["val_r1"] is not None else "-"
+        best = r["best_epoch"] if r["best_epoch"] is not None else "-"
+        print(
+            f"{r['name']:28} {r['date']:16} {r['data']:14} {r['recipe']:7} {r['epochs']:>6} "
+            f"{best:>4} {r1:>6}"
+        )
+    print(f"(R@1: caption -> image on the run's validation pools, from `evaluate`; {runs_dir()})")
+    return 0
+
+
+def cmd_info(args) -> int:
+    ds = load_dataset(args.data, glove=args.glove, verbose=False)
+    data = ds.data
+    rows = np.linspace(0, data.n_images - 1, num=min(5, data.n_images)).astype(int)
+    examples = [
+        {"image_id": int(data.image_ids[i]), "caption": data.caption_texts_of_image(i)[0].strip()}
+        for i in rows
+    ]
+    facts = {
+        "data_folder": str(ds.files.captions.parent),
+        "source": ds.files.source,
+        "demo": ds.files.is_demo,
+        "images": data.n_images,
+        "captions": data.n_captions,
+        "dropped_images": data.n_dropped_images,
+        "dropped_captions": data.n_dropped_captions,
+        "descriptor_width": int(data.descriptors.shape[1]),
+        "data_fingerprint": data.fingerprint,
+        "glove": ds.glove.source,
+        "glove_words": len(ds.glove),
+        "glove_dim": ds.glove.dim,
+        "idf_vocabulary": len(ds.text.idf),
+        "examples": examples,
+    }
+    if args.json:
+        print(json.dumps(facts, indent=2))
+        return 0
+    print(ds.describe())
+    print(f"descriptors: {facts['descriptor_width']} wide; data fingerprint {data.fingerprint}")
+    print("example image ids (for similar, tags, rank):")
+    for e in examples:
+        print(f"  {e['image_id']}: {e['caption']}")
+    return 0
+
+
+def _add_search_args(p: argparse.ArgumentParser, k: int | None, results: bool = True) -> None:
+    _add_data_args(p)
+    _add_model_args(p)
+    if k is not None:
+        p.add_argument("-k", type=_count(1), default=k, help=f"how many results ({k})")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument(
+        "--all-images",
+        action="store_true",
+        help="search every image, not only the run's validation images",
+    )
+    if results:
+        p.add_argument(
+            "--add",
+            action="append",
+            default=[],
+            metavar="TEXT",
+            help="add this text to the query (repeatable)",
+        )
+        p.add_argument(
+            "--subtract",
+            action="append",
+            default=[],
+            metavar="TEXT",
+            help="subtract this text from the query (repeatable)",
+        )
+        p.add_argument(
+            "--captions",
+            type=_count(0),
+            default=1,
+            metavar="N",
+            help="captions printed per result (1)",
+        )
+        p.add_argument(
+            "--show",
+            type=_png,
+            metavar="PNG",
+            help=f"save an image grid of the results (the first {GRID_MAX} at most)",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m capstone",
+        description="Semantic image search over MS-COCO with MyGrad and MyNN.",
+    )
+    parser.add_argument("--version", action="version", version=f"capstone {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "demo",
+        help="generate the embedded demo data if absent, train, evaluate, show queries",
+        description="The whole capstone on the embedded demo dataset (generated captions and "
+        "descriptors, real GloVe 6B 50-d vectors), in about a minute.",
+    )
+    p.add_argument(
+        "--images",
+        type=_count(10),
+        help=f"demo size, when it is generated ({DEMO_IMAGES:,}); a demo of another size in "
+        "the data home is an error",
+    )
+    p.add_argument(
+        "--run", type=_run_name, metavar="NAME", help="run folder name (default: demo-TIMESTAMP)"
+    )
+    _add_train_args(p, DEMO_EPOCHS)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "train",
+        help="train the image embedding model",
+        description="Train W (512 x d) on caption/image/confusor triples.",
+    )
+    _add_data_args(p)
+    p.add_argument(
+        "--run", type=_run_name, metavar="NAME", help="run folder name (default: run-TIMESTAMP)"
+    )
+    p.add_argument("--resume", action="store_true", help="continue the run's last checkpoint")
+    _add_train_args(p, TrainConfig().epochs)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="retrieval metrics of a trained model",
+        description="Recall@1/5/10, median rank and MRR on 1,000-image "
+        "validation pools, triple accuracy, against an untrained model and chance.",
+    )
+    _add_data_args(p)
+    _add_model_args(p)
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "search",
+        help="images for a text query",
+        description="Top-k images for a text, e.g. "
+        'python -m capstone search "two dogs playing in the snow" -k 9',
+    )
+    p.add_argument("text", help="the query")
+    _add_search_args(p, k=9)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser(
+        "similar",
+        help="images like an image",
+        description="Top-k images like IMAGE_ID, in the semantic (embedding) "
+        "space or in the raw ResNet descriptor space.",
+    )
+    p.add_argument("image_id", type=_image_id, metavar="IMAGE_ID")
+    p.add_argument(
+        "--space",
+        choices=("semantic", "descriptor"),
+        default="semantic",
+        help="compare embeddings or raw descriptors (semantic)",
+    )
+    _add_search_args(p, k=9)
+    p.set_defaults(func=cmd_similar)
+
+    p = sub.add_parser(
+        "tags",
+        help="words that describe an image",
+        description="The caption words nearest the image's embedding.",
+    )
+    p.add_argument("image_id", type=_image_id, metavar="IMAGE_ID")
+    _add_search_args(p, k=5, results=False)
+    p.set_defaults(func=cmd_tags)
+
+    p = sub.add_parser(
+        "words",
+        help="caption words similar to a word (GloVe)",
+        description="Caption words nearest WORD in GloVe space; WORD itself "
+        "need not occur in any caption.",
+    )
+    p.add_argument("word")
+    _add_search_args(p, k=10, results=False)
+    p.set_defaults(func=cmd_words)
+
+    p = sub.add_parser(
+        "rank",
+        help="where one image ranks for a text query",
+        description="The rank of IMAGE_ID among the run's validation images (or all) for a "
+        'query, e.g. python -m capstone rank "two dogs playing in the snow" 57870',
+    )
+    p.add_argument("text", help="the query")
+    p.add_argument("image_id", type=_image_id, metavar="IMAGE_ID")
+    _add_search_args(p, k=None, results=False)
+    p.set_defaults(func=cmd_rank)
+
+    p = sub.add_parser(
+        "runs",
+        help="the trained runs: name, date, data, recipe, epochs, R@1",
+        description="Every run in the data home's runs folder, oldest first.",
+    )
+    p.add_argument("--json", action="store_true", help="print them as JSON")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser(
+        "info",
+        help="the data in use: source, counts, GloVe, example image ids",
+        description="What `capstone` would use: where the data comes from, how many images "
+        "and captions, which word vectors, and a few image ids with a caption each.",
+    )
+    _add_data_args(p)
+    p.add_argument("--json", action="store_true", help="print it as JSON")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m capstone`` and the ``capstone`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            # the library warns about optional things (an unwritable cache): one plain line
+            warnings.showwarning = _show_warning
+            return args.func(args)
+    except (OSError, ValueError, KeyError, FolderLocked) as e:
+        # A KeyError's str() is the repr of its message: print the message itself. OSError
+        # (a folder not writable, a full disk) names its file.
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted{_how_to_resume(args)}", file=sys.stderr)
+        return 130
+
+
+def _how_to_resume(args) -> str:
+    """For an interrupted training: what was kept and the command that continues it."""
+    name = getattr(args, "run_name", None)
+    if name is None or not (runs_dir() / name / "checkpoint.npz").is_file():
+        return ""
+    # the resumed run takes its settings from its checkpoint: the data is all it needs
+    glove = f" --glove {args.glove}" if getattr(args, "glove", None) else ""
+    return (
+        f": run {name} keeps its last finished epoch; continue it with\n"
+        f"  python -m capstone train --run {name} --resume --epochs {args.epochs} "
+        f"--data {args.data_folder}{glove}"
+    )

@@ -1,0 +1,259 @@
+"""The search engine: text, image, tag, word and combined queries over an image database.
+
+Every query becomes one unit vector q in the caption embedding space and is answered by the
+database's top-k over ``E q`` (E: image embeddings):
+
+- text -> images: q = embed(text) (through the model's text map, when it learned one);
+- image -> images: q = the image's embedding (semantic space), or its raw descriptor against
+  all descriptors (descriptor space);
+- combined, as rclip does: q = normalize(sum embed(added) - sum embed(subtracted) [+ image]);
+- image -> tags: the caption words whose GloVe vectors are nearest the image's embedding;
+- word -> words: the caption words nearest a word's GloVe vector.
+
+Tag words come from the caption vocabulary, limited to words with a GloVe vector that occur in
+at least ``min_count`` captions and are not stop words: real words that describe scenes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from capstone.common.checks import count
+from capstone.common.vectors import normalize_rows, top_k
+from capstone.dataset import Dataset
+from capstone.image.model import ImageEmbedder
+from capstone.search.database import ImageDatabase, Match
+
+__all__ = ["Rank", "SearchEngine", "SearchResult"]
+
+# Function words that are near everything in GloVe space and describe no scene.
+STOP_WORDS = frozenset(
+    """a an the and or but of on in at to from by with without for into onto over under near
+    next up down out off is are was were be been being has have had do does did this that these
+    those there here it its they them their he she his her him we you i me my our your who what
+    which while as than then so very some any all each other another one two three four five six
+    several many much few lot lots group bunch couple top front back side just""".split()
+)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One image found: its id, score, ``coco_url`` and captions (as `display` shows them)."""
+
+    image_id: int
+    score: float
+    url: str
+    captions: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Rank:
+    """Where one image ranks for a query (`SearchEngine.rank_of`)."""
+
+    image_id: int
+    rank: int
+    score: float
+    n_images: int
+    in_database: bool
+
+
+class SearchEngine:
+    """Queries over a trained model, a dataset and an image database.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Captions, URLs, descriptors, GloVe and the caption embedder.
+    model : ImageEmbedder
+    database : ImageDatabase, optional
+        Default: every image of the dataset, embedded by ``model``. The course builds it from
+        the validation images: pass ``ImageDatabase.build(model, ids, descriptors)``.
+    min_count : int, optional (default=5)
+        Least number of captions a word must occur in to be a tag.
+
+    Examples
+    --------
+    With real data (shown, not run as a test)::
+
+        engine = SearchEngine(load_dataset(), ImageEmbedder.load(path))
+        engine.search("two dogs playing in the snow", k=9)
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        model: ImageEmbedder,
+        database: ImageDatabase | None = None,
+        *,
+        min_count: int = 5,
+    ):
+        if model.d != dataset.glove.dim:
+            raise ValueError(
+                f"the model embeds into {model.d} dimensions, the word vectors have "
+                f"{dataset.glove.dim}"
+            )
+        self.dataset = dataset
+        self.model = model
+        data = dataset.data
+        if database is None:  # (an empty database is falsy: never test its truth)
+            database = ImageDatabase.build(model, data.image_ids, data.descriptors)
+        self.database = database
+        self._descriptors_unit = None  # computed on the first descriptor-space query
+        idf = dataset.text.idf
+        n_t = idf.n_documents / np.power(10.0, idf.idf)  # invert IDF = log10(N / n_t)
+        keep = (
+            dataset.text.in_glove
+            & (np.rint(n_t) >= min_count)
+            & np.array([w not in STOP_WORDS and w.isalpha() for w in idf.words], dtype=bool)
+        )
+        self.tag_words = [w for w, k in zip(idf.words, keep, strict=True) if k]
+        self._tag_index = {w: i for i, w in enumerate(self.tag_words)}
+        vectors, _ = dataset.glove.lookup(self.tag_words)
+        # a word's embedding as a one-word text: its unit GloVe vector, through the text map
+        self.tag_vectors = model.embed_text(normalize_rows(vectors))
+
+    # -- results -----------------------------------------------------------------------------
+
+    def _results(self, matches: list[Match]) -> list[SearchResult]:
+        data = self.dataset.data
+        rows = data.image_index(np.array([m.image_id for m in matches], dtype=np.int64))
+        return [
+            SearchResult(m.image_id, m.score, data.urls[r], tuple(data.caption_texts_of_image(r)))
+            for m, r in zip(matches, rows, strict=True)
+        ]
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def text_vector(self, text: str) -> np.ndarray:
+        """The unit (d,) embedding of a query text (errors for empty or unknown text)."""
+        return self.model.embed_text(self.dataset.text.embed_query(text))
+
+    def image_vector(self, image_id: int) -> np.ndarray:
+        """The unit (d,) embedding of a dataset image, whether or not it is in the database."""
+        if image_id in self.database:
+            return self.database.embedding(image_id)
+        return self.model.embed(self.dataset.data.descriptor(image_id)[None])[0]
+
+    def search(self, text: str, k: int = 10) -> list[SearchResult]:
+        """The ``k`` images that best match ``text``."""
+        return self._results(self.database.query(self.text_vector(text), k))
+
+    def rank_of(self, text: str, image_id: int) -> Rank:
+        """Where image ``image_id`` ranks among the database's images for the query ``text``.
+
+        ``rank = 1 + #(database images other than it that score higher)``: an equal score counts
+        in its favour (`capstone.evaluation.metrics` counts ties as half, for unbiased averages).
+        An image
+        outside the database gets the rank it would have if it were added (of ``n_images``
+        = the database's size + 1).
+
+        Examples
+        --------
+        With real data (shown, not run as a test)::
+
+            engine.rank_of("two dogs playing in the snow", 298046)
+            # Rank(image_id=298046, rank=12, score=0.41, n_images=3992, in_database=True)
+        """
+        q = self.text_vector(text)
+        score = float(self.image_vector(image_id) @ q)
+        others = self.database.scores(q)
+        in_database = image_id in self.database
+        if in_database:
+            others = np.delete(others, self.database.row(image_id))
+        return Rank(
+            int(image_id),
+            1 + int(np.count_nonzero(others > score)),
+            score,
+            len(self.database) + (not in_database),
+            in_database,
+        )
+
+    def search_batch(self, texts: Sequence[str], k: int = 10) -> list[list[SearchResult]]:
+        """`search` for many texts at once (one matrix product)."""
+        vectors = self.dataset.text.embed(texts)
+        empty = np.flatnonzero(~vectors.any(axis=1))
+        if len(empty):
+            raise ValueError(f"query {texts[empty[0]]!r} has no word with an embedding")
+        vectors = self.model.embed_text(vectors)
+        return [self._results(m) for m in self.database.query_batch(vectors, k)]
+
+    def similar(self, image_id: int, k: int = 10, *, space: str = "semantic") -> list[SearchResult]:
+        """Images like ``image_id`` (itself left out).
+
+        Parameters
+        ----------
+        space : {"semantic", "descriptor"}
+            Compare embeddings (what captions say), or raw ResNet descriptors (how images
+            look to the network), which ranks every image of the dataset.
+        """
+        if space == "semantic":
+            matches = self.database.query(self.image_vector(image_id), k, exclude=[image_id])
+            return self._results(matches)
+        if space != "descriptor":
+            raise ValueError(f"`space` must be 'semantic' or 'descriptor', got {space!r}")
+        data = self.dataset.data
+        if self._descriptors_unit is None:
+            self._descriptors_unit = ImageDatabase(data.image_ids, data.descriptors)
+        return self._results(
+            self._descriptors_unit.query(data.descriptor(image_id), k, exclude=[image_id])
+        )
+
+    def combined(
+        self,
+        add: Sequence[str] = (),
+        subtract: Sequence[str] = (),
+        *,
+        image_id: int | None = None,
+        k: int = 10,
+    ) -> list[SearchResult]:
+        """Images for a sum of queries, as rclip's ``--add`` and ``--subtract``.
+
+        ``q = normalize(sum(embed(add)) - sum(embed(subtract)) + image embedding)``.
+
+        Examples
+        --------
+        With real data (shown, not run as a test)::
+
+            engine.combined(["a dog on a beach"], ["sand"])
+            engine.combined(["snow"], image_id=57870)
+        """
+        if isinstance(add, str) or isinstance(subtract, str):
+            raise TypeError("`add` and `subtract` must be sequences of texts, not one string")
+        q = sum((self.text_vector(t) for t in add), np.zeros(self.model.d, np.float32))
+        q = q - sum((self.text_vector(t) for t in subtract), np.zeros(self.model.d, np.float32))
+        exclude = []
+        if image_id is not None:
+            q = q + self.image_vector(image_id)
+            exclude = [image_id]
+        if not np.any(q):
+            raise ValueError("the combined query is empty: give at least one text or image")
+        matches = self.database.query(normalize_rows(q), k, exclude=exclude)
+        return self._results(matches)
+
+    def _nearest_words(self, vector: np.ndarray, k: int, exclude=()) -> list[tuple[str, float]]:
+        scores = self.tag_vectors @ normalize_rows(np.asarray(vector, np.float32))
+        for word in exclude:
+            if word in self._tag_index:
+                scores[self._tag_index[word]] = -np.inf
+        best = top_k(scores, count("k", k))
+        return [(self.tag_words[i], float(scores[i])) for i in best if np.isfinite(scores[i])]
+
+    def tags(self, image_id: int, k: int = 5) -> list[tuple[str, float]]:
+        """The ``k`` caption words nearest the image's embedding, with cosine scores."""
+        return self._nearest_words(self.image_vector(image_id), k)
+
+    def similar_words(self, word: str, k: int = 10) -> list[tuple[str, float]]:
+        """Caption words nearest ``word`` in GloVe space (the word may occur in no caption).
+
+        With a learned text map, both sides go through it: nearest in the model's text space.
+        """
+        if not isinstance(word, str) or not word.strip():
+            raise ValueError(f"`word` must be a non-empty string, got {word!r}")
+        word = word.strip().lower()
+        if word not in self.dataset.glove:
+            raise KeyError(f"{word!r} has no GloVe vector in {self.dataset.glove.source}")
+        vector = self.model.embed_text(normalize_rows(self.dataset.glove[word]))
+        return self._nearest_words(vector, k, exclude=[word])

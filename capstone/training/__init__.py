@@ -1,0 +1,1 @@
+"""Stage 4, training: losses, optimizers, recipes and the MyGrad training loop."""

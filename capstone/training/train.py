@@ -1,0 +1,553 @@
+"""Training: the margin ranking loss on (caption, true image, confusor image) triples, in MyGrad.
+
+For a triple (caption c, true image t, confusor f), with unit vectors
+
+    s_t = <g(c), f(x_t)>,   s_f = <g(c), f(x_f)>
+    loss = mean(max(0, margin - (s_t - s_f)))      mygrad.nnet.margin_ranking_loss(s_t, s_f, 1, m)
+
+(f: the image map, g: the text map or the identity; `capstone.image.model`). Recipes differ in where
+the confusors come from (`RECIPES`):
+
+- ``course``: one sampled confusor per caption (random or hard, `capstone.data.triples`),
+  SGD with momentum: the assignment, reproduced bit for bit;
+- ``vse0`` / ``vse++``: every other image of a batch is a confusor; the mean hinge over all,
+  or the hardest per caption (`capstone.training.losses`), with Adam.
+
+MyGrad back-propagates the loss, a MyNN optimizer updates the weights. Every epoch draws its
+order (and confusors) from a generator seeded by (seed, epoch), so a run is reproducible and
+a resumed run continues exactly as the uninterrupted one would have. After each epoch the
+weights, the optimizer state, the best weights so far and the history are saved atomically to
+``<run>/checkpoint.npz``. With a selection slice (training images held out of the triples),
+the epoch whose weights retrieve its images best is kept: the validation images are never
+read to choose.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import mygrad as mg
+import numpy as np
+from mygrad.nnet.losses import margin_ranking_loss
+from threadpoolctl import threadpool_limits
+
+from capstone.common.archive import load_archive, save_archive
+from capstone.common.progress import Progress
+from capstone.data.coco import CocoData
+from capstone.data.triples import make_triples, split_images, validation_triples
+from capstone.evaluation.metrics import retrieval_metrics, triple_accuracy
+from capstone.image.model import ImageEmbedder
+from capstone.runs import MODEL_FILE, Run
+from capstone.training.locks import exclusive
+from capstone.training.losses import in_batch_loss
+from capstone.training.optimizers import load_optimizer_state, make_optimizer, optimizer_state
+from capstone.training.recipes import TrainConfig
+
+__all__ = [
+    "CHECKPOINT_KIND",
+    "Setup",
+    "TrainResult",
+    "TrainingDiverged",
+    "epoch_steps",
+    "hold_out_selection",
+    "in_batch_step",
+    "setup",
+    "train",
+    "train_step",
+]
+
+CHECKPOINT_KIND = "capstone.checkpoint"
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite; the last good checkpoint is left as it was."""
+
+
+@dataclass
+class TrainResult:
+    """What `train` returns.
+
+    Attributes
+    ----------
+    model : ImageEmbedder
+        The best epoch's weights when a selection slice picks it, else the last epoch's.
+    history : list[dict]
+        One record per epoch: epoch, loss, accuracy (training triples), val_accuracy (the
+        validation triples, for the plot only), seconds; with a selection slice also
+        selection_r1/r5/r10 (its caption -> image recall).
+    train_images, val_images : numpy.ndarray
+        The image-level split (indices into the data); ``train_images`` includes the
+        selection slice.
+    selection_images : numpy.ndarray
+        The training images held out to pick the best epoch (empty when none).
+    best_epoch : int
+        The epoch whose weights ``model`` holds.
+    path : Path or None
+        The saved ``model.npz`` (None without ``run_dir``).
+    """
+
+    model: ImageEmbedder
+    history: list[dict]
+    train_images: np.ndarray
+    val_images: np.ndarray
+    selection_images: np.ndarray
+    best_epoch: int
+    path: Path | None = None
+
+    @property
+    def run(self) -> Run:
+        """The trained model as a `capstone.runs.Run`: evaluate and search on its split.
+
+        With real data (shown, not run as a test)::
+
+            engine = result.run.engine(dataset)
+        """
+        return Run(self.path, self.model)
+
+
+def train_step(
+    model: ImageEmbedder,
+    optimizer,
+    captions: np.ndarray,
+    true_descriptors: np.ndarray,
+    confusor_descriptors: np.ndarray,
+    margin: float,
+) -> tuple[float, float]:
+    """One step of the course recipe on B triples; returns (loss, accuracy) of the batch.
+
+    The loss is the mean of `capstone.course_math.margin_ranking_loss` over the triples, the
+    accuracy their `capstone.course_math.triple_accuracy`.
+
+    Parameters
+    ----------
+    captions : numpy.ndarray, shape (B, d)
+        Caption embeddings (constants).
+    true_descriptors, confusor_descriptors : numpy.ndarray, shape (B, 512)
+    """
+    b = len(captions)
+    # MyGrad's memory guard (locking the arrays a graph uses) costs ~10% of a step; nothing
+    # here writes to them while the graph exists (the optimizer updates after backward).
+    with mg.mem_guard_off:
+        # One forward pass for true and confusor images: half the MyGrad operations.
+        images = model(np.concatenate([true_descriptors, confusor_descriptors]))
+        text = model.text(captions)
+        sims = mg.einsum("nd,nd->n", mg.concatenate([text, text]), images)
+        sim_true, sim_confusor = sims[:b], sims[b:]
+        loss = margin_ranking_loss(sim_true, sim_confusor, 1, margin)
+        loss.backward()
+    optimizer.step()
+    return float(loss.item()), float(np.mean(sim_true.data > sim_confusor.data))
+
+
+def in_batch_step(
+    model: ImageEmbedder,
+    optimizer,
+    captions: np.ndarray,
+    descriptors: np.ndarray,
+    image_ids: np.ndarray,
+    margin: float,
+    *,
+    violation: str,
+    both_directions: bool,
+) -> tuple[float, float]:
+    """One step of an in-batch recipe on B captions and their true images (`in_batch_loss`).
+
+    Parameters
+    ----------
+    captions : numpy.ndarray, shape (B, d)
+    descriptors : numpy.ndarray, shape (B, 512)
+        Row i: caption i's image (an image appears once per caption of it in the batch).
+    image_ids : numpy.ndarray, shape (B,)
+    """
+    with mg.mem_guard_off:  # as in `train_step`
+        loss, accuracy = in_batch_loss(
+            model.text(captions),
+            model(descriptors),
+            image_ids,
+            margin,
+            violation=violation,
+            both_directions=both_directions,
+        )
+        loss.backward()
+    optimizer.step()
+    return float(loss.item()), accuracy
+
+
+@dataclass
+class Setup:
+    """What training starts from: the split, fresh weights and their optimizer (`setup`)."""
+
+    model: ImageEmbedder
+    optimizer: object
+    train_images: np.ndarray
+    val_images: np.ndarray
+    fit_images: np.ndarray
+    selection: np.ndarray
+
+
+def setup(data: CocoData, caption_embeddings: np.ndarray, config, info=None) -> Setup:
+    """The split of ``config``'s seed, the seeded initial model and a fresh optimizer.
+
+    `train` starts from it; so can a benchmark that runs the steps itself (`epoch_steps`).
+    The model's info records the settings, the data fingerprint and the validation split as
+    COCO ids: a run is evaluated and searched on exactly these images.
+    """
+    train_images, val_images = split_images(
+        data.n_images, val_fraction=config.val_fraction, seed=config.seed
+    )
+    fit_images, selection = hold_out_selection(train_images, config.select_images, config.seed)
+    model = ImageEmbedder(
+        caption_embeddings.shape[1],
+        d_in=data.descriptors.shape[1],
+        seed=config.seed,
+        info={
+            **(info or {}),
+            "data_fingerprint": data.fingerprint,
+            "train": asdict(config),
+            "val_image_ids": data.image_ids[val_images].tolist(),
+        },
+        text_map=config.text_map,
+    )
+    optimizer = make_optimizer(
+        config.optimizer,
+        model.parameters,
+        learning_rate=config.learning_rate,
+        momentum=config.momentum,
+    )
+    return Setup(model, optimizer, train_images, val_images, fit_images, selection)
+
+
+def hold_out_selection(train_images: np.ndarray, n: int, seed: int):
+    """Split ``n`` images (at most a tenth) off the training images, to pick the best epoch.
+
+    Fewer than 2 (too few training images) hold none out: retrieval needs 2 images to rank.
+
+    Returns
+    -------
+    fit, selection : numpy.ndarray
+        Sorted image indices: trained on, and held out of the triples.
+    """
+    n = min(n, len(train_images) // 10)
+    n = n if n >= 2 else 0
+    order = np.random.default_rng([seed, 2 << 30]).permutation(train_images)
+    return np.sort(order[n:]), np.sort(order[:n])
+
+
+def epoch_steps(model, optimizer, config, epoch, data, caption_embeddings, fit_images):
+    """One epoch's work: (number of triples or captions, ``step(rows)`` for a slice of them).
+
+    `train` calls ``step`` on consecutive slices of ``batch_size``; so can a benchmark that
+    pauses between steps. Every epoch draws its order (and the course's confusors) from a
+    generator seeded by (seed, epoch): a run is reproducible, and a resumed run continues as
+    the uninterrupted one.
+
+    Parameters
+    ----------
+    model : ImageEmbedder
+    optimizer : MyNN optimizer over ``model.parameters``
+    config : TrainConfig
+    epoch : int
+        1-based.
+    data : CocoData
+    caption_embeddings : numpy.ndarray, shape (n_captions, d)
+    fit_images : numpy.ndarray
+        The images trained on (the training images less the selection slice).
+
+    Returns
+    -------
+    n : int
+    step : callable
+        ``step(rows: slice) -> (loss, accuracy)``: one optimizer step on those rows.
+    """
+    rng = np.random.default_rng([config.seed, epoch])
+    if config.recipe == "course":
+        triples = make_triples(
+            data,
+            fit_images,
+            rng,
+            caption_embeddings=caption_embeddings,
+            hard_fraction=config.hard_fraction,
+            n_candidates=config.n_candidates,
+        )
+        triples = triples.take(rng.permutation(len(triples)))
+
+        def course_step(rows: slice) -> tuple[float, float]:
+            batch = triples.take(rows)
+            return train_step(
+                model,
+                optimizer,
+                caption_embeddings[batch.caption],
+                data.descriptors[batch.true_image],
+                data.descriptors[batch.confusor],
+                config.margin,
+            )
+
+        return len(triples), course_step
+
+    # In-batch recipes: every caption of the training images once, in random order.
+    captions = rng.permutation(np.flatnonzero(np.isin(data.caption_image, fit_images)))
+    violation = config.violation(epoch)
+
+    def in_batch(rows: slice) -> tuple[float, float]:
+        images = data.caption_image[captions[rows]]
+        return in_batch_step(
+            model,
+            optimizer,
+            caption_embeddings[captions[rows]],
+            data.descriptors[images],
+            data.image_ids[images],
+            config.margin,
+            violation=violation,
+            both_directions=config.both_directions,
+        )
+
+    return len(captions), in_batch
+
+
+def _selection_score(record: dict) -> float:
+    return record["selection_r1"] + record["selection_r5"] + record["selection_r10"]
+
+
+def _save_checkpoint(path: Path, model, optimizer, config, history, best) -> None:
+    names = list(model.named_parameters)
+    state, optimizer_meta = optimizer_state(optimizer, names)
+    arrays = {name: p.data for name, p in model.named_parameters.items()}
+    arrays.update({f"best.{name}": w for name, w in best.items()})
+    save_archive(
+        path,
+        {**arrays, **state},
+        {"config": asdict(config), "history": history, "info": model.info, **optimizer_meta},
+        kind=CHECKPOINT_KIND,
+        overwrite=True,
+    )
+
+
+def _resume(path: Path, model, optimizer, config) -> tuple[list[dict], dict]:
+    """Load the checkpoint into model and optimizer; returns (history, best weights)."""
+    arrays, meta = load_archive(path, kind=CHECKPOINT_KIND)
+    saved, info = meta.get("config", {}), meta.get("info", {})
+    if "recipe" not in saved:
+        raise ValueError(
+            f"{path}: written by an older capstone (it records no recipe): it cannot be "
+            "resumed; train a new run (its model.npz still works for search)"
+        )
+    trained_on = info.get("data_fingerprint")
+    if trained_on and trained_on != model.info["data_fingerprint"]:
+        raise ValueError(
+            f"{path}: cannot resume on other data: the run trained on data with fingerprint "
+            f"{trained_on}, this data has {model.info['data_fingerprint']}"
+        )
+    glove = model.info.get("glove")
+    if info.get("glove") and glove and info["glove"] != glove:
+        raise ValueError(
+            f"{path}: cannot resume with other word vectors: the run trained with "
+            f"{info['glove']}, these are {glove}"
+        )
+    # epochs (and patience) may grow on resume; everything else must match or the run would
+    # not be the same.
+    differ = [
+        f.name
+        for f in fields(TrainConfig)
+        if f.name not in ("epochs", "patience") and saved.get(f.name) != getattr(config, f.name)
+    ]
+    if differ:
+        raise ValueError(
+            f"{path}: cannot resume with different settings: "
+            + ", ".join(f"{n} was {saved.get(n)!r}, now {getattr(config, n)!r}" for n in differ)
+        )
+    missing = [name for name in model.named_parameters if name not in arrays]
+    if missing:
+        raise ValueError(f"{path}: the checkpoint lacks {', '.join(missing)}")
+    for name, p in model.named_parameters.items():
+        if arrays[name].shape != p.shape:
+            raise ValueError(
+                f"{path}: checkpoint {name} has shape {arrays[name].shape}, "
+                f"the model needs {p.shape}"
+            )
+        p.data[...] = arrays[name]
+    names = list(model.named_parameters)
+    load_optimizer_state(optimizer, names, arrays, meta, path)
+    best = {name: arrays[f"best.{name}"] for name in names if f"best.{name}" in arrays}
+    return list(meta.get("history", [])), best
+
+
+def train(
+    data: CocoData,
+    caption_embeddings: np.ndarray,
+    config: TrainConfig = TrainConfig(),
+    *,
+    run_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    info: dict | None = None,
+    plot: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train an `ImageEmbedder` on triples from the training images.
+
+    Parameters
+    ----------
+    data : CocoData
+    caption_embeddings : numpy.ndarray, shape (n_captions, d)
+        Unit caption embeddings (`capstone.text.embedding.TextEmbedder.fit`).
+    config : TrainConfig
+    run_dir : path-like, optional
+        Folder for ``checkpoint.npz`` (each epoch) and ``model.npz`` (at the end), held
+        for this process while it trains.
+    resume : bool
+        Continue from ``run_dir``'s checkpoint. Without it, an existing checkpoint is an error
+        rather than being overwritten.
+    info : dict, optional
+        Saved with the model (GloVe source, data fingerprint, ...).
+    plot : bool
+        Show a live noggin plot of loss and accuracy (in a notebook).
+    progress : bool
+        Print a progress bar and one line per epoch to stderr.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    capstone.training.locks.FolderLocked
+        If another training holds ``run_dir`` (one writer per run folder).
+    TrainingDiverged
+        If the loss becomes NaN or infinite (the last good checkpoint stays as it was).
+    """
+    kwargs = dict(run_dir=run_dir, resume=resume, info=info, plot=plot, progress=progress)
+    if run_dir is None:
+        return _train(data, caption_embeddings, config, **kwargs)
+    if resume and not (Path(run_dir) / "checkpoint.npz").is_file():  # before making the folder
+        raise FileNotFoundError(f"nothing to resume: {Path(run_dir) / 'checkpoint.npz'} not found")
+    with exclusive(run_dir, "a training"):
+        return _train(data, caption_embeddings, config, **kwargs)
+
+
+def _train(data, caption_embeddings, config, *, run_dir, resume, info, plot, progress):
+    """`train`, its run folder (if any) held."""
+    if caption_embeddings.shape[0] != data.n_captions:
+        raise ValueError(
+            f"`caption_embeddings` has {caption_embeddings.shape[0]} rows for "
+            f"{data.n_captions} captions"
+        )
+    init = setup(data, caption_embeddings, config, info)
+    model, optimizer, val_images = init.model, init.optimizer, init.val_images
+    train_images, fit_images, selection = init.train_images, init.fit_images, init.selection
+    history: list[dict] = []
+    best: dict[str, np.ndarray] = {}
+    checkpoint = Path(run_dir) / "checkpoint.npz" if run_dir is not None else None
+    if checkpoint is not None and checkpoint.exists():
+        if not resume:
+            raise FileExistsError(
+                f"{checkpoint} exists: resume it (--resume) or train into another run folder"
+            )
+        history, best = _resume(checkpoint, model, optimizer, config)
+        if len(history) > config.epochs:
+            raise ValueError(
+                f"{checkpoint}: {len(history)} epochs are done already; epochs={config.epochs} "
+                f"would train none (and keep epoch {len(history)}): ask for more than "
+                f"{len(history)}"
+            )
+    elif resume:
+        raise FileNotFoundError(f"nothing to resume: {checkpoint or 'no run folder'} not found")
+
+    val_triples = validation_triples(data, val_images, config.seed)
+    plotter = _noggin_plot() if plot else None
+    bar = Progress(enabled=progress)
+
+    def best_epoch() -> int:
+        if not len(selection) or not history:
+            return len(history)
+        return max(history, key=_selection_score)["epoch"]  # the first of equals
+
+    # Each step's products are tiny (2B x 512 x d): a second BLAS thread costs more in hand-offs
+    # than it saves, and ten times more when another process holds the other core.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for epoch in range(len(history) + 1, config.epochs + 1):
+            if config.patience is not None and len(history) - best_epoch() >= config.patience:
+                break
+            start = time.perf_counter()
+            n, step = epoch_steps(
+                model, optimizer, config, epoch, data, caption_embeddings, fit_images
+            )
+            n_batches = -(-n // config.batch_size)
+            losses, accuracies = np.empty(n_batches), np.empty(n_batches)
+            bar.start(f"epoch {epoch}/{config.epochs}", n_batches)
+            for i in range(n_batches):
+                rows = slice(i * config.batch_size, (i + 1) * config.batch_size)
+                losses[i], accuracies[i] = step(rows)
+                if not np.isfinite(losses[i]):
+                    raise TrainingDiverged(
+                        f"epoch {epoch}, step {i + 1}: the loss is {losses[i]}: training stopped"
+                        + (
+                            f"; {checkpoint} keeps epoch {len(history)}, the last good one"
+                            if checkpoint is not None and history
+                            else "; nothing was saved"
+                        )
+                        + " (non-finite descriptors, or a learning rate too large?)"
+                    )
+                if plotter is not None:
+                    plotter.set_train_batch(
+                        {"loss": losses[i], "accuracy": accuracies[i]},
+                        batch_size=len(range(n)[rows]),
+                    )
+                bar.update(i + 1)
+            val_accuracy = triple_accuracy(model, data, caption_embeddings, val_triples)
+            record = {
+                "epoch": epoch,
+                "loss": float(losses.mean()),
+                "accuracy": float(np.nanmean(accuracies)),
+                "val_accuracy": val_accuracy,
+            }
+            summary = ""
+            if config.violation(epoch) == "sum" and config.recipe == "vse++":
+                summary = "  (warm-up: vse0 loss)"
+            if len(selection):
+                metrics = retrieval_metrics(
+                    model, data, caption_embeddings, selection, seed=config.seed
+                )
+                record.update(
+                    selection_r1=metrics.recall_at_1,
+                    selection_r5=metrics.recall_at_5,
+                    selection_r10=metrics.recall_at_10,
+                )
+                summary += f"  selection R@1 {metrics.recall_at_1:.3f}"
+            record["seconds"] = round(time.perf_counter() - start, 3)
+            history.append(record)
+            if best_epoch() == epoch:
+                best = {name: p.data.copy() for name, p in model.named_parameters.items()}
+                summary += " (best)" if summary else ""
+            bar.finish(
+                f"epoch {epoch}/{config.epochs}  loss {record['loss']:.4f}  "
+                f"accuracy {record['accuracy']:.3f}  val accuracy {val_accuracy:.3f}"
+                f"{summary}  ({record['seconds']:.1f} s)"
+            )
+            if plotter is not None:
+                plotter.set_train_epoch()
+                plotter.set_test_batch({"accuracy": val_accuracy}, batch_size=len(val_triples))
+                plotter.set_test_epoch()
+            if checkpoint is not None:
+                _save_checkpoint(checkpoint, model, optimizer, config, history, best)
+
+    if plotter is not None:
+        plotter.plot()
+    chosen = best_epoch()
+    if len(selection) and best:
+        for name, p in model.named_parameters.items():
+            p.data[...] = best[name]
+    model.info["history"] = history
+    model.info["best_epoch"] = chosen
+    path = None
+    if run_dir is not None:
+        path = model.save(Path(run_dir) / MODEL_FILE, overwrite=True)
+    return TrainResult(model, history, train_images, val_images, selection, chosen, path)
+
+
+def _noggin_plot():
+    from noggin import create_plot  # imports matplotlib: only when a plot is wanted
+
+    plotter, _, _ = create_plot(metrics=["loss", "accuracy"], max_fraction_spent_plotting=0.1)
+    return plotter

@@ -1,0 +1,56 @@
+"""Tests of `capstone.common.checks`: the one wording of every argument check."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+
+from capstone.common.checks import count, in_range
+
+
+@pytest.mark.parametrize("value", [1, 7, np.int64(3), np.int32(1)])
+def test_count_accepts_integers(value):
+    assert count("k", value) == int(value) and type(count("k", value)) is int
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.0, 2.5, True, "3", None, math.nan])
+def test_count_refuses_everything_else(value):
+    with pytest.raises(ValueError, match=r"^`k` must be a positive integer, got ") as info:
+        count("k", value)
+    assert repr(value) in str(info.value)
+
+
+def test_count_with_other_least():
+    assert count("seed", 0, least=0) == 0
+    with pytest.raises(ValueError, match=r"`seed` must be a non-negative integer, got -1"):
+        count("seed", -1, least=0)
+    with pytest.raises(ValueError, match=r"`n` must be an integer of at least 2, got 1"):
+        count("n", 1, least=2)
+
+
+@pytest.mark.parametrize(
+    ("value", "low_open", "high_open", "ok"),
+    [
+        (0.0, True, True, False),
+        (0.0, False, True, True),
+        (1.0, True, True, False),
+        (1.0, True, False, True),
+        (0.5, True, True, True),
+        (math.nan, False, False, False),
+        (math.inf, False, False, False),
+        (True, False, False, False),
+        ("0.5", True, True, True),
+        ("x", True, True, False),
+        (None, True, True, False),
+    ],
+)
+def test_in_range(value, low_open, high_open, ok):
+    if ok:
+        assert in_range("p", value, 0, 1, low_open=low_open, high_open=high_open) == float(value)
+    else:
+        interval = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
+        with pytest.raises(ValueError, match=rf"^`p` must lie in {re.escape(interval)}, got "):
+            in_range("p", value, 0, 1, low_open=low_open, high_open=high_open)

@@ -1,0 +1,188 @@
+"""Tests for `capstone.search.engine`: every query against a brute-force NumPy reference."""
+
+import hypothesis.strategies as st
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from capstone.data import minicoco
+from capstone.dataset import load_dataset
+from capstone.image.model import ImageEmbedder
+from capstone.search.database import ImageDatabase
+from capstone.search.engine import STOP_WORDS, SearchEngine
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CAPSTONE_HOME", str(tmp_path_factory.mktemp("home")))
+        folder = tmp_path_factory.mktemp("minicoco")
+        minicoco.generate(folder, 300, seed=1)
+        ds = load_dataset(folder)
+    model = ImageEmbedder(ds.glove.dim, seed=0)
+    data = ds.data
+    half = np.arange(0, data.n_images, 2)  # a database of every other image, as a val split
+    db = ImageDatabase.build(model, data.image_ids[half], data.descriptors[half])
+    return SearchEngine(ds, model, db)
+
+
+def unit(x):
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def brute_force(vectors, ids, query, k, exclude=()):
+    """(ids, scores) of the k rows of ``vectors`` nearest ``query`` by cosine, by a full sort."""
+    scores = unit(vectors) @ unit(query)
+    keep = ~np.isin(ids, list(exclude))
+    ids, scores = np.asarray(ids)[keep], scores[keep]
+    order = np.argsort(-scores, kind="stable")[:k]
+    return ids[order].tolist(), scores[order]
+
+
+def check(results, expected):
+    ids, scores = expected
+    assert [r.image_id for r in results] == ids
+    np.testing.assert_allclose([r.score for r in results], scores, atol=1e-5)
+
+
+def db_embeddings(engine):
+    model, data, db = engine.model, engine.dataset.data, engine.database
+    return model.embed(data.descriptors[data.image_index(db.image_ids)])
+
+
+@settings(
+    deadline=None, max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data(), k=st.integers(1, 200))
+def test_text_search_matches_brute_force(engine, data, k):
+    captions = engine.dataset.data.captions
+    text = captions[data.draw(st.integers(0, len(captions) - 1), label="caption")]
+    results = engine.search(text, k=k)
+    q = engine.dataset.text.embed([text])[0]
+    check(results, brute_force(db_embeddings(engine), engine.database.image_ids, q, k))
+    scores = [r.score for r in results]
+    assert scores == sorted(scores, reverse=True)
+    assert len(results) == min(k, len(engine.database))
+
+
+def test_results_carry_url_and_captions(engine):
+    data = engine.dataset.data
+    for r in engine.search("a dog on a beach", k=5):
+        row = data.image_index(np.array([r.image_id]))[0]
+        assert r.url == data.urls[row] and r.url.startswith("http")
+        assert list(r.captions) == list(data.caption_texts_of_image(row))
+        assert len(r.captions) >= 5
+
+
+def test_k_larger_than_the_database_returns_every_image(engine):
+    results = engine.search("a cat", k=10_000)
+    assert sorted(r.image_id for r in results) == sorted(engine.database.image_ids.tolist())
+
+
+@pytest.mark.parametrize("k", [0, -1, 2.5, True, "3"])
+def test_bad_k(engine, k):
+    with pytest.raises(ValueError, match="`k`"):
+        engine.search("a cat", k=k)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "!!!", "qwzxv blorptang", 42, None])
+def test_bad_queries_are_clear_errors(engine, text):
+    with pytest.raises((ValueError, TypeError), match=r"query|text|string"):
+        engine.search(text)
+
+
+def test_search_batch_equals_single_searches(engine):
+    texts = ["a dog on a beach", "a pizza on a table", "two giraffes"]
+    for batch, text in zip(engine.search_batch(texts, k=7), texts, strict=True):
+        single = engine.search(text, k=7)
+        # Matrix products may round differently from matrix-vector ones: compare to 1e-6.
+        assert [r.image_id for r in batch] == [r.image_id for r in single]
+        np.testing.assert_allclose([r.score for r in batch], [r.score for r in single], atol=1e-6)
+    with pytest.raises(ValueError, match="qwzxv"):
+        engine.search_batch(["a dog", "qwzxv"], k=3)
+
+
+def test_similar_in_semantic_space(engine):
+    db = engine.database
+    image_id = int(db.image_ids[3])
+    results = engine.similar(image_id, k=8)
+    E = db_embeddings(engine)
+    check(results, brute_force(E, db.image_ids, E[3], 8, exclude=[image_id]))
+    assert image_id not in [r.image_id for r in results]
+
+
+def test_similar_for_an_image_outside_the_database(engine):
+    data, db = engine.dataset.data, engine.database
+    outside = int(data.image_ids[1])  # odd rows are not in the database
+    assert outside not in db
+    q = engine.model.embed(data.descriptors[1:2])[0]
+    check(engine.similar(outside, k=5), brute_force(db_embeddings(engine), db.image_ids, q, 5))
+
+
+def test_similar_in_descriptor_space_ranks_every_image(engine):
+    data = engine.dataset.data
+    image_id = int(data.image_ids[5])
+    expected = brute_force(data.descriptors, data.image_ids, data.descriptors[5], 6, [image_id])
+    check(engine.similar(image_id, k=6, space="descriptor"), expected)
+
+
+def test_similar_bad_space_and_unknown_image(engine):
+    with pytest.raises(ValueError, match="space"):
+        engine.similar(int(engine.database.image_ids[0]), space="pixels")
+    with pytest.raises(KeyError, match="123456789"):
+        engine.similar(123456789)
+
+
+def test_combined_queries(engine):
+    text = engine.dataset.text
+    E, ids = db_embeddings(engine), engine.database.image_ids
+    q = text.embed(["a dog"])[0] + text.embed(["a beach"])[0] - text.embed(["sand"])[0]
+    check(engine.combined(["a dog", "a beach"], ["sand"], k=9), brute_force(E, ids, q, 9))
+    image_id = int(ids[2])
+    q = E[2] / np.linalg.norm(E[2]) + text.embed(["snow"])[0]
+    check(engine.combined(["snow"], image_id=image_id, k=4), brute_force(E, ids, q, 4, [image_id]))
+
+
+def test_combined_bad_inputs(engine):
+    with pytest.raises(TypeError, match="sequences"):
+        engine.combined("a dog")
+    with pytest.raises(ValueError, match="empty"):
+        engine.combined()
+
+
+def test_tags_are_nearest_caption_words(engine):
+    ds, db = engine.dataset, engine.database
+    image_id = int(db.image_ids[0])
+    tags = engine.tags(image_id, k=6)
+    vocabulary = set(ds.text.idf.words)
+    words = engine.tag_words
+    assert set(words) <= vocabulary and not set(words) & STOP_WORDS
+    assert all(w.isalpha() and w in ds.glove for w in words)
+    vectors, _ = ds.glove.lookup(words)
+    expected_words, expected_scores = brute_force(
+        vectors, np.array(words), db.embedding(image_id), 6
+    )
+    assert [w for w, _ in tags] == expected_words
+    np.testing.assert_allclose([s for _, s in tags], expected_scores, atol=1e-5)
+
+
+def test_similar_words(engine):
+    ds = engine.dataset
+    words = engine.tag_words
+    vectors, _ = ds.glove.lookup(words)
+    got = engine.similar_words("Puppy ", k=5)
+    expected_words, expected_scores = brute_force(
+        vectors, np.array(words), ds.glove["puppy"], 5, exclude=["puppy"]
+    )
+    assert [w for w, _ in got] == expected_words
+    np.testing.assert_allclose([s for _, s in got], expected_scores, atol=1e-5)
+    with pytest.raises(KeyError, match="qwzxvblorp"):
+        engine.similar_words("qwzxvblorp")
+    with pytest.raises(ValueError, match="word"):
+        engine.similar_words("  ")
+
+
+def test_model_dimension_must_match_the_word_vectors(engine):
+    with pytest.raises(ValueError, match="dimensions"):
+        SearchEngine(engine.dataset, ImageEmbedder(engine.dataset.glove.dim + 1, seed=0))
