@@ -4,10 +4,10 @@ Run ``python benchmarks/recipes.py`` (the embedded demo, 20,000 images) or
 ``python benchmarks/recipes.py --images 82783`` (a generated dataset of COCO's size, real
 GloVe 6B 50-d vectors). Three parts, all on the same data, split and seed:
 
-1. **Recipes.** Each recipe trains for ``--epochs`` epochs with `capstone.train.train`, as a
-   user runs it; the table gives caption -> image and image -> caption retrieval on 1,000-image
-   pools of the validation images (`capstone.evaluation.metrics.retrieval_metrics`) and the training
-   seconds.
+1. **Recipes.** Each recipe trains for ``--epochs`` epochs with
+   `capstone.training.train.train`, as a user runs it; the table gives caption -> image and
+   image -> caption retrieval on 1,000-image pools of the validation images
+   (`capstone.evaluation.metrics.retrieval_metrics`) and the training seconds.
 2. **Time to quality.** The course recipe's validation R@1 after ``--epochs`` epochs is the
    target; the default recipe trains step by step (`capstone.training.train.epoch_steps`, as `train`
    runs it) and its validation R@1 is measured every ``--check-every`` steps, outside the

@@ -80,7 +80,7 @@ def stage_memory(files: dict, rows: list[Row], notes: list[str], n_queries: int 
     )
     notes.append(
         "stage 5: one process loads the data and the cached GloVe, embeds every caption, "
-        f"trains 1 epoch (`capstone.train.train`), builds the database and answers "
+        f"trains 1 epoch (`capstone.training.train.train`), builds the database and answers "
         f"{n_queries:,} queries (`SearchEngine.search`) in {fmt_seconds(seconds['search'])}; "
         "its peak RSS is `getrusage(RUSAGE_CHILDREN).ru_maxrss` of a small launcher whose "
         "only child it is (a child of the large benchmark process would inherit that "

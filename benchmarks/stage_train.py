@@ -21,11 +21,11 @@ def stage_train(
 ) -> None:
     """Stage 3: one epoch of capstone's MyGrad training step vs NumPy (and PyTorch) steps.
 
-    All step functions see the same triples (those `capstone.train.train` draws for epoch 1)
-    in the same order, gathered the same way, taking turns every ``chunk`` steps. capstone's
-    step runs with one BLAS thread, as `capstone.train.train` runs it; the NumPy floor is the
-    faster of one BLAS thread and the default, chunk by chunk. Adds ``model`` (trained by
-    capstone) to ``ctx``.
+    All step functions see the same triples (those `capstone.training.train.train` draws for
+    epoch 1) in the same order, gathered the same way, taking turns every ``chunk`` steps.
+    capstone's step runs with one BLAS thread, as `capstone.training.train.train` runs it; the
+    NumPy floor is the faster of one BLAS thread and the default, chunk by chunk. Adds
+    ``model`` (trained by capstone) to ``ctx``.
     """
     from mynn.optimizers.sgd import SGD
 
