@@ -20,6 +20,7 @@ With real data (shown, not run as a test)::
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -36,9 +37,10 @@ from capstone.image.model import ImageEmbedder
 from capstone.search.database import ImageDatabase
 from capstone.search.engine import SearchEngine
 
-__all__ = ["IMAGE_SETS", "MODEL_FILE", "Run", "RunMismatch", "list_runs"]
+__all__ = ["IMAGE_SETS", "METRICS_FILE", "MODEL_FILE", "Run", "RunMismatch", "list_runs"]
 
 MODEL_FILE = "model.npz"
+METRICS_FILE = "metrics.json"
 IMAGE_SETS = ("validation", "all")
 
 
@@ -147,6 +149,21 @@ class Run:
     def in_runs_dir(self) -> bool:
         return self.path is not None and self.path.resolve().parent.parent == runs_dir().resolve()
 
+    def saved_report(self) -> dict | None:
+        """The run's ``metrics.json`` (from ``evaluate`` or ``demo``), if it scored these weights.
+
+        None when there is none, it cannot be read, or it belongs to an older model of the run.
+        """
+        if self.path is None:
+            return None
+        try:
+            saved = json.loads((self.path.parent / METRICS_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        if isinstance(saved, dict) and saved.get("model_sha256") == self.weights_sha256:
+            return saved
+        return None
+
     def check(self, dataset: Dataset, *, other_data: bool = False) -> list[str]:
         """What differs between the run's training data and ``dataset``.
 
@@ -253,7 +270,9 @@ class Run:
             except (ArchiveError, OSError) as e:
                 warnings.warn(f"rebuilding the database cache {cache}: {e}", stacklevel=2)
         data = dataset.data
-        db = ImageDatabase.build(self.model, data.image_ids[rows], data.descriptors[rows])
+        every = len(rows) == data.n_images  # rows are sorted: all of them, in order
+        descriptors = data.descriptors if every else data.descriptors[rows]  # no N x 512 copy
+        db = ImageDatabase.build(self.model, data.image_ids[rows], descriptors)
         db.info.update(key)
         if cache is not None:
             try:
@@ -268,6 +287,9 @@ class Run:
 
     def evaluate(self, dataset: Dataset) -> dict:
         """`capstone.evaluation.metrics.evaluation_report` on the run's validation images."""
+        if dataset.caption_embeddings is None:
+            raise ValueError("evaluating needs the caption embeddings: load the dataset with "
+                             "embed_captions=True")  # fmt: skip
         rows = self.images(dataset.data, "validation")
         report = evaluation_report(
             self.model,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from capstone.common.checks import count
-from capstone.common.vectors import normalize_rows, top_k
+from capstone.common.vectors import normalize_rows, row_norms, top_k
 from capstone.dataset import Dataset
 from capstone.image.model import ImageEmbedder
 from capstone.search.database import ImageDatabase, Match
@@ -101,7 +101,7 @@ class SearchEngine:
         if database is None:  # (an empty database is falsy: never test its truth)
             database = ImageDatabase.build(model, data.image_ids, data.descriptors)
         self.database = database
-        self._descriptors_unit = None  # computed on the first descriptor-space query
+        self._descriptor_norms = None  # computed on the first descriptor-space query
         idf = dataset.text.idf
         n_t = idf.n_documents / np.power(10.0, idf.idf)  # invert IDF = log10(N / n_t)
         keep = (
@@ -139,16 +139,29 @@ class SearchEngine:
 
     def search(self, text: str, k: int = 10) -> list[SearchResult]:
         """The ``k`` images that best match ``text``."""
-        return self._results(self.database.query(self.text_vector(text), k))
+        return self.search_vector(self.text_vector(text), k)
+
+    def search_vector(self, q: np.ndarray, k: int = 10, *, exclude=()) -> list[SearchResult]:
+        """The ``k`` images whose embeddings have the highest cosine with the (d,) vector ``q``."""
+        return self._results(self.database.query(q, k, exclude=exclude))
+
+    def terms_vector(self, terms: Sequence[tuple[float, str]]) -> np.ndarray:
+        """``sum_i w_i * text_vector(text_i)`` for (w_i, text_i) terms, shape (d,), not unit.
+
+        The terms of `capstone.search.terms.parse_terms` (``"2:dog + beach - sand"``).
+        """
+        q = np.zeros(self.model.d, np.float32)
+        for weight, text in terms:
+            q += np.float32(weight) * self.text_vector(text)
+        return q
 
     def rank_of(self, text: str, image_id: int) -> Rank:
         """Where image ``image_id`` ranks among the database's images for the query ``text``.
 
         ``rank = 1 + #(database images other than it that score higher)``: an equal score counts
         in its favour (`capstone.evaluation.metrics` counts ties as half, for unbiased averages).
-        An image
-        outside the database gets the rank it would have if it were added (of ``n_images``
-        = the database's size + 1).
+        An image outside the database gets the rank it would have if it were added (of
+        ``n_images`` = the database's size + 1).
 
         Examples
         --------
@@ -157,7 +170,11 @@ class SearchEngine:
             engine.rank_of("two dogs playing in the snow", 298046)
             # Rank(image_id=298046, rank=12, score=0.41, n_images=3992, in_database=True)
         """
-        q = self.text_vector(text)
+        return self.rank_of_vector(self.text_vector(text), image_id)
+
+    def rank_of_vector(self, q: np.ndarray, image_id: int) -> Rank:
+        """`rank_of` for a query vector (any length: scores are cosines)."""
+        q = normalize_rows(np.asarray(q, dtype=np.float32))
         score = float(self.image_vector(image_id) @ q)
         others = self.database.scores(q)
         in_database = image_id in self.database
@@ -192,14 +209,36 @@ class SearchEngine:
         if space == "semantic":
             matches = self.database.query(self.image_vector(image_id), k, exclude=[image_id])
             return self._results(matches)
+        data = self.dataset.data
+        descriptor = data.descriptors[int(data.image_index(image_id))]
+        return self.similar_to_descriptor(descriptor, k, space=space, exclude=[image_id])
+
+    def similar_to_descriptor(
+        self, descriptor: np.ndarray, k: int = 10, *, space: str = "semantic", exclude=()
+    ) -> list[SearchResult]:
+        """Images like a (512,) or (1, 512) ResNet descriptor (of a photo, say).
+
+        ``space="semantic"`` embeds it with the model and searches the database;
+        ``"descriptor"`` ranks every image of the dataset by the cosine of raw descriptors.
+        """
+        descriptor = np.asarray(descriptor, dtype=np.float32).reshape(-1)
+        if space == "semantic":
+            q = self.model.embed(descriptor[None])[0]
+            return self._results(self.database.query(q, k, exclude=exclude))
         if space != "descriptor":
             raise ValueError(f"`space` must be 'semantic' or 'descriptor', got {space!r}")
         data = self.dataset.data
-        if self._descriptors_unit is None:
-            self._descriptors_unit = ImageDatabase(data.image_ids, data.descriptors)
-        return self._results(
-            self._descriptors_unit.query(data.descriptor(image_id), k, exclude=[image_id])
-        )
+        if self._descriptor_norms is None:
+            self._descriptor_norms = row_norms(data.descriptors)[:, 0]
+        # cosine = (D x) / (||D_j|| ||x||), without a unit copy of D (N x 512 floats)
+        norms = self._descriptor_norms
+        scores = data.descriptors @ normalize_rows(descriptor)
+        scores = np.divide(scores, norms, out=np.zeros_like(norms), where=norms > 0)
+        rows = data.image_index(np.asarray(list(exclude), dtype=np.int64)) if exclude else []
+        scores[rows] = -np.inf
+        n_best = min(count("k", k), len(scores) - len(rows))
+        best = top_k(scores, n_best) if n_best > 0 else []
+        return self._results([Match(int(data.image_ids[i]), float(scores[i])) for i in best])
 
     def combined(
         self,
@@ -222,16 +261,14 @@ class SearchEngine:
         """
         if isinstance(add, str) or isinstance(subtract, str):
             raise TypeError("`add` and `subtract` must be sequences of texts, not one string")
-        q = sum((self.text_vector(t) for t in add), np.zeros(self.model.d, np.float32))
-        q = q - sum((self.text_vector(t) for t in subtract), np.zeros(self.model.d, np.float32))
+        q = self.terms_vector([(1.0, t) for t in add] + [(-1.0, t) for t in subtract])
         exclude = []
         if image_id is not None:
             q = q + self.image_vector(image_id)
             exclude = [image_id]
         if not np.any(q):
             raise ValueError("the combined query is empty: give at least one text or image")
-        matches = self.database.query(normalize_rows(q), k, exclude=exclude)
-        return self._results(matches)
+        return self.search_vector(q, k, exclude=exclude)
 
     def _nearest_words(self, vector: np.ndarray, k: int, exclude=()) -> list[tuple[str, float]]:
         scores = self.tag_vectors @ normalize_rows(np.asarray(vector, np.float32))
@@ -244,6 +281,11 @@ class SearchEngine:
     def tags(self, image_id: int, k: int = 5) -> list[tuple[str, float]]:
         """The ``k`` caption words nearest the image's embedding, with cosine scores."""
         return self._nearest_words(self.image_vector(image_id), k)
+
+    def tags_of_descriptor(self, descriptor: np.ndarray, k: int = 5) -> list[tuple[str, float]]:
+        """`tags` for a (512,) or (1, 512) ResNet descriptor (of a photo, say)."""
+        descriptor = np.asarray(descriptor, dtype=np.float32).reshape(1, -1)
+        return self._nearest_words(self.model.embed(descriptor)[0], k)
 
     def similar_words(self, word: str, k: int = 10) -> list[tuple[str, float]]:
         """Caption words nearest ``word`` in GloVe space (the word may occur in no caption).

@@ -134,6 +134,22 @@ def test_similar_bad_space_and_unknown_image(engine):
         engine.similar(123456789)
 
 
+@pytest.mark.parametrize("space", ["semantic", "descriptor"])
+def test_a_photo_descriptor_is_searched_like_a_dataset_image(engine, space):
+    data = engine.dataset.data
+    image_id = int(engine.database.image_ids[5])
+    descriptor = data.descriptor(image_id)
+    by_id = engine.similar(image_id, k=6, space=space)
+    by_descriptor = engine.similar_to_descriptor(descriptor[None], 6, space=space,
+                                                 exclude=[image_id])  # fmt: skip
+    assert [r.image_id for r in by_descriptor] == [r.image_id for r in by_id]
+    # without excluding it, the image itself comes first with cosine 1
+    first = engine.similar_to_descriptor(descriptor, 1, space=space)[0]
+    assert first.image_id == image_id and first.score == pytest.approx(1.0, abs=1e-5)
+    tags = engine.tags_of_descriptor(descriptor, 4)
+    assert [w for w, _ in tags] == [w for w, _ in engine.tags(image_id, 4)]
+
+
 def test_combined_queries(engine):
     text = engine.dataset.text
     E, ids = db_embeddings(engine), engine.database.image_ids
@@ -142,6 +158,31 @@ def test_combined_queries(engine):
     image_id = int(ids[2])
     q = E[2] / np.linalg.norm(E[2]) + text.embed(["snow"])[0]
     check(engine.combined(["snow"], image_id=image_id, k=4), brute_force(E, ids, q, 4, [image_id]))
+
+
+def test_weighted_terms_are_the_weighted_sum(engine):
+    text = engine.dataset.text
+    E, ids = db_embeddings(engine), engine.database.image_ids
+    terms = [(2.0, "a dog"), (1.0, "a beach"), (-0.5, "sand")]
+    q = engine.terms_vector(terms)
+    expected = sum(w * text.embed([t])[0] for w, t in terms)
+    np.testing.assert_allclose(q, expected, atol=1e-6)
+    check(engine.search_vector(q, 7), brute_force(E, ids, expected, 7))
+    assert not engine.terms_vector([]).any()
+
+
+def test_rank_of_a_vector_is_the_rank_of_its_text(engine):
+    image_id = int(engine.database.image_ids[3])
+    q = engine.text_vector("a dog on a beach")
+    scaled, of_text = (
+        engine.rank_of_vector(5 * q, image_id),
+        engine.rank_of("a dog on a beach", image_id),
+    )
+    assert (scaled.rank, scaled.n_images) == (of_text.rank, of_text.n_images)
+    assert scaled.score == pytest.approx(of_text.score, abs=1e-6)
+    scores = engine.database.scores(q)
+    own = scores[engine.database.row(image_id)]
+    assert engine.rank_of_vector(q, image_id).rank == 1 + np.count_nonzero(scores > own)
 
 
 def test_combined_bad_inputs(engine):

@@ -1,0 +1,30 @@
+"""Give freed heap memory back to the operating system, where the C library can."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+__all__ = ["release_freed_memory"]
+
+
+def release_freed_memory() -> bool:
+    """Return the heap's free pages to the OS (glibc's ``malloc_trim(0)``); True if it ran.
+
+    Loading COCO frees much of what it allocated (the parsed JSON, the pickle's 82,783 small
+    arrays once stacked into one), but glibc keeps those pages: a long-running server would
+    hold ~170 MB it does not use. Elsewhere (macOS, Windows, musl) this does nothing.
+
+    >>> isinstance(release_freed_memory(), bool)
+    True
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return False
+    trim(0)
+    return True
