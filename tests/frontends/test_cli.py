@@ -45,6 +45,7 @@ COMMANDS = {
     "rank": ["text", "IMAGE_ID", "--json", "--all-images", "--other-data", "--run"],
     "runs": ["--json"],
     "info": ["--data", "--glove", "--json"],
+    "serve": ["--data", "--glove", "--run", "--model", "--other-data", "--host", "--port"],
 }
 
 
