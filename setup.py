@@ -34,6 +34,8 @@ setup(
         "pyarrow>=14",
         # the web app (`python -m capstone serve`), the course's suggested framework
         "flask>=3",
+        # decoding photos for the NumPy ResNet-18 (already installed: matplotlib depends on it)
+        "pillow>=9",
     ],
     extras_require={
         "test": [

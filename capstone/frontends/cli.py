@@ -1,5 +1,5 @@
 """Command line: ``python -m capstone COMMAND`` (demo, train, evaluate, search, similar, tags,
-words, rank, runs, info, serve).
+words, rank, runs, info, describe, index, serve).
 
 A thin shell: it parses arguments (bad ones are refused before any data loads, naming the
 flag), calls the library (`capstone.runs.Run` for everything a trained run does) and prints.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import socket
 import sys
 import time
@@ -30,6 +31,7 @@ from capstone.data.paths import cache_dir, demo_files, runs_dir
 from capstone.dataset import DEMO_IMAGES, Dataset, load_dataset
 from capstone.evaluation.metrics import format_report
 from capstone.image.model import ImageEmbedder
+from capstone.image.weights import WeightsUnavailable
 from capstone.runs import METRICS_FILE, MODEL_FILE, Run, list_runs
 from capstone.search.engine import SearchEngine
 from capstone.text.embedding import TextEmbedder
@@ -88,16 +90,25 @@ def _run_name(text: str) -> str:
     return text
 
 
-def _png(text: str) -> Path:
-    """An argparse type: where to save a PNG (a new or existing file in an existing folder)."""
-    path = Path(text).expanduser()
-    if path.suffix.lower() != ".png":
-        raise argparse.ArgumentTypeError(f"{text}: give a file name ending in .png")
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is a folder: give a file name ending in .png")
-    if not path.parent.is_dir():
-        raise argparse.ArgumentTypeError(f"{text}: the folder {path.parent} does not exist")
-    return path
+def _output_file(suffix: str, *, replace: bool):
+    """An argparse type: where to write a ``suffix`` file, in a folder that exists; a file that
+    exists is refused unless ``replace`` (a grid may be redrawn, saved data is never lost)."""
+
+    def parse(text: str) -> Path:
+        path = Path(text).expanduser()
+        if path.suffix.lower() != suffix:
+            raise argparse.ArgumentTypeError(f"{text}: give a file name ending in {suffix}")
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(
+                f"{text} is a folder: give a file name ending in {suffix}"
+            )
+        if not replace and path.exists():
+            raise argparse.ArgumentTypeError(f"{text} exists: choose a new file (nothing replaced)")
+        if not path.parent.is_dir():
+            raise argparse.ArgumentTypeError(f"{text}: the folder {path.parent} does not exist")
+        return path
+
+    return parse
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -466,23 +477,85 @@ def _say_ignored(ignored: list[str], indent: str = "") -> None:
 
 
 def cmd_search(args) -> int:
+    if (args.text is None) == (args.image is None):
+        raise ValueError("give a query TEXT or --image PHOTO (one of them)")
+    if args.image is not None and (args.add or args.subtract or args.collection):
+        raise ValueError("--image searches the run's images by one photo: no --add, --subtract "
+                         "or --collection with it")  # fmt: skip
+    if args.paths and not args.collection:
+        raise ValueError("--paths prints the photos of a --collection")
+    if args.collection:
+        return _search_collection(args)
+    descriptor = _describe_one(args, args.image) if args.image is not None else None
     engine = _engine(args)
-    if args.add or args.subtract:
+    if descriptor is not None:
+        results = engine.similar_to_descriptor(descriptor, args.k)
+    elif args.add or args.subtract:
         results = engine.combined([args.text, *args.add], args.subtract, k=args.k)
     else:
         results = engine.search(args.text, k=args.k)
-    _print_results(
-        results, args, _ignored(engine.dataset.text, [args.text, *args.add, *args.subtract])
-    )
+    texts = [] if args.text is None else [args.text, *args.add, *args.subtract]
+    _print_results(results, args, _ignored(engine.dataset.text, texts))
+    return 0
+
+
+def _describer(args):
+    """The ResNet-18 of ``--weights`` (else the cached or downloaded weights)."""
+    from capstone.image.photos import PhotoDescriber  # the network loads only when asked
+    from capstone.image.weights import locate_weights
+
+    return PhotoDescriber(locate_weights(args.weights, progress=not getattr(args, "json", False)))
+
+
+def _describe_one(args, photo: Path) -> np.ndarray:
+    """The (1, 512) descriptor of one photo (described before any data loads)."""
+    return _describer(args).describe(photo)
+
+
+def _search_collection(args) -> int:
+    from capstone.search.collection import Collection, collection_file
+
+    archive = collection_file(args.collection)
+    if not archive.is_file():
+        raise FileNotFoundError(
+            f"no collection {args.collection!r} ({archive}): index a folder first, "
+            f"python -m capstone index DIR --name {args.collection}"
+        )
+    collection = Collection.load(archive)
+    run, ds = _run(args, embed_captions=False)
+    if collection.info.get("model_sha256") != run.weights_sha256:
+        collection.embeddings = run.model.embed(collection.descriptors)  # this run's model
+    terms = [(1.0, args.text)] + [(1.0, t) for t in args.add] + [(-1.0, t) for t in args.subtract]
+    q = sum(w * run.model.embed_text(ds.text.embed_query(t)) for w, t in terms)
+    if not np.any(q):
+        raise ValueError("the combined query is empty: the texts cancel out")
+    found = collection.query(q, args.k)
+    ignored = _ignored(ds.text, [t for _, t in terms])
+    if args.json:
+        rows = [{"rank": i, "path": str(p), "score": s} for i, (p, s) in enumerate(found, 1)]
+        print(json.dumps({"collection": args.collection, "run": run.name, "folder":
+                          str(collection.folder), "ignored_words": ignored, "results": rows},
+                         indent=2))  # fmt: skip
+    elif args.paths:
+        print("\n".join(str(p) for p, _ in found))
+    else:
+        _say_ignored(ignored)
+        for i, (path, score) in enumerate(found, 1):
+            print(f"#{i:<3} {score:6.3f}  {path}")
     return 0
 
 
 def cmd_similar(args) -> int:
+    if (args.image_id is None) == (args.photo is None):
+        raise ValueError("give an IMAGE_ID or --photo PHOTO (one of them)")
+    descriptor = _describe_one(args, args.photo) if args.photo is not None else None
     engine = _engine(args)
     if args.add or args.subtract:
-        if args.space != "semantic":
-            raise ValueError("--add/--subtract work in the semantic space only")
+        if args.space != "semantic" or descriptor is not None:
+            raise ValueError("--add/--subtract work with an IMAGE_ID in the semantic space only")
         results = engine.combined(args.add, args.subtract, image_id=args.image_id, k=args.k)
+    elif descriptor is not None:
+        results = engine.similar_to_descriptor(descriptor, args.k, space=args.space)
     else:
         results = engine.similar(args.image_id, k=args.k, space=args.space)
     _print_results(results, args, _ignored(engine.dataset.text, [*args.add, *args.subtract]))
@@ -510,6 +583,17 @@ def _print_words_json(pairs: list[tuple[str, float]]) -> None:
 
 
 def cmd_tags(args) -> int:
+    if (args.image_id is None) == (args.photo is None):
+        raise ValueError("give an IMAGE_ID or --photo PHOTO (one of them)")
+    if args.photo is not None:
+        descriptor = _describe_one(args, args.photo)
+        tags = _engine(args).tags_of_descriptor(descriptor, k=args.k)
+        if args.json:
+            _print_words_json(tags)
+        else:
+            print(f"photo {args.photo}")
+            print("tags: " + ", ".join(f"{w} ({s:.2f})" for w, s in tags))
+        return 0
     engine = _engine(args)
     tags = engine.tags(args.image_id, k=args.k)
     if args.json:
@@ -573,6 +657,78 @@ def cmd_runs(args) -> int:
         )
     print(f"(R@1: caption -> image on the run's validation pools, from `evaluate`; {runs_dir()})")
     return 0
+
+
+def cmd_describe(args) -> int:
+    describer = _describer(args)
+    descriptors, described, failures = describer.describe_paths(args.photos, progress=not args.json)
+    for path, reason in failures:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    if not described:
+        raise ValueError("no photo could be described")
+    if args.out is not None:
+        # the course's format: int id -> (1, 512) float32, ids 1..n in the order given
+        features = {i: descriptors[i - 1 : i] for i in range(1, len(described) + 1)}
+        atomic_write(args.out, lambda f: pickle.dump(features, f, protocol=4))
+    rows = [
+        {"id": i, "path": str(path), "norm": float(np.linalg.norm(descriptors[i - 1]))}
+        for i, path in enumerate(described, 1)
+    ]
+    if args.json:
+        print(json.dumps({"out": str(args.out) if args.out else None, "photos": rows,
+                          "skipped": [{"path": str(p), "reason": r} for p, r in failures]},
+                         indent=2))  # fmt: skip
+        return 0
+    for row in rows:
+        print(f"{row['id']:>5}  |x| {row['norm']:7.2f}  {row['path']}")
+    if args.out is not None:
+        print(f"wrote {len(rows)} descriptors to {args.out} (id -> (1, 512) float32, the "
+              "course's resnet18_features.pkl format)", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def cmd_index(args) -> int:
+    from functools import partial
+
+    from capstone.image.photos import find_photos
+    from capstone.search.collection import collection_file, index_folder
+
+    run = Run.load(args.model or args.run)
+    folder = Path(args.folder).expanduser()
+    photos = find_photos(folder)
+    name = args.name or folder.resolve().name
+    archive = collection_file(name)
+    describer = _describer(args)
+    info = {"run": run.name, "model_sha256": run.weights_sha256}
+    collection, report = index_folder(
+        folder, archive, run.model, info, partial(describer.describe_paths, progress=False),
+        photos,
+    )  # fmt: skip
+    for path, reason in report.failures:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    print(
+        f"collection {name}: {len(collection):,} photos of {collection.folder} in {archive} "
+        f"({report.added} added, {report.changed} changed, {report.removed} removed, "
+        f"{report.unchanged} unchanged, {len(report.failures)} skipped); search it with "
+        f'python -m capstone search "TEXT" --collection {name}'
+    )
+    return 0
+
+
+def _photo(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return path
+
+
+def _add_weights_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="ResNet-18 weights: torchvision's resnet18-f37072fd.pth or a .safetensors file "
+        "(default: the cached download; downloaded once when online)",
+    )
 
 
 def _port(text: str) -> int:
@@ -710,7 +866,7 @@ def _add_search_args(p: argparse.ArgumentParser, k: int | None, results: bool = 
         )
         p.add_argument(
             "--show",
-            type=_png,
+            type=_output_file(".png", replace=True),
             metavar="PNG",
             help=f"save an image grid of the results (the first {GRID_MAX} at most)",
         )
@@ -772,7 +928,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Top-k images for a text, e.g. "
         'python -m capstone search "two dogs playing in the snow" -k 9',
     )
-    p.add_argument("text", help="the query")
+    p.add_argument("text", nargs="?", help="the query")
+    p.add_argument(
+        "--image",
+        type=_photo,
+        metavar="PHOTO",
+        help="search by a photo instead: the run's images most like it",
+    )
+    p.add_argument(
+        "--collection",
+        metavar="NAME",
+        help="search the photos of a collection (python -m capstone index)",
+    )
+    p.add_argument(
+        "--paths",
+        action="store_true",
+        help="with --collection: print bare paths, one a line (for piping)",
+    )
+    _add_weights_arg(p)
     _add_search_args(p, k=9)
     p.set_defaults(func=cmd_search)
 
@@ -782,7 +955,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Top-k images like IMAGE_ID, in the semantic (embedding) "
         "space or in the raw ResNet descriptor space.",
     )
-    p.add_argument("image_id", type=_image_id, metavar="IMAGE_ID")
+    p.add_argument("image_id", type=_image_id, metavar="IMAGE_ID", nargs="?")
+    p.add_argument("--photo", type=_photo, metavar="PHOTO", help="an unseen photo instead")
+    _add_weights_arg(p)
     p.add_argument(
         "--space",
         choices=("semantic", "descriptor"),
@@ -797,7 +972,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="words that describe an image",
         description="The caption words nearest the image's embedding.",
     )
-    p.add_argument("image_id", type=_image_id, metavar="IMAGE_ID")
+    p.add_argument("image_id", type=_image_id, metavar="IMAGE_ID", nargs="?")
+    p.add_argument("--photo", type=_photo, metavar="PHOTO", help="an unseen photo instead")
+    _add_weights_arg(p)
     _add_search_args(p, k=5, results=False)
     p.set_defaults(func=cmd_tags)
 
@@ -841,6 +1018,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser(
+        "describe",
+        help="ResNet-18 descriptors of photos (the course's 512-d features)",
+        description="Describe photos with torchvision's ResNet-18 (ImageNet weights), computed "
+        "in NumPy; --out writes them in the course's resnet18_features.pkl format.",
+    )
+    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
+    p.add_argument(
+        "--out",
+        type=_output_file(".pkl", replace=False),
+        metavar="FILE.pkl",
+        help="write the descriptors (a new file)",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_weights_arg(p)
+    p.set_defaults(func=cmd_describe)
+
+    p = sub.add_parser(
+        "index",
+        help="make a folder of photos searchable by text (a collection)",
+        description="Describe every photo of DIR (recursively) and embed it with a run's model; "
+        "again later, only new or changed photos are described. Then: "
+        'python -m capstone search "TEXT" --collection NAME',
+    )
+    p.add_argument("folder", metavar="DIR")
+    p.add_argument(
+        "--name",
+        type=_run_name,
+        metavar="NAME",
+        help="collection name (default: the folder's name)",
+    )
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--run", type=_run_name, metavar="NAME", help="the run's model (newest)")
+    group.add_argument("--model", metavar="FILE", help="use this model.npz")
+    _add_weights_arg(p)
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser(
         "serve",
         help="the search engine as a web page (and a JSON API)",
         description="Serve one run's search engine: search by text (with + / - terms and "
@@ -867,7 +1081,7 @@ def main(argv: list[str] | None = None) -> int:
             # the library warns about optional things (an unwritable cache): one plain line
             warnings.showwarning = _show_warning
             return args.func(args)
-    except (OSError, ValueError, KeyError, FolderLocked) as e:
+    except (OSError, ValueError, KeyError, FolderLocked, WeightsUnavailable) as e:
         # A KeyError's str() is the repr of its message: print the message itself. OSError
         # (a folder not writable, a full disk) names its file.
         message = e.args[0] if isinstance(e, KeyError) and e.args else e

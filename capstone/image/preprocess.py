@@ -1,0 +1,214 @@
+"""Photo -> network input: torchvision's ImageNet evaluation preprocessing, with Pillow only.
+
+The course's descriptors come from torchvision's ResNet-18 fed with
+
+    Resize(256) -> CenterCrop(224) -> ToTensor() -> Normalize(mean, std)
+
+so a new photo must go through the same steps to land where the trained model expects:
+
+1. resize (bilinear, Pillow's antialiased filter) so the shorter side is 256; the longer side
+   is ``int(256 * long / short)`` (torchvision truncates);
+2. crop the central 224 x 224, top-left corner at ``int(round((h - 224) / 2.0))`` (and the
+   same for the width; Python rounds halves to even, as torchvision does);
+3. scale to [0, 1] (divide by 255), then ``(x - mean) / std`` channel by channel with
+   ``mean = (0.485, 0.456, 0.406)`` and ``std = (0.229, 0.224, 0.225)``.
+
+Every way a file can fail to be a readable photo is one exception, `PhotoError`, whose message
+names the file and says why in plain words.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = ["CROP", "MEAN", "RESIZE", "STD", "PhotoError", "load_photo", "open_photo", "to_tensor"]
+
+RESIZE = 256
+CROP = 224
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+class PhotoError(ValueError):
+    """A file that cannot be read as a photo.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The file.
+    reason : str
+        Why, in plain words (``"not an image file"``, ``"empty file (0 bytes)"``, ...).
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def _check_file(path: Path) -> None:
+    """Refuse what is not a non-empty regular file, before Pillow gives a vaguer error."""
+    try:
+        info = path.stat()
+    except FileNotFoundError as e:
+        raise PhotoError(path, "no such file") from e
+    except PermissionError as e:
+        raise PhotoError(path, "permission denied: the file cannot be read") from e
+    except OSError as e:
+        raise PhotoError(path, f"the file cannot be read ({e})") from e
+    if stat.S_ISDIR(info.st_mode):
+        raise PhotoError(path, "is a folder, not a photo")
+    if info.st_size == 0:
+        raise PhotoError(path, "empty file (0 bytes)")
+
+
+def _decode(path: Path) -> Image.Image:
+    """Open and fully decode ``path``, with Pillow's decompression-bomb warning as an error."""
+    limit = Image.MAX_IMAGE_PIXELS
+    bomb = f"too many pixels: over Pillow's decompression-bomb limit of {limit:,}"
+    with warnings.catch_warnings():
+        # Between 1x and 2x the limit Pillow only warns; a photo search has no use for such a
+        # file, and decoding it could exhaust memory.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(path)
+        except PermissionError as e:
+            raise PhotoError(path, "permission denied: the file cannot be read") from e
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise PhotoError(path, bomb) from e
+        except UnidentifiedImageError as e:
+            raise PhotoError(path, "not an image file (no image format recognized)") from e
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            raise PhotoError(path, f"not a readable image file ({e})") from e
+        with image:
+            try:
+                # Image.open reads only the header: decode every pixel now, so a truncated
+                # or corrupt file fails here rather than later in the middle of a batch.
+                image.load()
+                return ImageOps.exif_transpose(image)
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+                raise PhotoError(path, bomb) from e
+            except (OSError, SyntaxError, ValueError, EOFError) as e:
+                raise PhotoError(path, f"truncated or corrupt image data ({e})") from e
+
+
+def _sixteen_bit_to_rgb(image: Image.Image) -> Image.Image:
+    """A 16-bit grayscale image (``I;16*``, or ``I`` holding 16-bit samples) as 8-bit RGB.
+
+    ``v8 = round(v16 / 257)`` maps 0..65535 onto 0..255 (65535 = 255 * 257); Pillow's own
+    ``convert`` clips at 255 instead, which turns most 16-bit photos white.
+    """
+    samples = np.clip(np.asarray(image, dtype=np.float64), 0, 65535)
+    gray = np.rint(samples / 257).astype(np.uint8)
+    return Image.fromarray(gray, mode="L").convert("RGB")
+
+
+def _to_rgb(image: Image.Image, path: Path) -> Image.Image:
+    """``image`` in RGB mode, alpha dropped (as torchvision's ``pil_loader`` does)."""
+    if image.mode == "RGB":
+        return image
+    if image.mode == "I" or image.mode.startswith("I;16"):
+        return _sixteen_bit_to_rgb(image)
+    if image.mode == "P" and "transparency" in image.info:
+        # Pillow refuses P -> RGB for some palette transparencies; via RGBA the colours are
+        # the same and the alpha is dropped after all.
+        image = image.convert("RGBA")
+    try:
+        return image.convert("RGB")
+    except ValueError as e:
+        raise PhotoError(path, f"unsupported colour mode {image.mode!r}") from e
+
+
+def open_photo(path: str | os.PathLike) -> Image.Image:
+    """Read a photo as an upright RGB Pillow image, fully decoded.
+
+    The EXIF orientation tag is applied (a phone photo taken upright comes out upright).
+    Grayscale (``L``, ``1``), palette (``P``, with or without transparency), ``CMYK`` and other
+    colour modes are converted to RGB; an alpha channel (``RGBA``, ``LA``, ``PA``) is dropped,
+    not composited on white, exactly as torchvision's ``Image.convert("RGB")`` does, so
+    descriptors match the course's. 16-bit grayscale (``I;16``, ``I;16B``, ``I``) is scaled to
+    8 bits, ``round(v / 257)``, not clipped.
+
+    Parameters
+    ----------
+    path : path-like
+        The image file (any format Pillow reads: JPEG, PNG, GIF, BMP, WebP, TIFF, ...).
+
+    Returns
+    -------
+    PIL.Image.Image
+        Mode ``"RGB"``.
+
+    Raises
+    ------
+    PhotoError
+        If ``path`` is missing, a folder, empty, unreadable (permission), not an image, truncated
+        or corrupt, or larger than Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``).
+    """
+    path = Path(path)
+    _check_file(path)
+    return _to_rgb(_decode(path), path)
+
+
+def _resized_size(width: int, height: int, short: int = RESIZE) -> tuple[int, int]:
+    """torchvision's ``Resize(short)`` output (width, height): the long side is truncated."""
+    if width <= height:
+        return short, int(short * height / width)
+    return int(short * width / height), short
+
+
+def to_tensor(image: Image.Image) -> np.ndarray:
+    """torchvision's ImageNet evaluation transform of an RGB image.
+
+    Resize (shorter side 256, bilinear), centre crop 224 x 224, then per channel c
+
+        x[c] = (pixel[c] / 255 - mean[c]) / std[c]
+
+    Small images (shorter side under 256) are upscaled the same way.
+
+    Parameters
+    ----------
+    image : PIL.Image.Image
+        Mode ``"RGB"`` (as `open_photo` returns).
+
+    Returns
+    -------
+    numpy.ndarray, shape-(3, 224, 224), float32
+        Channels first, as the network takes it.
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> x = to_tensor(Image.new("RGB", (300, 200), (124, 116, 104)))
+    >>> x.shape, x.dtype, bool(abs(x).max() < 0.01)
+    ((3, 224, 224), dtype('float32'), True)
+    """
+    if not isinstance(image, Image.Image) or image.mode != "RGB":
+        got = image.mode if isinstance(image, Image.Image) else type(image).__name__
+        raise ValueError(f"`image` must be an RGB PIL image (see open_photo), got {got}")
+    size = _resized_size(*image.size)
+    if size != image.size:  # torchvision returns an image already of the right size untouched
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    width, height = image.size
+    top = round((height - CROP) / 2.0)
+    left = round((width - CROP) / 2.0)
+    pixels = np.asarray(image.crop((left, top, left + CROP, top + CROP)), dtype=np.float32)
+    x = (pixels / np.float32(255) - MEAN) / STD
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def load_photo(path: str | os.PathLike) -> np.ndarray:
+    """``to_tensor(open_photo(path))``: the (3, 224, 224) float32 network input of a photo.
+
+    Raises
+    ------
+    PhotoError
+        As `open_photo`.
+    """
+    return to_tensor(open_photo(path))

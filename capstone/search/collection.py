@@ -1,0 +1,220 @@
+"""A collection: your own photos, searchable by text with a trained run (as rclip does).
+
+`index_folder` describes the photos of a folder with ResNet-18 (`capstone.image.photos`),
+embeds the descriptors with a run's model, and keeps paths, file sizes and modification times,
+descriptors and unit embeddings in one archive (``<data home>/collections/<name>.npz``,
+`capstone.common.archive`: pickle-free, written atomically). Indexing again describes only
+new or changed files (another size or modification time) and drops removed ones; the archive
+is saved after every batch, so an interrupted indexing keeps every photo it described.
+
+A query is then a unit vector q in the caption space (a text, through the run's text side)
+and the answer the top k of ``E q`` over the collection's embeddings E.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from capstone.common.archive import load_archive, save_archive
+from capstone.common.checks import count
+from capstone.common.progress import Progress
+from capstone.common.vectors import normalize_rows, top_k
+from capstone.data.paths import data_home
+from capstone.image.model import ImageEmbedder
+
+__all__ = ["COLLECTION_KIND", "Collection", "IndexReport", "collection_file", "index_folder"]
+
+COLLECTION_KIND = "capstone.collection"
+_ARRAYS = ("paths", "sizes", "mtimes", "descriptors", "embeddings")
+
+
+def collection_file(name: str) -> Path:
+    """Where the collection ``name`` lives: ``<data home>/collections/<name>.npz``."""
+    if not name or name != Path(name).name or name.startswith("."):
+        raise ValueError(f"a collection name is a plain file name, got {name!r}")
+    return data_home() / "collections" / f"{name}.npz"
+
+
+@dataclass
+class Collection:
+    """The indexed photos of one folder.
+
+    Attributes
+    ----------
+    folder : Path
+        The folder indexed (absolute).
+    paths : list[str], length n
+        Each photo's path relative to ``folder``.
+    sizes, mtimes : numpy.ndarray, shape (n,), int64
+        File size in bytes and modification time in ns, when described.
+    descriptors : numpy.ndarray, shape (n, 512), float32
+    embeddings : numpy.ndarray, shape (n, d), float32
+        Unit rows: the descriptors through the model of ``info["model_sha256"]``.
+    info : dict
+        ``run`` and ``model_sha256`` of the model that made the embeddings.
+    """
+
+    folder: Path
+    paths: list[str]
+    sizes: np.ndarray
+    mtimes: np.ndarray
+    descriptors: np.ndarray
+    embeddings: np.ndarray
+    info: dict = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, folder: Path, d: int, info: dict) -> Collection:
+        no = np.zeros(0, dtype=np.int64)
+        return cls(Path(folder), [], no, no, np.zeros((0, 512), np.float32),
+                   np.zeros((0, d), np.float32), dict(info))  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the archive atomically (replacing the previous state of this collection)."""
+        arrays = {
+            "paths": np.array(self.paths, dtype=str),
+            "sizes": self.sizes,
+            "mtimes": self.mtimes,
+            "descriptors": self.descriptors,
+            "embeddings": self.embeddings,
+        }
+        meta = {**self.info, "folder": str(self.folder), "n_photos": len(self)}
+        return save_archive(path, arrays, meta, kind=COLLECTION_KIND, overwrite=True)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Collection:
+        """Read a collection `save` wrote (`capstone.common.archive.ArchiveError` if not one)."""
+        arrays, meta = load_archive(path, kind=COLLECTION_KIND, required=_ARRAYS)
+        info = {k: v for k, v in meta.items()
+                if k not in ("kind", "format_version", "folder", "n_photos")}  # fmt: skip
+        return cls(Path(meta["folder"]), arrays["paths"].tolist(), arrays["sizes"],
+                   arrays["mtimes"], arrays["descriptors"], arrays["embeddings"], info)  # fmt: skip
+
+    def _take(self, rows: np.ndarray) -> Collection:
+        return Collection(self.folder, [self.paths[i] for i in rows], self.sizes[rows],
+                          self.mtimes[rows], self.descriptors[rows], self.embeddings[rows],
+                          self.info)  # fmt: skip
+
+    def _extend(self, paths, sizes, mtimes, descriptors, embeddings) -> None:
+        self.paths = self.paths + list(paths)
+        self.sizes = np.concatenate([self.sizes, sizes])
+        self.mtimes = np.concatenate([self.mtimes, mtimes])
+        self.descriptors = np.concatenate([self.descriptors, descriptors])
+        self.embeddings = np.concatenate([self.embeddings, embeddings])
+
+    def query(self, q: np.ndarray, k: int = 10) -> list[tuple[Path, float]]:
+        """The ``k`` photos whose embeddings have the highest cosine with the (d,) ``q``."""
+        k = count("k", k)
+        if not len(self):
+            return []
+        scores = self.embeddings @ normalize_rows(np.asarray(q, dtype=np.float32))
+        return [(self.folder / self.paths[i], float(scores[i])) for i in top_k(scores, k)]
+
+
+@dataclass
+class IndexReport:
+    """What one indexing did."""
+
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _stat(folder: Path, photos: list[Path]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    stats = [p.stat() for p in photos]
+    relative = [p.relative_to(folder).as_posix() for p in photos]
+    sizes = np.array([s.st_size for s in stats], dtype=np.int64)
+    mtimes = np.array([s.st_mtime_ns for s in stats], dtype=np.int64)
+    return relative, sizes, mtimes
+
+
+def index_folder(
+    folder: str | os.PathLike,
+    archive: str | os.PathLike,
+    model: ImageEmbedder,
+    model_info: dict,
+    describe: Callable[[list[Path]], tuple[np.ndarray, list[Path], list[tuple[Path, str]]]],
+    photos: list[Path],
+    *,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> tuple[Collection, IndexReport]:
+    """Bring the collection in ``archive`` up to date with ``photos`` of ``folder``.
+
+    Parameters
+    ----------
+    folder : path-like
+        The folder the photos are in (paths are kept relative to it).
+    archive : path-like
+        The collection file; created if absent.
+    model : ImageEmbedder
+        The run's model: descriptors -> unit embeddings.
+    model_info : dict
+        ``run`` and ``model_sha256``; when the archive's differ, every kept embedding is
+        recomputed from its descriptor (no photo is described again for that).
+    describe : callable
+        ``describe(paths) -> (descriptors (n, 512), described paths, failures)``, e.g.
+        ``partial(PhotoDescriber.describe_paths, progress=False)``
+        (`capstone.image.photos`).
+    photos : list[Path]
+        The photos of the folder now (`capstone.image.photos.find_photos`).
+    batch_size : int
+        Photos described between two saves of the archive.
+    progress : bool
+        A progress bar over the photos to describe, on stderr.
+
+    Returns
+    -------
+    (Collection, IndexReport)
+    """
+    folder = Path(folder).resolve()
+    archive = Path(archive)
+    batch_size = count("batch_size", batch_size)
+    report = IndexReport()
+    if archive.is_file():
+        collection = Collection.load(archive)
+        if collection.folder != folder:
+            raise ValueError(
+                f"{archive} indexes {collection.folder}, not {folder}: choose another --name"
+            )
+    else:
+        collection = Collection.empty(folder, model.d, model_info)
+    paths, sizes, mtimes = _stat(folder, [Path(p).resolve() for p in photos])
+    now = {p: (s, m) for p, s, m in zip(paths, sizes.tolist(), mtimes.tolist(), strict=True)}
+    old = dict(zip(collection.paths, zip(collection.sizes.tolist(), collection.mtimes.tolist(),
+                                         strict=True), strict=True))  # fmt: skip
+    keep = np.array([now.get(p) == old[p] for p in collection.paths], dtype=bool)
+    report.unchanged = int(keep.sum())
+    report.removed = sum(p not in now for p in collection.paths)
+    collection = collection._take(np.flatnonzero(keep))
+    if collection.info.get("model_sha256") != model_info.get("model_sha256"):
+        collection.embeddings = model.embed(collection.descriptors)
+        collection.info = dict(model_info)
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    collection.save(archive)  # removals and a new model take effect even if nothing is new
+    todo = [i for i, p in enumerate(paths) if old.get(p) != now[p]]
+    bar = Progress(enabled=progress)
+    bar.start(f"describing {len(todo):,} photos", len(todo))
+    for start in range(0, len(todo), batch_size):
+        rows = todo[start : start + batch_size]
+        descriptors, described, failures = describe([folder / paths[i] for i in rows])
+        report.failures.extend(failures)
+        done = {d.resolve().relative_to(folder).as_posix() for d in described}
+        rows = [i for i in rows if paths[i] in done]
+        collection._extend([paths[i] for i in rows], sizes[rows], mtimes[rows],
+                           descriptors, model.embed(descriptors))  # fmt: skip
+        collection.save(archive)
+        report.changed += sum(paths[i] in old for i in rows)
+        report.added += sum(paths[i] not in old for i in rows)
+        bar.update(min(start + batch_size, len(todo)))
+    bar.finish(f"described {report.added + report.changed:,} of {len(todo):,} photos")
+    return collection, report

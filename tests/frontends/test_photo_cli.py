@@ -1,0 +1,144 @@
+"""Tests of the photo commands: describe, search --image, similar/tags --photo, index and
+search --collection, with small random ResNet-18 weights (no download: there is no network)."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import requests
+from cli_support import RUN, argparse_exit, run, run_json
+from PIL import Image
+from resnet_support import random_state, write_safetensors
+
+from capstone.dataset import load_dataset
+from capstone.image.photos import PhotoDescriber
+from capstone.runs import Run
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    state = random_state()
+    codes = {k: "I64" if v.dtype == np.int64 else "F32" for k, v in state.items()}
+    return write_safetensors(tmp_path_factory.mktemp("weights") / "r18.safetensors", state, codes)
+
+
+def make_photo(path, seed: int, size=(64, 48)):
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (*size[::-1], 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "holiday"
+    for i in range(4):
+        make_photo(folder / f"p{i}.jpg", i)
+    make_photo(folder / "more" / "p4.png", 4)
+    (folder / "notes.jpg").write_text("not a photo")
+    return folder
+
+
+def test_describe_writes_the_course_pickle_format(capsys, weights, photos, tmp_path):
+    out = tmp_path / "features.pkl"
+    paths = [photos / "p0.jpg", photos / "notes.jpg", photos / "p1.jpg"]
+    code, stdout, err = run(capsys, "describe", *paths, "--out", out, "--weights", weights)
+    assert code == 0, err
+    assert f"skipped {photos / 'notes.jpg'}" in err
+    features = pickle.loads(out.read_bytes())
+    assert sorted(features) == [1, 2]
+    describer = PhotoDescriber(weights)
+    for i, path in ((1, paths[0]), (2, paths[2])):
+        assert features[i].shape == (1, 512) and features[i].dtype == np.float32
+        np.testing.assert_allclose(features[i], describer.describe(path), rtol=1e-5, atol=1e-6)
+        assert f"{i}  |x|" in stdout and str(path) in stdout
+
+
+def test_describe_refuses_to_replace_a_file(capsys, weights, photos, tmp_path):
+    out = tmp_path / "features.pkl"
+    out.write_bytes(b"the user's data")
+    code, err = argparse_exit(capsys, "describe", photos / "p0.jpg", "--out", out)
+    assert code == 2 and "exists: choose a new file (nothing replaced)" in err
+    assert out.read_bytes() == b"the user's data"
+
+
+def test_describe_with_no_good_photo_is_an_error(capsys, weights, photos):
+    code, _, err = run(capsys, "describe", photos / "notes.jpg", "--weights", weights)
+    assert code == 2 and "error: no photo could be described" in err
+
+
+def test_offline_without_weights_says_both_ways_to_get_them(
+    capsys, photos, monkeypatch, fresh_home
+):
+    def offline(*args, **kwargs):
+        raise requests.ConnectionError("no network")
+
+    monkeypatch.setattr(requests, "get", offline)
+    code, _, err = run(capsys, "describe", photos / "p0.jpg")
+    assert code == 2
+    assert "--weights" in err and "online" in err and "Traceback" not in err
+
+
+def test_search_similar_and_tags_by_an_unseen_photo(capsys, home, weights, photos):
+    photo = photos / "p2.jpg"
+    descriptor = PhotoDescriber(weights).describe(photo)
+    engine = Run.load(RUN).engine(load_dataset(home / "minicoco"))
+    found = run_json(capsys, "search", "--image", photo, "--weights", weights, "-k", 4)
+    expected = engine.similar_to_descriptor(descriptor, 4)
+    assert [r["image_id"] for r in found["results"]] == [r.image_id for r in expected]
+    similar = run_json(capsys, "similar", "--photo", photo, "--space", "descriptor",
+                       "--weights", weights, "-k", 3)  # fmt: skip
+    expected = engine.similar_to_descriptor(descriptor, 3, space="descriptor")
+    assert [r["image_id"] for r in similar["results"]] == [r.image_id for r in expected]
+    tags = run_json(capsys, "tags", "--photo", photo, "--weights", weights, "-k", 3)
+    assert [t["word"] for t in tags] == [w for w, _ in engine.tags_of_descriptor(descriptor, 3)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["search"], "give a query TEXT or --image PHOTO (one of them)"),
+        (["search", "dog", "--image", "{photo}"], "give a query TEXT or --image PHOTO"),
+        (["similar"], "give an IMAGE_ID or --photo PHOTO (one of them)"),
+        (["tags", "5", "--photo", "{photo}"], "give an IMAGE_ID or --photo PHOTO"),
+        (["search", "dog", "--paths"], "--paths prints the photos of a --collection"),
+        (["search", "dog", "--collection", "nothing"], "no collection 'nothing'"),
+    ],
+)
+def test_photo_flags_are_checked(capsys, home, photos, argv, message):
+    argv = [a.format(photo=photos / "p0.jpg") for a in argv]
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and message in err
+
+
+def test_a_missing_photo_is_an_argparse_error(capsys, photos):
+    code, err = argparse_exit(capsys, "search", "--image", photos / "missing.jpg")
+    assert code == 2 and "missing.jpg: no such file" in err
+
+
+def test_index_then_search_a_collection_by_text(capsys, home, weights, photos):
+    code, out, err = run(capsys, "index", photos, "--weights", weights)
+    assert code == 0, err
+    assert "collection holiday: 5 photos" in out and "(5 added, 0 changed, 0 removed" in out
+    assert f"skipped {photos / 'notes.jpg'}" in err
+    code, out, err = run(capsys, "search", "a dog on a beach", "--collection", "holiday",
+                         "--paths", "-k", 3)  # fmt: skip
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 3 and all(line.startswith(str(photos.resolve())) for line in lines)
+    found = run_json(capsys, "search", "a dog", "--collection", "holiday", "-k", 10)
+    assert len(found["results"]) == 5
+    scores = [r["score"] for r in found["results"]]
+    assert scores == sorted(scores, reverse=True)
+    # again, after a change: only the new photo is described
+    make_photo(photos / "new.jpg", 9)
+    code, out, _ = run(capsys, "index", photos, "--weights", weights)
+    assert code == 0 and "(1 added, 0 changed, 0 removed, 5 unchanged, 1 skipped)" in out
+
+
+def test_index_a_folder_without_photos_is_an_error(capsys, home, weights, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, _, err = run(capsys, "index", tmp_path / "empty", "--weights", weights)
+    assert code == 2 and "error:" in err and "Traceback" not in err

@@ -1,0 +1,254 @@
+"""Tests of capstone.image.preprocess against a step-by-step Pillow reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from capstone.image.preprocess import PhotoError, load_photo, open_photo, to_tensor
+
+MEAN = np.array([0.485, 0.456, 0.406])
+STD = np.array([0.229, 0.224, 0.225])
+
+
+def reference_tensor(image: Image.Image) -> np.ndarray:
+    """torchvision's Resize(256), CenterCrop(224), ToTensor, Normalize, one step at a time."""
+    width, height = image.size
+    if width <= height:
+        new_width, new_height = 256, int(256 * height / width)
+    else:
+        new_width, new_height = int(256 * width / height), 256
+    if (new_width, new_height) != (width, height):
+        image = image.resize((new_width, new_height), Image.BILINEAR)
+    top = int(round((new_height - 224) / 2.0))  # noqa: RUF046 (spelled as torchvision does)
+    left = int(round((new_width - 224) / 2.0))  # noqa: RUF046
+    cropped = image.crop((left, top, left + 224, top + 224))
+    pixels = np.asarray(cropped, dtype=np.float64) / 255
+    return ((pixels - MEAN) / STD).transpose(2, 0, 1)
+
+
+def noise(width: int, height: int, mode: str = "RGB", seed: int = 0) -> Image.Image:
+    channels = len(Image.new(mode, (1, 1)).getbands())
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, channels), np.uint8)
+    return Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels, mode=mode)
+
+
+def save(image: Image.Image, path: Path, **options) -> Path:
+    image.save(path, **options)
+    return path
+
+
+@pytest.mark.parametrize(
+    "size", [(500, 375), (375, 500), (640, 480), (256, 256), (301, 256), (224, 224), (999, 257)]
+)
+def test_to_tensor_matches_pillow_reference(size):
+    image = noise(*size, seed=size[0])
+    out = to_tensor(image)
+    assert out.shape == (3, 224, 224)
+    assert out.dtype == np.float32
+    assert out.flags.c_contiguous
+    np.testing.assert_allclose(out, reference_tensor(image), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("size", "resized"),
+    [((500, 375), (341, 256)), ((300, 257), (298, 256)), ((257, 1000), (256, 996))],
+)
+def test_resize_truncates_the_long_side(monkeypatch, size, resized):
+    calls = []
+    original = Image.Image.resize
+
+    def spy(self, new_size, resample=None, *args, **kwargs):
+        calls.append((tuple(new_size), resample))
+        return original(self, new_size, resample, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", spy)
+    to_tensor(Image.new("RGB", size))
+    assert calls == [(resized, Image.Resampling.BILINEAR)]
+
+
+@pytest.mark.parametrize(("size", "left", "top"), [((301, 256), 38, 16), ((256, 303), 16, 40)])
+def test_center_crop_rounds_half_to_even(size, left, top):
+    # No resize (short side already 256): the crop's offset is visible in the pixels.
+    # (301 - 224) / 2 = 38.5 -> 38 and (303 - 224) / 2 = 39.5 -> 40, as Python's round does.
+    image = noise(*size, seed=1)
+    out = to_tensor(image)
+    window = np.asarray(image, np.float64)[top : top + 224, left : left + 224] / 255
+    np.testing.assert_allclose(out, ((window - MEAN) / STD).transpose(2, 0, 1), atol=1e-5)
+
+
+def test_constant_image_normalizes_to_the_formula():
+    out = to_tensor(Image.new("RGB", (320, 240), (255, 0, 128)))
+    expected = (np.array([255, 0, 128]) / 255 - MEAN) / STD
+    np.testing.assert_allclose(out[:, 100, 100], expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("size", [(10, 7), (1, 1), (100, 223)])
+def test_small_images_are_upscaled(tmp_path, size):
+    path = save(noise(*size), tmp_path / "small.png")
+    out = load_photo(path)
+    assert out.shape == (3, 224, 224)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, reference_tensor(Image.open(path)), atol=1e-5)
+
+
+def test_to_tensor_refuses_other_modes():
+    with pytest.raises(ValueError, match="RGB PIL image"):
+        to_tensor(Image.new("L", (300, 300)))
+    with pytest.raises(ValueError, match="RGB PIL image"):
+        to_tensor(np.zeros((224, 224, 3)))
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    # Stored wide, left half red, right half blue; orientation 6 says "rotate 90 degrees
+    # clockwise to display", so the upright photo is tall with red on top.
+    pixels = np.zeros((40, 80, 3), np.uint8)
+    pixels[:, :40] = (255, 0, 0)
+    pixels[:, 40:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = save(Image.fromarray(pixels), tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    image = open_photo(path)
+    assert image.size == (40, 80)
+    top, bottom = np.asarray(image, np.int64)[10, 20], np.asarray(image, np.int64)[70, 20]
+    assert top[0] > 200 and top[2] < 50, top
+    assert bottom[2] > 200 and bottom[0] < 50, bottom
+
+
+def palette_image(transparency: bool) -> tuple[Image.Image, dict]:
+    """A 40 x 30 four-colour palette image; colour 1 (red) transparent if asked."""
+    indices = np.random.default_rng(3).integers(0, 4, (30, 40), np.uint8)
+    image = Image.fromarray(indices, mode="P")
+    image.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * (768 - 12))
+    return image, {"transparency": 1} if transparency else {}
+
+
+def mode_image(mode: str) -> tuple[Image.Image, dict]:
+    """A 40 x 30 image in ``mode`` ("P+transparency" for a palette with a transparent colour),
+    and the options to save it with."""
+    if mode.startswith("P"):
+        return palette_image(transparency=mode.endswith("transparency"))
+    samples = np.random.default_rng(0).integers(0, 65536, (30, 40))
+    if mode == "I;16B":
+        return Image.frombytes(mode, (40, 30), samples.astype(">u2").tobytes()), {}
+    if mode in ("I", "I;16"):
+        return Image.frombytes("I;16", (40, 30), samples.astype("<u2").tobytes()).convert(mode), {}
+    if mode == "1":
+        return Image.fromarray(samples % 2 == 0), {}
+    return noise(40, 30, mode), {}
+
+
+@pytest.mark.parametrize(
+    ("mode", "suffix"),
+    [
+        ("L", "png"),
+        ("1", "png"),
+        ("P", "png"),
+        ("P+transparency", "png"),
+        ("P+transparency", "gif"),
+        ("RGBA", "png"),
+        ("LA", "png"),
+        ("CMYK", "jpg"),
+        ("CMYK", "tif"),
+        ("I;16", "png"),
+        ("I;16B", "tif"),
+        ("I", "tif"),
+        ("RGB", "webp"),
+        ("RGB", "bmp"),
+    ],
+)
+def test_every_mode_becomes_rgb(tmp_path, mode, suffix):
+    image, options = mode_image(mode)
+    path = save(image, tmp_path / f"photo.{suffix}", **options)
+    assert Image.open(path).mode == mode.split("+")[0] or suffix == "gif"
+    photo = open_photo(path)
+    assert photo.mode == "RGB"
+    assert photo.size == (40, 30)
+    out = to_tensor(photo)
+    assert out.shape == (3, 224, 224)
+    assert out.dtype == np.float32
+    assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize(("mode", "dtype"), [("I;16", "<u2"), ("I;16B", ">u2")])
+def test_sixteen_bits_are_scaled_not_clipped(tmp_path, mode, dtype):
+    samples = np.array([[0, 257, 25700, 65535]], dtype=np.uint16)
+    image = Image.frombytes(mode, (4, 1), samples.astype(dtype).tobytes())
+    path = save(image, tmp_path / ("gray.png" if mode == "I;16" else "gray.tif"))
+    rgb = np.asarray(open_photo(path))
+    np.testing.assert_array_equal(rgb[0, :, 0], [0, 1, 100, 255])
+    np.testing.assert_array_equal(rgb[..., 0], rgb[..., 2])
+
+
+def test_alpha_is_dropped_not_composited(tmp_path):
+    path = save(Image.new("RGBA", (8, 8), (10, 20, 30, 0)), tmp_path / "clear.png")
+    np.testing.assert_array_equal(np.asarray(open_photo(path))[0, 0], [10, 20, 30])
+
+
+def test_palette_transparency_keeps_palette_colours(tmp_path):
+    image, options = palette_image(transparency=True)
+    path = save(image, tmp_path / "p.png", **options)
+    expected = np.asarray(image.convert("RGBA"))[..., :3]
+    np.testing.assert_array_equal(np.asarray(open_photo(path)), expected)
+
+
+# -- bad input: one exception, naming the file and the reason ----------------------------------
+
+
+def truncated_jpeg(path: Path) -> Path:
+    save(noise(300, 200, seed=2), path, quality=95)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda p: p.write_text("these are not the pixels you are looking for"), "not an image"),
+        (lambda p: p.write_bytes(b""), "empty file"),
+        (truncated_jpeg, "truncated or corrupt"),
+        (lambda p: p.mkdir(), "is a folder"),
+        (lambda p: None, "no such file"),
+        (lambda p: p.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 50), "not"),
+    ],
+)
+def test_bad_files_raise_photo_error(tmp_path, make, reason):
+    path = tmp_path / "holiday.jpg"
+    make(path)
+    with pytest.raises(PhotoError, match=reason) as info:
+        open_photo(path)
+    assert "holiday.jpg" in str(info.value)
+    assert info.value.path == path
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(("limit", "pixels"), [(1000, 3000), (1000, 1500)])
+def test_decompression_bomb_is_refused(tmp_path, monkeypatch, limit, pixels):
+    # above twice the limit Pillow raises; between once and twice it only warns: both refused
+    path = save(Image.new("RGB", (pixels // 10, 10)), tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    with pytest.raises(PhotoError, match="decompression-bomb limit") as info:
+        open_photo(path)
+    assert "bomb.png" in str(info.value)
+
+
+def test_unreadable_file(tmp_path, monkeypatch):
+    path = save(noise(30, 30), tmp_path / "secret.png")
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(Image, "open", denied)
+    with pytest.raises(PhotoError, match="permission denied") as info:
+        open_photo(path)
+    assert "secret.png" in str(info.value)
+
+
+def test_photo_error_attributes():
+    error = PhotoError("a/b.jpg", "empty file (0 bytes)")
+    assert (error.path, error.reason) == (Path("a/b.jpg"), "empty file (0 bytes)")
+    assert str(error) == f"{Path('a/b.jpg')}: empty file (0 bytes)"

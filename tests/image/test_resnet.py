@@ -1,0 +1,256 @@
+"""Tests of capstone.image.resnet: every fast layer against its plain loop reference, and the
+whole folded network against the unfolded one (and torchvision's, where it is installed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from resnet_support import random_state, torchvision_shapes
+
+from capstone.image.resnet import (
+    ResNet18,
+    batch_norm_reference,
+    conv2d,
+    conv2d_reference,
+    conv_matrix,
+    fold_batch_norm,
+    im2col,
+    max_pool,
+    max_pool_reference,
+    resnet18_reference,
+    state_dict_shapes,
+)
+
+
+def nhwc(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+
+def nchw(x: np.ndarray) -> np.ndarray:
+    return x.transpose(0, 3, 1, 2)
+
+
+def fast_conv(x, w, b, stride, padding):
+    """The fast convolution on channels-first arrays, for comparison with the reference."""
+    out = conv2d(nhwc(x), conv_matrix(w), b, kernel=w.shape[-1], stride=stride, padding=padding)
+    return nchw(out)
+
+
+@pytest.fixture(scope="module")
+def state() -> dict[str, np.ndarray]:
+    return random_state()
+
+
+# -- layers ------------------------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    batch=st.integers(1, 2),
+    c_in=st.integers(1, 4),
+    c_out=st.integers(1, 4),
+    kernel=st.sampled_from([1, 2, 3, 5, 7]),
+    stride=st.integers(1, 3),
+    padding=st.integers(0, 3),
+    height=st.integers(1, 9),
+    width=st.integers(1, 9),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_conv2d_matches_reference(batch, c_in, c_out, kernel, stride, padding, height, width, seed):
+    if height + 2 * padding < kernel or width + 2 * padding < kernel:
+        return  # no output position
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(batch, c_in, height, width)).astype(np.float32)
+    w = rng.normal(size=(c_out, c_in, kernel, kernel)).astype(np.float32)
+    b = rng.normal(size=c_out).astype(np.float32)
+    out = fast_conv(x, w, b, stride, padding)
+    expected = conv2d_reference(x, w, b, stride=stride, padding=padding)
+    assert out.dtype == np.float32
+    assert out.shape == expected.shape
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("c_in", "c_out", "kernel", "stride", "padding", "size"),
+    [
+        (3, 8, 7, 2, 3, 32),  # the stem
+        (8, 8, 3, 1, 1, 14),  # inside a block
+        (8, 16, 3, 2, 1, 15),  # first conv of layer2..4, odd size
+        (8, 16, 1, 2, 0, 14),  # downsample
+    ],
+)
+def test_conv2d_resnet_shapes(c_in, c_out, kernel, stride, padding, size):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, c_in, size, size)).astype(np.float32)
+    w = rng.normal(size=(c_out, c_in, kernel, kernel)).astype(np.float32)
+    b = rng.normal(size=c_out).astype(np.float32)
+    expected = conv2d_reference(x, w, b, stride=stride, padding=padding)
+    assert expected.shape[2] == (size + 2 * padding - kernel) // stride + 1
+    np.testing.assert_allclose(fast_conv(x, w, b, stride, padding), expected, atol=1e-4)
+
+
+def test_conv2d_reference_by_hand():
+    # a 2x2 image, 2x2 kernel of ones, padding 1, stride 1: each output sums its window
+    x = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
+    out = conv2d_reference(x, np.ones((1, 1, 2, 2)), np.array([0.5]), stride=1, padding=1)
+    expected = np.array([[1, 3, 2], [4, 10, 6], [3, 7, 4]]) + 0.5
+    np.testing.assert_array_equal(out[0, 0], expected)
+
+
+def test_im2col_rows_are_windows():
+    x = np.arange(2 * 5 * 5 * 3, dtype=np.float32).reshape(2, 5, 5, 3)
+    cols = im2col(x, kernel=3, stride=2, padding=0)
+    assert cols.shape == (2 * 2 * 2, 27)
+    np.testing.assert_array_equal(cols[3], x[0, 2:5, 2:5, :].ravel())  # b=0, i=1, j=1
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    batch=st.integers(1, 2),
+    channels=st.integers(1, 3),
+    height=st.integers(1, 10),
+    width=st.integers(1, 10),
+    kernel=st.integers(1, 3),
+    stride=st.integers(1, 3),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_max_pool_matches_reference(batch, channels, height, width, kernel, stride, seed):
+    padding = kernel // 2  # torch requires padding <= kernel / 2
+    # all negative: zero padding instead of -inf would win and be caught
+    x = -np.random.default_rng(seed).uniform(1, 2, (batch, channels, height, width))
+    x = x.astype(np.float32)
+    out = nchw(max_pool(nhwc(x), kernel, stride, padding))
+    expected = max_pool_reference(x, kernel, stride, padding)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_max_pool_resnet_default():
+    x = -np.random.default_rng(2).uniform(1, 2, (2, 4, 112, 112)).astype(np.float32)
+    out = nchw(max_pool(nhwc(x)))
+    assert out.shape == (2, 4, 56, 56)
+    np.testing.assert_array_equal(out, max_pool_reference(x))
+
+
+def test_batch_norm_reference_standardizes():
+    x = np.random.default_rng(3).normal(3, 2, (4, 2, 5, 5))
+    mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
+    out = batch_norm_reference(x, np.ones(2), np.zeros(2), mean, var, eps=0)
+    np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), 0, atol=1e-12)
+    np.testing.assert_allclose(out.var(axis=(0, 2, 3)), 1)
+    shifted = batch_norm_reference(x, np.full(2, 2.0), np.full(2, 5.0), mean, var, eps=0)
+    np.testing.assert_allclose(shifted, 2 * out + 5)
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding"), [(3, 1, 1), (1, 2, 0), (7, 2, 3)])
+def test_folded_batch_norm_equals_conv_then_batch_norm(kernel, stride, padding):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, 4, 12, 12)).astype(np.float32)
+    w = rng.normal(size=(6, 4, kernel, kernel)).astype(np.float32)
+    gamma, beta, mean = rng.normal(size=(3, 6))
+    var = rng.uniform(0, 2, 6)
+    var[0] = 0  # a dead channel: eps alone keeps it finite
+    folded, bias = fold_batch_norm(w, gamma, beta, mean, var)
+    assert folded.dtype == bias.dtype == np.float32
+    expected = batch_norm_reference(
+        conv2d_reference(x, w, stride=stride, padding=padding), gamma, beta, mean, var
+    )
+    out = fast_conv(x, folded, bias, stride, padding)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+# -- the whole network -------------------------------------------------------------------------
+
+
+def test_state_dict_shapes_are_torchvisions():
+    expected = {
+        k: s for k, s in torchvision_shapes().items() if not k.endswith("num_batches_tracked")
+    }
+    assert state_dict_shapes() == expected
+
+
+@pytest.mark.parametrize(("batch", "size"), [(1, 224), (3, 64), (2, 37)])
+def test_network_matches_unfolded_reference(state, batch, size):
+    x = np.random.default_rng(batch).normal(size=(batch, 3, size, size)).astype(np.float32)
+    out = ResNet18.from_state_dict(state).describe(x)
+    expected = resnet18_reference(state, x)
+    assert out.shape == (batch, 512)
+    assert out.dtype == np.float32
+    assert np.isfinite(expected).all() and np.abs(expected).max() > 0.1
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_batch_rows_are_independent(state):
+    net = ResNet18.from_state_dict(state)
+    x = np.random.default_rng(5).normal(size=(3, 3, 64, 64)).astype(np.float32)
+    together = net.describe(x)
+    alone = np.concatenate([net.describe(x[i : i + 1]) for i in range(3)])
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-5)
+
+
+def test_descriptors_are_non_negative_averages(state):
+    out = ResNet18.from_state_dict(state).describe(np.zeros((1, 3, 224, 224), np.float32))
+    assert (out >= 0).all()  # global average of ReLU outputs
+
+
+def test_fc_and_counters_are_optional(state):
+    trimmed = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    trimmed = {k: v for k, v in trimmed.items() if not k.endswith("num_batches_tracked")}
+    x = np.random.default_rng(6).normal(size=(1, 3, 32, 32)).astype(np.float32)
+    np.testing.assert_array_equal(
+        ResNet18.from_state_dict(trimmed).describe(x), ResNet18.from_state_dict(state).describe(x)
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s.pop("layer3.1.bn2.running_var"), "missing 'layer3.1.bn2.running_var'"),
+        (
+            lambda s: s.update({"layer2.0.downsample.0.weight": np.zeros((128, 64, 3, 3))}),
+            r"'layer2.0.downsample.0.weight' has shape \(128, 64, 3, 3\), expected "
+            r"\(128, 64, 1, 1\)",
+        ),
+        (lambda s: s.update({"layer1.2.conv1.weight": np.zeros(1)}), "unexpected key"),
+        (lambda s: s.update({"fc.weight": np.zeros((10, 512))}), "'fc.weight' has shape"),
+        (
+            lambda s: s.update({"bn1.running_var": -np.ones(64, np.float32)}),
+            "'bn1.running_var' has a negative variance",
+        ),
+        (
+            lambda s: s["conv1.weight"].__setitem__((0, 0, 0, 0), np.nan),
+            "'conv1.weight' holds NaN",
+        ),
+        (
+            lambda s: s.update({"bn1.bias": np.zeros(64, np.int64)}),
+            "'bn1.bias' has dtype int64",
+        ),
+    ],
+)
+def test_bad_state_dict_names_the_key(state, change, message):
+    broken = {k: v.copy() for k, v in state.items()}
+    change(broken)
+    with pytest.raises(ValueError, match=message):
+        ResNet18.from_state_dict(broken)
+
+
+@pytest.mark.parametrize("shape", [(3, 224, 224), (1, 4, 224, 224), (1, 3, 0, 224)])
+def test_describe_refuses_bad_batch_shapes(state, shape):
+    net = ResNet18.from_state_dict(state)
+    with pytest.raises(ValueError, match=r"must have shape \(B, 3, H, W\)"):
+        net.describe(np.zeros(shape, np.float32))
+
+
+def test_against_torchvision(state):
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    model = torchvision.models.resnet18(weights=None).eval()
+    model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
+    model.fc = torch.nn.Identity()
+    x = np.random.default_rng(7).normal(size=(2, 3, 224, 224)).astype(np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    out = ResNet18.from_state_dict(state).describe(x)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())

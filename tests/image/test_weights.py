@@ -1,0 +1,455 @@
+"""Tests of capstone.image.weights: torch's zip format and safetensors read without torch, the
+restricted unpickler, and the download (with ``requests.get`` faked: no network)."""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import os
+import pickle
+import sys
+import types
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from resnet_support import write_safetensors
+
+from capstone.image import weights
+from capstone.image.weights import (
+    WEIGHTS_FILE,
+    WEIGHTS_URL,
+    UnsafeWeights,
+    WeightsError,
+    WeightsUnavailable,
+    fetch_weights,
+    load_state_dict,
+    locate_weights,
+)
+
+# -- writing a real PyTorch zip checkpoint without torch ----------------------------------------
+
+STORAGE_NAMES = {
+    np.dtype(np.float32): "FloatStorage",
+    np.dtype(np.float16): "HalfStorage",
+    np.dtype(np.float64): "DoubleStorage",
+    np.dtype(np.int64): "LongStorage",
+    np.dtype(np.int32): "IntStorage",
+}
+
+
+def _rebuild_tensor_v2(*args):
+    """Stands in for torch._utils._rebuild_tensor_v2 while pickling (never called)."""
+
+
+@pytest.fixture
+def fake_torch(monkeypatch) -> types.SimpleNamespace:
+    """Modules named ``torch`` and ``torch._utils`` holding stand-ins, so that pickle writes
+    the same GLOBAL opcodes as ``torch.save`` (pickle checks a global can be imported back)."""
+    torch = types.ModuleType("torch")
+    utils = types.ModuleType("torch._utils")
+    _rebuild_tensor_v2.__module__ = "torch._utils"
+    utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+    for name in STORAGE_NAMES.values():
+        setattr(torch, name, type(name, (), {"__module__": "torch"}))
+    torch._utils = utils
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "torch._utils", utils)
+    return types.SimpleNamespace(torch=torch, rebuild=_rebuild_tensor_v2)
+
+
+class Storage:
+    """A flat storage: ``persistent_id`` turns it into torch's storage record."""
+
+    def __init__(self, key: str, flat: np.ndarray):
+        self.key, self.flat = key, flat
+
+
+class Tensor:
+    """Pickles as torch does: ``_rebuild_tensor_v2(storage, offset, size, stride, ...)``."""
+
+    def __init__(self, rebuild, storage: Storage, offset: int, size: tuple, stride: tuple):
+        self.args = (storage, offset, size, stride, False, collections.OrderedDict())
+        self.rebuild = rebuild
+
+    def __reduce__(self):
+        return self.rebuild, self.args
+
+
+class CheckpointPickler(pickle.Pickler):
+    def __init__(self, file, torch):
+        super().__init__(file, protocol=2)
+        self.torch = torch
+
+    def persistent_id(self, obj):
+        if isinstance(obj, Storage):
+            storage_type = getattr(self.torch, STORAGE_NAMES[obj.flat.dtype])
+            return ("storage", storage_type, obj.key, "cpu", obj.flat.size)
+        return None
+
+
+def write_checkpoint(path: Path, state, storages: list[Storage], torch) -> Path:
+    """A zip like torch.save's: archive/data.pkl, archive/data/<key>, version, byteorder."""
+    pickled = pickle.io.BytesIO()
+    CheckpointPickler(pickled, torch).dump(state)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", pickled.getvalue())
+        archive.writestr("archive/byteorder", "little")
+        for storage in storages:
+            archive.writestr(
+                f"archive/data/{storage.key}",
+                storage.flat.astype("<" + storage.flat.dtype.str[1:]).tobytes(),
+            )
+        archive.writestr("archive/version", "3\n")
+    return path
+
+
+def tensors_state(fake_torch) -> tuple[collections.OrderedDict, list[Storage], dict]:
+    """A state dict exercising every storage type, strides, offsets and shared storages."""
+    rng = np.random.default_rng(0)
+    shared = Storage("0", rng.normal(size=12).astype(np.float32))
+    half = Storage("1", rng.normal(size=6).astype(np.float16))
+    double = Storage("2", rng.normal(size=4))
+    long = Storage("3", np.array([42], np.int64))
+    ints = Storage("4", np.arange(5, dtype=np.int32))
+    rebuild = fake_torch.rebuild
+    state = collections.OrderedDict(
+        [
+            ("conv.weight", Tensor(rebuild, shared, 0, (2, 3, 2), (6, 2, 1))),
+            ("conv.weight_t", Tensor(rebuild, shared, 0, (3, 2), (1, 3))),  # a transpose
+            ("tail", Tensor(rebuild, shared, 8, (4,), (1,))),  # an offset into the same storage
+            ("half", Tensor(rebuild, half, 0, (2, 3), (3, 1))),
+            ("double", Tensor(rebuild, double, 1, (3,), (1,))),
+            ("bn.num_batches_tracked", Tensor(rebuild, long, 0, (), ())),
+            ("ints", Tensor(rebuild, ints, 0, (5,), (1,))),
+            ("empty", Tensor(rebuild, ints, 0, (0, 3), (3, 1))),
+        ]
+    )
+    state._metadata = collections.OrderedDict([("", {"version": 1})])  # as torch's state dicts
+    expected = {
+        "conv.weight": shared.flat.reshape(2, 3, 2),
+        "conv.weight_t": shared.flat[:6].reshape(2, 3).T,
+        "tail": shared.flat[8:],
+        "half": half.flat.reshape(2, 3),
+        "double": double.flat[1:],
+        "bn.num_batches_tracked": np.array(42, np.int64),
+        "ints": ints.flat,
+        "empty": np.zeros((0, 3), np.int32),
+    }
+    return state, [shared, half, double, long, ints], expected
+
+
+def test_reads_torch_zip_exactly(tmp_path, fake_torch):
+    state, storages, expected = tensors_state(fake_torch)
+    path = write_checkpoint(tmp_path / "w.pth", state, storages, fake_torch.torch)
+    loaded = load_state_dict(path)
+    assert list(loaded) == list(expected)
+    for key, value in expected.items():
+        assert loaded[key].dtype == value.dtype, key
+        assert loaded[key].shape == value.shape, key
+        np.testing.assert_array_equal(loaded[key], value, err_msg=key)
+    assert loaded["tail"].flags.writeable  # copies, not views of the file's bytes
+
+
+class Evil:
+    def __init__(self, call, argument):
+        self.call, self.argument = call, argument
+
+    def __reduce__(self):
+        return self.call, (self.argument,)
+
+
+@pytest.mark.parametrize(
+    ("call", "command", "name"),
+    [
+        (os.system, "touch {marker}", f"{os.system.__module__}.system"),
+        # protocol 2 writes builtins under its Python 2 name
+        (eval, "__import__('pathlib').Path({marker!r}).touch()", "(builtins|__builtin__).eval"),
+    ],
+)
+def test_malicious_pickle_is_refused_before_running(tmp_path, fake_torch, call, command, name):
+    marker = tmp_path / "pwned"
+    state = {"conv1.weight": Evil(call, command.format(marker=str(marker)))}
+    path = write_checkpoint(tmp_path / "evil.pth", state, [], fake_torch.torch)
+    with pytest.raises(UnsafeWeights, match=f"global {name}") as info:
+        load_state_dict(path)
+    assert "evil.pth" in str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert not marker.exists()
+
+
+def test_other_torch_globals_are_refused(tmp_path, fake_torch):
+    untyped = type("UntypedStorage", (), {"__module__": "torch"})
+    fake_torch.torch.UntypedStorage = untyped
+    state = {"x": Evil(untyped, 1)}
+    path = write_checkpoint(tmp_path / "w.pth", state, [], fake_torch.torch)
+    with pytest.raises(UnsafeWeights, match=r"global torch.UntypedStorage"):
+        load_state_dict(path)
+
+
+def test_a_pickle_cannot_tamper_with_the_next_load(tmp_path, fake_torch):
+    # GLOBAL torch.FloatStorage, then BUILD {"dtype": "<f8"} onto it: sets an attribute of the
+    # stand-in the unpickler handed out; the next file must not see it
+    tamper = b"\x80\x02ctorch\nFloatStorage\n}X\x05\x00\x00\x00dtypeX\x03\x00\x00\x00<f8sb."
+    with zipfile.ZipFile(tmp_path / "tamper.pth", "w") as archive:
+        archive.writestr("archive/data.pkl", tamper)
+    with pytest.raises(WeightsError, match="not a state dict"):
+        load_state_dict(tmp_path / "tamper.pth")
+    state, storages, expected = tensors_state(fake_torch)
+    loaded = load_state_dict(
+        write_checkpoint(tmp_path / "w.pth", state, storages, fake_torch.torch)
+    )
+    assert loaded["conv.weight"].dtype == np.float32
+    np.testing.assert_array_equal(loaded["conv.weight"], expected["conv.weight"])
+
+
+@pytest.mark.parametrize(
+    ("offset", "size", "stride", "message"),
+    [
+        (0, (4, 4), (4, 1), "runs past the end of its storage"),
+        (10, (3,), (1,), "runs past the end"),
+        (-1, (2,), (1,), "malformed tensor record"),
+        (0, (2, 2), (1,), "malformed tensor record"),
+    ],
+)
+def test_out_of_bounds_tensors_are_refused(tmp_path, fake_torch, offset, size, stride, message):
+    storage = Storage("0", np.arange(12, dtype=np.float32))
+    state = {"w": Tensor(fake_torch.rebuild, storage, offset, size, stride)}
+    path = write_checkpoint(tmp_path / "w.pth", state, [storage], fake_torch.torch)
+    with pytest.raises(WeightsError, match=message):
+        load_state_dict(path)
+
+
+def test_short_storage_is_refused(tmp_path, fake_torch):
+    storage = Storage("0", np.arange(12, dtype=np.float32))
+    state = {"w": Tensor(fake_torch.rebuild, storage, 0, (12,), (1,))}
+    path = write_checkpoint(tmp_path / "w.pth", state, [], fake_torch.torch)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("archive/data/0", b"\x00" * 20)
+    with pytest.raises(WeightsError, match="holds 20 bytes, expected 12 x 4"):
+        load_state_dict(path)
+
+
+def test_missing_storage_is_refused(tmp_path, fake_torch):
+    storage = Storage("7", np.arange(3, dtype=np.float32))
+    state = {"w": Tensor(fake_torch.rebuild, storage, 0, (3,), (1,))}
+    path = write_checkpoint(tmp_path / "w.pth", state, [], fake_torch.torch)
+    with pytest.raises(WeightsError, match="archive/data/7 is missing"):
+        load_state_dict(path)
+
+
+@pytest.mark.parametrize(
+    ("write", "message"),
+    [
+        (lambda p: p.write_bytes(b"\x80\x02\x8a\x0alegacy torch pickle"), "legacy"),
+        (lambda p: zipfile.ZipFile(p, "w").writestr("x.txt", "hi"), "one <name>/data.pkl"),
+        (lambda p: p.write_bytes(b"PK\x03\x04 a broken zip"), "corrupt or truncated"),
+    ],
+)
+def test_not_a_checkpoint(tmp_path, write, message):
+    path = tmp_path / "model.pth"
+    write(path)
+    with pytest.raises(WeightsError, match=message):
+        load_state_dict(path)
+
+
+def test_a_pickled_list_is_not_a_state_dict(tmp_path, fake_torch):
+    path = write_checkpoint(tmp_path / "w.pth", [1, 2], [], fake_torch.torch)
+    with pytest.raises(WeightsError, match="holds a list, not a state dict"):
+        load_state_dict(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nothing.pth"):
+        load_state_dict(tmp_path / "nothing.pth")
+
+
+# -- safetensors -------------------------------------------------------------------------------
+
+
+def safetensors_sample() -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    rng = np.random.default_rng(1)
+    arrays = {
+        "conv1.weight": rng.normal(size=(4, 3, 2, 2)).astype(np.float32),
+        "bn1.bias": rng.normal(size=4).astype(np.float16),
+        "bn1.num_batches_tracked": np.array(5, np.int64),
+        "empty": np.zeros((0,), np.float32),
+    }
+    return arrays, {"conv1.weight": "F32", "bn1.bias": "F16", "bn1.num_batches_tracked": "I64",
+                    "empty": "F32"}  # fmt: skip
+
+
+def test_safetensors_round_trip(tmp_path):
+    arrays, codes = safetensors_sample()
+    loaded = load_state_dict(write_safetensors(tmp_path / "w.safetensors", arrays, codes))
+    assert list(loaded) == list(arrays)
+    for name, array in arrays.items():
+        assert loaded[name].dtype == array.dtype
+        np.testing.assert_array_equal(loaded[name], array)
+
+
+def rewrite_header(path: Path, change) -> None:
+    raw = path.read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + size])
+    change(header)
+    encoded = json.dumps(header).encode()
+    path.write_bytes(len(encoded).to_bytes(8, "little") + encoded + raw[8 + size :])
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: p.write_bytes(p.read_bytes()[:-10]), "past the end of the data"),
+        (lambda p: p.write_bytes(p.read_bytes()[:40]), "truncated, or not a safetensors"),
+        (lambda p: p.write_bytes(b"\x01\x02"), "too short"),
+        (lambda p: p.write_bytes(b"\x05" + b"\x00" * 7 + b"{oops"), "not valid JSON"),
+        (lambda p: p.write_bytes(b"\x02" + b"\x00" * 7 + b"[]"), "not a JSON object"),
+        (
+            lambda p: rewrite_header(p, lambda h: h["bn1.bias"].update(dtype="BF16")),
+            "dtype 'BF16'; supported: F32, F16, I64",
+        ),
+        (
+            lambda p: rewrite_header(p, lambda h: h["conv1.weight"].update(shape=[4, 3, 2, 3])),
+            "needs 288 bytes, its offsets span 192",
+        ),
+        (
+            lambda p: rewrite_header(p, lambda h: h["conv1.weight"].update(shape="big")),
+            "malformed shape",
+        ),
+        (
+            lambda p: rewrite_header(p, lambda h: h["conv1.weight"].update(data_offsets=[-1, 5])),
+            "malformed data_offsets",
+        ),
+        (lambda p: rewrite_header(p, lambda h: h["bn1.bias"].pop("shape")), "lacks dtype"),
+    ],
+)
+def test_damaged_safetensors_are_refused(tmp_path, damage, message):
+    path = write_safetensors(tmp_path / "w.safetensors", *safetensors_sample())
+    damage(path)
+    with pytest.raises(WeightsError, match=message) as info:
+        load_state_dict(path)
+    assert "w.safetensors" in str(info.value)
+
+
+# -- download and cache ------------------------------------------------------------------------
+
+
+class FakeResponse:
+    def __init__(self, content: bytes, status: int = 200):
+        self.content, self.status = content, status
+        self.headers = {"content-length": str(len(content))}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def raise_for_status(self):
+        if self.status >= 400:
+            raise requests.HTTPError(f"{self.status} Client Error")
+
+    def iter_content(self, chunk_size):
+        for start in range(0, len(self.content), 7):
+            yield self.content[start : start + 7]
+
+
+@pytest.fixture
+def download(monkeypatch):
+    """Fake ``requests.get``: serves ``download.content``; records each call."""
+    fake = types.SimpleNamespace(content=b"resnet weights " * 10, status=200, calls=[])
+
+    def get(url, **kwargs):
+        fake.calls.append((url, kwargs))
+        return FakeResponse(fake.content, fake.status)
+
+    monkeypatch.setattr(requests, "get", get)
+    return fake
+
+
+def matching_prefix(monkeypatch, content: bytes) -> None:
+    monkeypatch.setattr(weights, "SHA256_PREFIX", hashlib.sha256(content).hexdigest()[:8])
+
+
+def test_download_with_the_right_hash_is_kept(tmp_path, monkeypatch, download):
+    matching_prefix(monkeypatch, download.content)
+    path = fetch_weights(tmp_path / "cache", progress=False)
+    assert path == tmp_path / "cache" / WEIGHTS_FILE
+    assert path.read_bytes() == download.content
+    (url, kwargs), = download.calls  # fmt: skip
+    assert url == WEIGHTS_URL
+    assert kwargs["stream"] is True and kwargs["timeout"] > 0
+    assert fetch_weights(tmp_path / "cache", progress=False) == path
+    assert len(download.calls) == 1  # downloaded once, then cached
+
+
+def test_download_with_a_wrong_hash_leaves_nothing(tmp_path, download):
+    with pytest.raises(WeightsUnavailable, match=r"sha256 is .* expected f37072fd"):
+        fetch_weights(tmp_path / "cache", progress=False)
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def assert_both_ways(message: str, cache_dir: Path) -> None:
+    assert "--weights FILE" in message
+    assert f"curl -LO {WEIGHTS_URL}" in message
+    assert str(cache_dir) in message
+
+
+@pytest.mark.parametrize(
+    "failure", [requests.ConnectionError("Name or service not known"), requests.Timeout("slow")]
+)
+def test_network_failure_says_how_to_get_the_weights(tmp_path, monkeypatch, failure):
+    def get(url, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(requests, "get", get)
+    with pytest.raises(WeightsUnavailable) as info:
+        fetch_weights(tmp_path / "cache", progress=False)
+    assert isinstance(info.value, RuntimeError)
+    assert_both_ways(str(info.value), tmp_path / "cache")
+    assert not (tmp_path / "cache" / WEIGHTS_FILE).exists()
+
+
+def test_server_error_is_unavailable(tmp_path, download):
+    download.status = 404
+    with pytest.raises(WeightsUnavailable, match="404"):
+        fetch_weights(tmp_path, progress=False)
+
+
+def test_explicit_file_wins(tmp_path, download):
+    explicit = tmp_path / "mine.safetensors"
+    explicit.write_bytes(b"x")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / WEIGHTS_FILE).write_bytes(b"y")
+    assert locate_weights(explicit, tmp_path / "cache") == explicit
+    assert download.calls == []
+
+
+def test_explicit_missing_file(tmp_path, download):
+    with pytest.raises(FileNotFoundError, match=r"gone.pth: no such weights file"):
+        locate_weights(tmp_path / "gone.pth")
+    assert download.calls == []
+
+
+def test_cached_file_is_used(tmp_path, download):
+    (tmp_path / WEIGHTS_FILE).write_bytes(b"y")
+    assert locate_weights(cache_dir=tmp_path) == tmp_path / WEIGHTS_FILE
+    assert download.calls == []
+
+
+def test_no_download_when_off(tmp_path, download):
+    with pytest.raises(WeightsUnavailable, match="downloading is off") as info:
+        locate_weights(cache_dir=tmp_path, download=False)
+    assert_both_ways(str(info.value), tmp_path)
+    assert download.calls == []
+
+
+def test_default_cache_is_in_the_data_home(monkeypatch, download):
+    matching_prefix(monkeypatch, download.content)
+    path = locate_weights(progress=False)
+    assert path == Path(os.environ["CAPSTONE_HOME"]) / "cache" / "weights" / WEIGHTS_FILE
+    assert path.read_bytes() == download.content
