@@ -548,11 +548,13 @@ def _search_collection(args) -> int:
 def cmd_similar(args) -> int:
     if (args.image_id is None) == (args.photo is None):
         raise ValueError("give an IMAGE_ID or --photo PHOTO (one of them)")
+    if (args.add or args.subtract) and args.space != "semantic":
+        raise ValueError("--add/--subtract work in the semantic space only")
+    if (args.add or args.subtract) and args.photo is not None:
+        raise ValueError("--add/--subtract work with an IMAGE_ID, not --photo")
     descriptor = _describe_one(args, args.photo) if args.photo is not None else None
     engine = _engine(args)
     if args.add or args.subtract:
-        if args.space != "semantic" or descriptor is not None:
-            raise ValueError("--add/--subtract work with an IMAGE_ID in the semantic space only")
         results = engine.combined(args.add, args.subtract, image_id=args.image_id, k=args.k)
     elif descriptor is not None:
         results = engine.similar_to_descriptor(descriptor, args.k, space=args.space)

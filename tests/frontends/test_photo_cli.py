@@ -103,6 +103,7 @@ def test_search_similar_and_tags_by_an_unseen_photo(capsys, home, weights, photo
         (["search", "dog", "--image", "{photo}"], "give a query TEXT or --image PHOTO"),
         (["similar"], "give an IMAGE_ID or --photo PHOTO (one of them)"),
         (["tags", "5", "--photo", "{photo}"], "give an IMAGE_ID or --photo PHOTO"),
+        (["similar", "--photo", "{photo}", "--add", "snow"], "work with an IMAGE_ID, not --photo"),
         (["search", "dog", "--paths"], "--paths prints the photos of a --collection"),
         (["search", "dog", "--collection", "nothing"], "no collection 'nothing'"),
     ],
