@@ -760,6 +760,20 @@ def _listen(host: str, port: int) -> socket.socket:
     return listener
 
 
+def _photo_describer(args):
+    """The server's ResNet-18 when its weights are at hand (``--weights`` or cached), else None:
+    a server does not download them; its photo page says how to get them."""
+    from capstone.image.photos import PhotoDescriber
+    from capstone.image.weights import locate_weights
+
+    try:
+        weights = locate_weights(args.weights, download=False, progress=False)
+    except WeightsUnavailable:
+        print("note: photo queries are off: no ResNet-18 weights (--weights FILE)", file=sys.stderr)
+        return None
+    return PhotoDescriber(weights)
+
+
 def cmd_serve(args) -> int:
     # Flask and the web app load only for this command: the others start faster without them.
     from werkzeug.serving import make_server
@@ -771,7 +785,7 @@ def cmd_serve(args) -> int:
     run, ds = _run(args, embed_captions=False)  # searching needs no caption embeddings
     release_freed_memory()  # what parsing the data freed: a server runs for hours
     _print_warnings(run, args)
-    service = SearchService.load(run, ds)
+    service = SearchService.load(run, ds, _photo_describer(args))
     release_freed_memory()
     listener = _listen(args.host, args.port)  # bound here: werkzeug would exit on an error
     server = make_server(
@@ -1065,6 +1079,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_args(p)
     _add_model_args(p)
+    _add_weights_arg(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     p.add_argument("--port", type=_port, default=8000, help="port (8000; 0: any free port)")
     p.set_defaults(func=cmd_serve)

@@ -4,11 +4,13 @@ import threading
 
 import pytest
 from cli_support import RUN, no_course_data
+from resnet_support import random_state
 from werkzeug.serving import make_server
 
 from capstone.dataset import load_dataset
 from capstone.frontends.web.app import create_app
 from capstone.frontends.web.service import SearchService
+from capstone.image.photos import PhotoDescriber
 from capstone.runs import Run
 
 #: The first caption of one validation image is replaced by this: it must render as text.
@@ -19,7 +21,8 @@ BROKEN_PHOTO = "http://127.0.0.1:9/train2014/COCO_train2014_000000000009.jpg"
 
 @pytest.fixture(scope="module")
 def web_service(shared_home, tmp_path_factory):
-    """`SearchService` over the shared tiny demo run, with one hostile caption."""
+    """`SearchService` over the shared tiny demo run, with one hostile caption and a ResNet-18
+    of random weights for photo queries."""
     root, code, _, err = shared_home
     assert code == 0, err
     with pytest.MonkeyPatch.context() as mp:
@@ -28,7 +31,7 @@ def web_service(shared_home, tmp_path_factory):
         run = Run.load(RUN)
         dataset = load_dataset(embed_captions=False)
         run.check(dataset)
-        service = SearchService.load(run, dataset)
+        service = SearchService.load(run, dataset, PhotoDescriber(random_state()))
     data = dataset.data
     row = int(data.image_index(_validation_image(service, 0)))
     data.captions[int(data.caption_offsets[row])] = HOSTILE

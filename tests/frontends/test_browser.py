@@ -11,8 +11,10 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import BROKEN_PHOTO
+from PIL import Image
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 pytestmark = pytest.mark.skipif(
@@ -104,3 +106,19 @@ def test_the_page_runs_no_inline_script(browser, live_url):
     wait_for(browser, "#results .tile")
     assert browser.execute_script("return window.owned === undefined")
     assert browser.find_element(By.NAME, "q").get_attribute("value").startswith("<script>")
+
+
+def test_search_by_an_uploaded_photo(browser, live_url, tmp_path):
+    photo = tmp_path / "holiday.jpg"
+    pixels = np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(photo)
+    browser.get(live_url + "/photo")
+    browser.find_element(By.NAME, "photo").send_keys(str(photo))
+    k = browser.find_element(By.NAME, "k")
+    k.clear()
+    k.send_keys("5")
+    browser.find_element(By.CSS_SELECTOR, "form.search button").click()
+    tiles = wait_for(browser, "#results .tile", 5)
+    assert browser.find_elements(By.CSS_SELECTOR, "#tags li")
+    assert all(t.find_element(By.CSS_SELECTOR, ".placeholder").is_displayed() for t in tiles)
+    assert browser.save_screenshot(str(tmp_path / "photo.png"))

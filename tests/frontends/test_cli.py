@@ -67,7 +67,16 @@ COMMANDS = {
     "rank": ["text", "IMAGE_ID", "--json", "--all-images", "--other-data", "--run"],
     "runs": ["--json"],
     "info": ["--data", "--glove", "--json"],
-    "serve": ["--data", "--glove", "--run", "--model", "--other-data", "--host", "--port"],
+    "serve": [
+        "--data",
+        "--glove",
+        "--run",
+        "--model",
+        "--other-data",
+        "--host",
+        "--port",
+        "--weights",
+    ],
     "describe": ["PHOTO", "--out", "--weights", "--json"],
     "index": ["DIR", "--name", "--run", "--model", "--weights"],
 }

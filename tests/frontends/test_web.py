@@ -19,12 +19,13 @@ import pytest
 from cli_support import RUN, argparse_exit, run
 from conftest import HOSTILE
 from markupsafe import escape
+from PIL import Image
 
 from capstone.frontends.web.app import CONTENT_SECURITY_POLICY
 from capstone.frontends.web.service import MAX_K, MAX_QUERY_CHARS, SearchService
 from capstone.search.terms import parse_terms
 
-ROUTES = ["/", "/?q=a+dog", "/about", "/api/search?q=dog", "/api/about", "/image/{id}",
+ROUTES = ["/", "/?q=a+dog", "/about", "/photo", "/api/search?q=dog", "/api/about", "/image/{id}",
           "/api/similar/{id}", "/api/tags/{id}", "/api/rank?q=dog&image_id={id}",
           "/nowhere", "/api/search?q=dog&k=0"]  # fmt: skip
 
@@ -310,3 +311,74 @@ def test_serve_says_its_url_answers_and_stops_on_ctrl_c(home):
         child.send_signal(signal.SIGINT)
         _, err = child.communicate(timeout=30)
     assert child.returncode == 0 and "stopped" in err and "Traceback" not in err
+
+
+# -- photo queries ------------------------------------------------------------------------------
+
+
+def jpeg_bytes(seed: int = 0, size=(64, 48)) -> bytes:
+    rng = np.random.default_rng(seed)
+    out = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (*size[::-1], 3), dtype=np.uint8)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def upload(client, route: str, data: bytes | None, **fields):
+    form = dict(fields)
+    if data is not None:
+        form["photo"] = (io.BytesIO(data), "holiday.jpg")
+    return client.post(route, data=form, content_type="multipart/form-data")
+
+
+def test_a_photo_upload_finds_images_like_it_and_its_tags(client, web_service, tmp_path):
+    data = jpeg_bytes()
+    answer = upload(client, "/api/photo", data, k="5", space="semantic").get_json()
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(data)
+    descriptor = web_service.describer.describe(photo)
+    engine = web_service.engines["validation"]
+    assert [r["image_id"] for r in answer["results"]] == [
+        r.image_id for r in engine.similar_to_descriptor(descriptor, 5)
+    ]
+    assert [t["word"] for t in answer["tags"]] == [
+        w for w, _ in engine.tags_of_descriptor(descriptor, 8)
+    ]
+    page = upload(client, "/photo", data, k="4", space="descriptor")
+    assert page.status_code == 200
+    body = page.get_data(as_text=True)
+    assert len(tiles(body)) == 4 and 'id="tags"' in body
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "message"),
+    [
+        (None, 400, "photo: choose a photo file to upload"),
+        (b"", 400, "photo: "),
+        (b"just some text", 400, "photo: "),
+        (jpeg_bytes()[:300], 400, "photo: "),
+    ],
+)
+def test_bad_uploads_are_400_without_server_paths(client, data, status, message):
+    response = upload(client, "/api/photo", data)
+    assert response.status_code == status
+    error = response.get_json()["error"]
+    assert error.startswith(message) and "capstone-upload" not in error and "/tmp" not in error
+
+
+def test_an_upload_too_large_is_413(client):
+    response = upload(client, "/api/photo", b"x" * (21 * 2**20))
+    assert response.status_code == 413
+    assert response.get_json()["error"] == "the upload is larger than 20 MB"
+
+
+def test_no_weights_means_a_503_that_says_how_to_get_them(web_service):
+    from dataclasses import replace
+
+    from capstone.frontends.web.app import create_app
+
+    app = create_app(replace(web_service, describer=None))
+    client = app.test_client()
+    response = upload(client, "/api/photo", jpeg_bytes())
+    assert response.status_code == 503
+    assert "--weights FILE" in response.get_json()["error"]
+    assert "need ResNet-18's weights" in client.get("/photo").get_data(as_text=True)

@@ -1,8 +1,9 @@
 """The web app: server-rendered pages and a JSON API over one `SearchService`.
 
 Pages: ``/`` (search), ``/image/<id>`` (an image: captions, tags, similar images, its rank for
-the last query), ``/about`` (the run and its data). API: ``/api/search``, ``/api/similar/<id>``,
-``/api/tags/<id>``, ``/api/rank``; ``/api/search?format=csv`` exports a result list.
+the last query), ``/photo`` (upload a photo: similar images and tags), ``/about`` (the run and
+its data). API: ``/api/search``, ``/api/similar/<id>``, ``/api/tags/<id>``, ``/api/rank``,
+``POST /api/photo``; ``/api/search?format=csv`` exports a result list.
 
 Safe by default: templates escape every caption and query (Jinja autoescaping), every response
 carries a Content-Security-Policy that allows scripts and styles from this server only and
@@ -15,14 +16,24 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
+import tempfile
 
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from capstone.frontends.web.service import MAX_K, MAX_QUERY_CHARS, BadInput, NotFound, SearchService
+from capstone.frontends.web.service import (
+    MAX_K,
+    MAX_QUERY_CHARS,
+    BadInput,
+    NotFound,
+    PhotoUnavailable,
+    SearchService,
+)
 
-__all__ = ["CONTENT_SECURITY_POLICY", "create_app"]
+__all__ = ["CONTENT_SECURITY_POLICY", "MAX_UPLOAD_BYTES", "create_app"]
 
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' http: https: data:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -40,7 +51,7 @@ def create_app(service: SearchService) -> Flask:
         app.test_client().get("/api/search?q=a+dog").get_json()["results"][0]
     """
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = 16 * 1024  # no route takes a body
+    app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES  # only photo uploads have a body
     # werkzeug logs each request; a class demo's terminal wants only the URL line and errors
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     limits = {"max_query_chars": MAX_QUERY_CHARS, "max_k": MAX_K}
@@ -66,8 +77,14 @@ def create_app(service: SearchService) -> Flask:
     def not_found(error: NotFound):
         return failure(404, error.args[0])
 
+    @app.errorhandler(PhotoUnavailable)
+    def photo_unavailable(error: PhotoUnavailable):
+        return failure(503, str(error))
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        if error.code == 413:
+            return failure(413, f"the upload is larger than {MAX_UPLOAD_BYTES // 2**20} MB")
         return failure(error.code or 500, error.description or error.name)
 
     @app.errorhandler(Exception)
@@ -123,6 +140,31 @@ def create_app(service: SearchService) -> Flask:
             images=images,
         )
 
+    def photo_answer() -> dict:
+        """The uploaded photo's answer; the upload goes to a temporary file of the server's."""
+        upload = request.files.get("photo")
+        if upload is None or not upload.filename:
+            raise BadInput("photo: choose a photo file to upload")
+        handle, path = tempfile.mkstemp(prefix="capstone-upload-")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                upload.save(file)
+            args = request.values
+            return service.photo(path, args.get("k"), args.get("space"), args.get("images"))
+        finally:
+            os.unlink(path)
+
+    @app.route("/photo", methods=["GET", "POST"])
+    def photo_page():
+        form = {key: request.values.get(key, "") for key in ("k", "space", "images")}
+        if request.method == "GET":
+            return page("photo.html", form=form, answer=None, error=None)
+        try:
+            answer = photo_answer()
+        except BadInput as e:
+            return page("photo.html", 400, form=form, answer=None, error=str(e))
+        return page("photo.html", form=form, answer=answer, error=None)
+
     @app.get("/about")
     def about_page():
         facts["about"] = service.about()  # a report written since the server started
@@ -159,6 +201,10 @@ def create_app(service: SearchService) -> Flask:
         if not args.get("image_id"):
             raise BadInput("image_id is missing: /api/rank?q=...&image_id=...")
         return jsonify(service.rank(args.get("q"), args.get("image_id"), args.get("images")))
+
+    @app.post("/api/photo")
+    def api_photo():
+        return jsonify(photo_answer())
 
     @app.get("/api/about")
     def api_about():

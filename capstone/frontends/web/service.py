@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
 from capstone.dataset import Dataset
 from capstone.evaluation.metrics import format_report
+from capstone.image.photos import PhotoDescriber
+from capstone.image.preprocess import PhotoError
+from capstone.image.weights import WEIGHTS_FILE
 from capstone.runs import IMAGE_SETS, Run
 from capstone.search.display import is_generated_url
 from capstone.search.engine import SearchEngine, SearchResult
 from capstone.search.terms import parse_terms
 
-__all__ = ["MAX_K", "MAX_QUERY_CHARS", "BadInput", "NotFound", "SearchService"]
+__all__ = ["MAX_K", "MAX_QUERY_CHARS", "BadInput", "NotFound", "PhotoUnavailable", "SearchService"]
 
 MAX_QUERY_CHARS = 200
 MAX_K = 100
@@ -34,6 +38,10 @@ class BadInput(ValueError):
 
 class NotFound(KeyError):
     """An image id that is not in the run's data."""
+
+
+class PhotoUnavailable(RuntimeError):
+    """Photo queries asked of a server without ResNet-18's weights (HTTP 503)."""
 
 
 def _int(name: str, value, default: int, low: int, high: int) -> int:
@@ -80,16 +88,22 @@ class SearchService:
     dataset : Dataset
     engines : dict[str, SearchEngine]
         ``"validation"`` (the course's database) and ``"all"``.
+    describer : PhotoDescriber or None
+        ResNet-18, for queries by an uploaded photo; None when no weights were found.
     """
 
     run: Run
     dataset: Dataset
     engines: dict[str, SearchEngine]
+    describer: PhotoDescriber | None = None
 
     @classmethod
-    def load(cls, run: Run, dataset: Dataset) -> SearchService:
+    def load(
+        cls, run: Run, dataset: Dataset, describer: PhotoDescriber | None = None
+    ) -> SearchService:
         """Build both engines (their databases come from the run's cache when it has one)."""
-        return cls(run, dataset, {images: run.engine(dataset, images) for images in IMAGE_SETS})
+        engines = {images: run.engine(dataset, images) for images in IMAGE_SETS}
+        return cls(run, dataset, engines, describer)
 
     # -- checked arguments ---------------------------------------------------------------------
 
@@ -204,6 +218,41 @@ class SearchService:
         rank["score"] = round(rank["score"], 4)
         return {"query": query, "ignored_words": ignored, "images": images, **rank}
 
+    def photo(self, path: Path, k=None, space=None, images=None) -> dict:
+        """Images like an uploaded photo (saved by the app at ``path``) and its tags.
+
+        Raises
+        ------
+        PhotoUnavailable
+            When the server has no ResNet-18 weights.
+        BadInput
+            For a file that is not a readable photo (the reason, without the server's path).
+        """
+        if self.describer is None:
+            raise PhotoUnavailable(
+                "photo queries need ResNet-18's weights: start the server with --weights FILE "
+                f"({WEIGHTS_FILE} or a .safetensors file), or run `python -m capstone "
+                "describe PHOTO` once online to download them"
+            )
+        k = _int("k", k, DEFAULT_K, 1, MAX_K)
+        space = _choice("space", space, SPACES)
+        images, engine = self._engine(images)
+        if space == "descriptor":
+            images, engine = "all", self.engines["all"]
+        try:
+            descriptor = self.describer.describe(path)
+        except PhotoError as e:
+            raise BadInput(f"photo: {e.reason}") from None
+        results = engine.similar_to_descriptor(descriptor, k, space=space)
+        tags = engine.tags_of_descriptor(descriptor, 8)
+        return {
+            "space": space,
+            "images": images,
+            "k": k,
+            "tags": [{"word": w, "score": round(s, 4)} for w, s in tags],
+            "results": [self._result(i, r) for i, r in enumerate(results, 1)],
+        }
+
     def about(self) -> dict:
         """The run, its data and how well it retrieves (from its saved report, if any)."""
         run, ds = self.run, self.dataset
@@ -227,4 +276,5 @@ class SearchService:
             "idf_vocabulary": len(ds.text.idf),
             "warnings": list(run.warnings),
             "metrics": format_report(report) if report else None,
+            "photo_queries": self.describer is not None,
         }
