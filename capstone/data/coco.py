@@ -233,7 +233,7 @@ class CocoData:
 
     def image_index(self, image_ids) -> np.ndarray:
         """Indices of ``image_ids`` (int or array); a KeyError names an unknown id."""
-        return _index_of(self.image_ids, np.arange(self.n_images), image_ids, "image id")
+        return _index_of(self.image_ids, None, image_ids, "image id")  # rows: the positions
 
     def caption_index(self, caption_ids) -> np.ndarray:
         """Indices of ``caption_ids`` (int or array); a KeyError names an unknown id."""
@@ -266,7 +266,7 @@ class CocoData:
         return self.captions[self.caption_offsets[index] : self.caption_offsets[index + 1]]
 
 
-def _index_of(sorted_ids: np.ndarray, rows: np.ndarray, wanted, what: str) -> np.ndarray:
+def _index_of(sorted_ids: np.ndarray, rows: np.ndarray | None, wanted, what: str) -> np.ndarray:
     wanted = np.asarray(wanted)
     if wanted.dtype.kind not in "iu":
         raise TypeError(f"{what}s must be integers, got {wanted.dtype} ({wanted!r})")
@@ -275,4 +275,4 @@ def _index_of(sorted_ids: np.ndarray, rows: np.ndarray, wanted, what: str) -> np
     if not np.all(found):
         missing = wanted[~found] if wanted.ndim else wanted
         raise KeyError(f"unknown {what} {np.ravel(missing)[0]}")
-    return rows[pos]
+    return pos if rows is None else rows[pos]

@@ -15,6 +15,7 @@ Demo images (host ``*.invalid``) have no photo: their tile lists their captions.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -49,6 +50,7 @@ class FetchError(RuntimeError):
         self.reason = reason
 
 
+@functools.lru_cache(maxsize=1 << 16)  # the web app asks for every result it shows
 def is_generated_url(url: str) -> bool:
     """Whether ``url`` points at a demo image (host under ``.invalid``), which has no photo."""
     host = urlparse(url).hostname or ""
