@@ -484,6 +484,8 @@ def cmd_search(args) -> int:
                          "or --collection with it")  # fmt: skip
     if args.paths and not args.collection:
         raise ValueError("--paths prints the photos of a --collection")
+    if args.collection and (args.show or args.all_images):
+        raise ValueError("--show and --all-images are for the run's images, not a --collection")
     if args.collection:
         return _search_collection(args)
     descriptor = _describe_one(args, args.image) if args.image is not None else None
@@ -690,8 +692,6 @@ def cmd_describe(args) -> int:
 
 
 def cmd_index(args) -> int:
-    from functools import partial
-
     from capstone.image.photos import find_photos
     from capstone.search.collection import collection_file, index_folder
 
@@ -700,12 +700,15 @@ def cmd_index(args) -> int:
     photos = find_photos(folder)
     name = args.name or folder.resolve().name
     archive = collection_file(name)
-    describer = _describer(args)
+    describers = []  # the network loads on the first photo to describe: maybe never
+
+    def describe(paths):
+        if not describers:
+            describers.append(_describer(args))
+        return describers[0].describe_paths(paths, progress=False)
+
     info = {"run": run.name, "model_sha256": run.weights_sha256}
-    collection, report = index_folder(
-        folder, archive, run.model, info, partial(describer.describe_paths, progress=False),
-        photos,
-    )  # fmt: skip
+    collection, report = index_folder(folder, archive, run.model, info, describe, photos)
     for path, reason in report.failures:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     print(
@@ -782,12 +785,13 @@ def cmd_serve(args) -> int:
     from capstone.frontends.web.service import SearchService
 
     args.json = False
+    listener = _listen(args.host, args.port)  # first: a port in use is said at once
     run, ds = _run(args, embed_captions=False)  # searching needs no caption embeddings
     release_freed_memory()  # what parsing the data freed: a server runs for hours
     _print_warnings(run, args)
     service = SearchService.load(run, ds, _photo_describer(args))
     release_freed_memory()
-    listener = _listen(args.host, args.port)  # bound here: werkzeug would exit on an error
+    # bound by _listen, not werkzeug, which exits on an error instead of raising it
     server = make_server(
         args.host, listener.getsockname()[1], create_app(service), threaded=True,
         fd=listener.fileno(),

@@ -15,6 +15,10 @@ so a new photo must go through the same steps to land where the trained model ex
 
 Every way a file can fail to be a readable photo is one exception, `PhotoError`, whose message
 names the file and says why in plain words.
+
+One deliberate difference: the EXIF orientation is applied first, so a phone photo is seen
+upright. torchvision's own loader ignores it, so for a file that carries an orientation tag the
+descriptor differs from one computed the course's way (few COCO files carry one).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ __all__ = ["CROP", "MEAN", "RESIZE", "STD", "PhotoError", "load_photo", "open_ph
 
 RESIZE = 256
 CROP = 224
+# the resized image before the crop: a 1 x 100,000 strip would otherwise become 6.5 Gpx
+MAX_RESIZED_PIXELS = 1 << 24
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
@@ -86,6 +92,17 @@ def _decode(path: Path) -> Image.Image:
             raise PhotoError(path, "not an image file (no image format recognized)") from e
         except (OSError, SyntaxError, ValueError, EOFError) as e:
             raise PhotoError(path, f"not a readable image file ({e})") from e
+        if image.width * image.height > limit:  # the warning filter is not thread-safe
+            image.close()
+            raise PhotoError(path, bomb)
+        resized = _resized_size(image.width, image.height)
+        if resized[0] * resized[1] > MAX_RESIZED_PIXELS:
+            image.close()
+            raise PhotoError(
+                path,
+                f"too elongated to describe: {image.width} x {image.height} pixels would be "
+                f"resized to {resized[0]:,} x {resized[1]:,}",
+            )
         with image:
             try:
                 # Image.open reads only the header: decode every pixel now, so a truncated

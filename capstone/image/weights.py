@@ -96,6 +96,7 @@ def _rebuild_tensor_v2(
     """
     if (
         not isinstance(storage, np.ndarray)
+        or storage.ndim != 1
         or not isinstance(size, tuple)
         or not isinstance(stride, tuple)
         or len(size) != len(stride)
@@ -106,6 +107,11 @@ def _rebuild_tensor_v2(
         )
     if 0 in size:
         return np.empty(size, dtype=storage.dtype.newbyteorder("="))
+    if math.prod(size) > storage.size:  # a stride of 0 would make a small storage huge
+        raise WeightsError(
+            f"a tensor of size {size} has more elements than its storage of {storage.size}: "
+            "the file is corrupt"
+        )
     last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
     if last >= storage.size:
         raise WeightsError(
@@ -121,12 +127,29 @@ def _rebuild_tensor_v2(
     return np.array(view, dtype=storage.dtype.newbyteorder("="))
 
 
+def _rebuild_from_storage(storage, *args) -> np.ndarray:
+    """`_rebuild_tensor_v2` for storages that `_StateDictUnpickler.persistent_load` read (never
+    a tensor the pickle rebuilt before: its rows are not the flat storage the bounds assume)."""
+    if not isinstance(storage, _Storage):
+        raise WeightsError("a tensor is rebuilt from something that is not a storage")
+    return _rebuild_tensor_v2(storage.array, *args)
+
+
+class _Storage:
+    """A storage read from the archive: the only thing a tensor may be rebuilt from."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+
+
 def _allowed_globals() -> dict[tuple[str, str], object]:
     """The only globals a state dict needs, as fresh stand-ins for each load: a pickle can set
     attributes on what it unpickles (BUILD) and must not reach the next load through them."""
     return {
         ("collections", "OrderedDict"): collections.OrderedDict,
-        ("torch._utils", "_rebuild_tensor_v2"): lambda *args: _rebuild_tensor_v2(*args),
+        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_from_storage,
         # torch._utils._rebuild_parameter(data, requires_grad, backward_hooks): just the data
         ("torch._utils", "_rebuild_parameter"): lambda data, *_: data,
         **{("torch", name): _StorageType(name, dtype) for name, dtype in _STORAGE_DTYPES.items()},
@@ -147,7 +170,7 @@ class _StateDictUnpickler(pickle.Unpickler):
         self.archive = archive
         self.prefix = prefix
         self.endian = endian
-        self.storages: dict[str, np.ndarray] = {}
+        self.storages: dict[str, _Storage] = {}
         self.allowed = _allowed_globals()
 
     def find_class(self, module: str, name: str):
@@ -160,7 +183,7 @@ class _StateDictUnpickler(pickle.Unpickler):
             ) from None
 
     def persistent_load(self, pid):
-        """``('storage', storage_type, key, location, numel)`` -> the 1-d array ``data/<key>``."""
+        """``('storage', storage_type, key, location, numel)`` -> the storage ``data/<key>``."""
         if (
             not isinstance(pid, tuple)
             or len(pid) != 5
@@ -173,17 +196,24 @@ class _StateDictUnpickler(pickle.Unpickler):
         _, storage_type, key, _, numel = pid
         if key not in self.storages:
             member = f"{self.prefix}data/{key}"
+            dtype = storage_type.dtype.newbyteorder(self.endian)
             try:
-                raw = self.archive.read(member)
+                stored = self.archive.getinfo(member).file_size
             except KeyError:
                 raise WeightsError(f"storage {member} is missing from the archive") from None
-            dtype = storage_type.dtype.newbyteorder(self.endian)
+            # checked before reading: a zip member could inflate to any size
+            if stored != numel * dtype.itemsize or stored > _MAX_STORAGE_BYTES:
+                raise WeightsError(
+                    f"storage {member} holds {stored} bytes, expected {numel} x "
+                    f"{dtype.itemsize} ({storage_type.name}): the file is corrupt"
+                )
+            raw = self.archive.read(member)
             if len(raw) != numel * dtype.itemsize:
                 raise WeightsError(
                     f"storage {member} holds {len(raw)} bytes, expected {numel} x "
                     f"{dtype.itemsize} ({storage_type.name}): the file is corrupt"
                 )
-            self.storages[key] = np.frombuffer(raw, dtype=dtype)
+            self.storages[key] = _Storage(np.frombuffer(raw, dtype=dtype))
         return self.storages[key]
 
 
@@ -211,6 +241,7 @@ def _load_torch_zip(path: Path) -> dict[str, np.ndarray]:
 # -- safetensors -------------------------------------------------------------------------------
 
 _SAFETENSORS_DTYPES = {"F32": "<f4", "F16": "<f2", "I64": "<i8"}
+_MAX_STORAGE_BYTES = 1 << 30  # ResNet-18's largest weight is 9.4 MB
 
 
 def _safetensors_array(name: str, entry, body: memoryview) -> np.ndarray:
@@ -257,7 +288,7 @@ def _load_safetensors(path: Path) -> dict[str, np.ndarray]:
         )
     try:
         header = json.loads(raw[8 : 8 + size])
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise WeightsError(f"the safetensors header is not valid JSON ({e})") from e
     if not isinstance(header, dict):
         raise WeightsError("the safetensors header is not a JSON object")
@@ -326,6 +357,8 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
         AttributeError,
         IndexError,
         KeyError,
+        MemoryError,
+        RecursionError,
     ) as e:
         # a malformed pickle fails in many ways; each means the same thing here
         raise WeightsError(f"{path}: corrupt or truncated weights file ({e})") from e

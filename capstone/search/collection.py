@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from capstone.common.archive import load_archive, save_archive
+from capstone.common.archive import ArchiveError, load_archive, save_archive
 from capstone.common.checks import count
 from capstone.common.progress import Progress
 from capstone.common.vectors import normalize_rows, top_k
@@ -36,7 +36,7 @@ _ARRAYS = ("paths", "sizes", "mtimes", "descriptors", "embeddings")
 def collection_file(name: str) -> Path:
     """Where the collection ``name`` lives: ``<data home>/collections/<name>.npz``."""
     if not name or name != Path(name).name or name.startswith("."):
-        raise ValueError(f"a collection name is a plain file name, got {name!r}")
+        raise ValueError(f"a collection name is a plain file name (--name), got {name!r}")
     return data_home() / "collections" / f"{name}.npz"
 
 
@@ -92,6 +92,15 @@ class Collection:
     def load(cls, path: str | os.PathLike) -> Collection:
         """Read a collection `save` wrote (`capstone.common.archive.ArchiveError` if not one)."""
         arrays, meta = load_archive(path, kind=COLLECTION_KIND, required=_ARRAYS)
+        n = len(arrays["paths"])
+        shapes_agree = all(len(arrays[name]) == n for name in _ARRAYS) and all(
+            arrays[name].ndim == 2 for name in ("descriptors", "embeddings")
+        )
+        if not isinstance(meta.get("folder"), str) or not shapes_agree:
+            raise ArchiveError(
+                f"{path}: not a collection this version can read (its folder or arrays do not "
+                "match); delete it or choose another --name"
+            )
         info = {k: v for k, v in meta.items()
                 if k not in ("kind", "format_version", "folder", "n_photos")}  # fmt: skip
         return cls(Path(meta["folder"]), arrays["paths"].tolist(), arrays["sizes"],
@@ -129,12 +138,21 @@ class IndexReport:
     failures: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def _stat(folder: Path, photos: list[Path]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    stats = [p.stat() for p in photos]
-    relative = [p.relative_to(folder).as_posix() for p in photos]
-    sizes = np.array([s.st_size for s in stats], dtype=np.int64)
-    mtimes = np.array([s.st_mtime_ns for s in stats], dtype=np.int64)
-    return relative, sizes, mtimes
+def _stat(folder: Path, photos: list[Path], failures: list[tuple[Path, str]]):
+    """(paths relative to ``folder``, sizes, mtimes) of the photos that can be stat'ed; each one
+    that cannot (a broken link, a file gone meanwhile) goes to ``failures``."""
+    relative, sizes, mtimes = [], [], []
+    for photo in photos:
+        try:
+            info = photo.stat()
+        except OSError as e:
+            failures.append((photo, f"cannot be read ({e.strerror or e})"))
+            continue
+        # relative to the folder as given: a symlinked subfolder may point anywhere
+        relative.append(photo.relative_to(folder).as_posix())
+        sizes.append(info.st_size)
+        mtimes.append(info.st_mtime_ns)
+    return relative, np.array(sizes, dtype=np.int64), np.array(mtimes, dtype=np.int64)
 
 
 def index_folder(
@@ -176,7 +194,8 @@ def index_folder(
     -------
     (Collection, IndexReport)
     """
-    folder = Path(folder).resolve()
+    given = Path(folder).expanduser().absolute()
+    folder = given.resolve()
     archive = Path(archive)
     batch_size = count("batch_size", batch_size)
     report = IndexReport()
@@ -188,7 +207,7 @@ def index_folder(
             )
     else:
         collection = Collection.empty(folder, model.d, model_info)
-    paths, sizes, mtimes = _stat(folder, [Path(p).resolve() for p in photos])
+    paths, sizes, mtimes = _stat(given, [Path(p).absolute() for p in photos], report.failures)
     now = {p: (s, m) for p, s, m in zip(paths, sizes.tolist(), mtimes.tolist(), strict=True)}
     old = dict(zip(collection.paths, zip(collection.sizes.tolist(), collection.mtimes.tolist(),
                                          strict=True), strict=True))  # fmt: skip
@@ -206,9 +225,9 @@ def index_folder(
     bar.start(f"describing {len(todo):,} photos", len(todo))
     for start in range(0, len(todo), batch_size):
         rows = todo[start : start + batch_size]
-        descriptors, described, failures = describe([folder / paths[i] for i in rows])
+        descriptors, described, failures = describe([given / paths[i] for i in rows])
         report.failures.extend(failures)
-        done = {d.resolve().relative_to(folder).as_posix() for d in described}
+        done = {Path(d).absolute().relative_to(given).as_posix() for d in described}
         rows = [i for i in rows if paths[i] in done]
         collection._extend([paths[i] for i in rows], sizes[rows], mtimes[rows],
                            descriptors, model.embed(descriptors))  # fmt: skip

@@ -133,6 +133,10 @@ def test_index_then_search_a_collection_by_text(capsys, home, weights, photos):
     assert len(found["results"]) == 5
     scores = [r["score"] for r in found["results"]]
     assert scores == sorted(scores, reverse=True)
+    # again with nothing new: no photo to describe, so no weights needed
+    code, out, err = run(capsys, "index", photos)
+    assert code == 0, err
+    assert "(0 added, 0 changed, 0 removed, 5 unchanged, 1 skipped)" in out
     # again, after a change: only the new photo is described
     make_photo(photos / "new.jpg", 9)
     code, out, _ = run(capsys, "index", photos, "--weights", weights)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -252,3 +253,22 @@ def test_photo_error_attributes():
     error = PhotoError("a/b.jpg", "empty file (0 bytes)")
     assert (error.path, error.reason) == (Path("a/b.jpg"), "empty file (0 bytes)")
     assert str(error) == f"{Path('a/b.jpg')}: empty file (0 bytes)"
+
+
+def test_a_strip_too_elongated_to_resize_is_refused(tmp_path):
+    path = tmp_path / "strip.png"
+    Image.new("RGB", (1, 70_000), (10, 20, 30)).save(path)
+    with pytest.raises(PhotoError, match=r"strip.png: too elongated to describe: 1 x 70000"):
+        open_photo(path)
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_the_pixel_limit_holds_without_the_warning_filter(tmp_path, monkeypatch):
+    """Between 1x and 2x Pillow's limit Pillow only warns; the explicit check refuses it even
+    if another thread's warning filter was just removed (warnings are process-wide)."""
+    path = tmp_path / "big.png"
+    Image.new("RGB", (200, 200)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 30_000)  # 40,000 px: between 1x and 2x
+    monkeypatch.setattr(warnings, "simplefilter", lambda *args, **kwargs: None)
+    with pytest.raises(PhotoError, match="decompression-bomb limit of 30,000"):
+        open_photo(path)

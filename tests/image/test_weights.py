@@ -209,8 +209,10 @@ def test_a_pickle_cannot_tamper_with_the_next_load(tmp_path, fake_torch):
 @pytest.mark.parametrize(
     ("offset", "size", "stride", "message"),
     [
-        (0, (4, 4), (4, 1), "runs past the end of its storage"),
+        (0, (4, 4), (4, 1), "has more elements than its storage of 12"),
+        (0, (2, 4), (9, 1), "runs past the end of its storage"),
         (10, (3,), (1,), "runs past the end"),
+        (0, (1000, 1000), (0, 0), "has more elements than its storage"),  # stride 0: no blow-up
         (-1, (2,), (1,), "malformed tensor record"),
         (0, (2, 2), (1,), "malformed tensor record"),
     ],
@@ -220,6 +222,17 @@ def test_out_of_bounds_tensors_are_refused(tmp_path, fake_torch, offset, size, s
     state = {"w": Tensor(fake_torch.rebuild, storage, offset, size, stride)}
     path = write_checkpoint(tmp_path / "w.pth", state, [storage], fake_torch.torch)
     with pytest.raises(WeightsError, match=message):
+        load_state_dict(path)
+
+
+def test_a_tensor_is_never_rebuilt_from_another_tensor(tmp_path, fake_torch):
+    """A rebuilt (2, 8) tensor as the "storage" of another would let its strides skip rows
+    past the end of the buffer: only storages read from the archive are accepted."""
+    storage = Storage("0", np.arange(16, dtype=np.float32))
+    inner = Tensor(fake_torch.rebuild, storage, 0, (2, 8), (8, 1))
+    state = {"w": Tensor(fake_torch.rebuild, inner, 1, (15,), (1,))}
+    path = write_checkpoint(tmp_path / "w.pth", state, [storage], fake_torch.torch)
+    with pytest.raises(WeightsError, match="rebuilt from something that is not a storage"):
         load_state_dict(path)
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from capstone.common.archive import ArchiveError
 from capstone.image.model import ImageEmbedder
+from capstone.image.photos import find_photos
 from capstone.search.collection import Collection, collection_file, index_folder
 
 MODEL = ImageEmbedder(8, seed=0)
@@ -47,7 +48,7 @@ class FakeDescriber:
 
 
 def photos_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*.jpg"))
+    return find_photos(folder)
 
 
 def write(folder: Path, name: str, content: str) -> Path:
@@ -169,3 +170,23 @@ def test_a_damaged_archive_is_a_clear_error(tmp_path):
     (tmp_path / "c.npz").write_bytes(b"not a zip")
     with pytest.raises(ArchiveError):
         Collection.load(tmp_path / "c.npz")
+
+
+def test_links_out_of_the_folder_and_broken_links(folder, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    write(elsewhere, "far.jpg", "a photo kept elsewhere")
+    (folder / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (folder / "broken.jpg").symlink_to(tmp_path / "gone.jpg")
+    collection, report = index(folder, tmp_path / "c.npz", FakeDescriber())
+    assert "linked/far.jpg" in collection.paths
+    assert [p.name for p, _ in report.failures] == ["broken.jpg"]
+    assert "cannot be read" in report.failures[0][1]
+    assert (collection.folder / "linked/far.jpg").read_text() == "a photo kept elsewhere"
+
+
+def test_an_archive_with_mismatched_arrays_is_refused(folder, tmp_path):
+    collection, _ = index(folder, tmp_path / "c.npz", FakeDescriber())
+    collection.embeddings = collection.embeddings[:2]
+    collection.save(tmp_path / "bad.npz")
+    with pytest.raises(ArchiveError, match="delete it or choose another --name"):
+        Collection.load(tmp_path / "bad.npz")

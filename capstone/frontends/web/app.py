@@ -142,6 +142,7 @@ def create_app(service: SearchService) -> Flask:
 
     def photo_answer() -> dict:
         """The uploaded photo's answer; the upload goes to a temporary file of the server's."""
+        service.check_photo_queries()  # before the upload is written anywhere
         upload = request.files.get("photo")
         if upload is None or not upload.filename:
             raise BadInput("photo: choose a photo file to upload")

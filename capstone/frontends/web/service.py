@@ -218,6 +218,15 @@ class SearchService:
         rank["score"] = round(rank["score"], 4)
         return {"query": query, "ignored_words": ignored, "images": images, **rank}
 
+    def check_photo_queries(self) -> None:
+        """`PhotoUnavailable` (saying how to get the weights) when there is no ResNet-18."""
+        if self.describer is None:
+            raise PhotoUnavailable(
+                "photo queries need ResNet-18's weights: start the server with --weights FILE "
+                f"({WEIGHTS_FILE} or a .safetensors file), or run `python -m capstone "
+                "describe PHOTO` once online to download them"
+            )
+
     def photo(self, path: Path, k=None, space=None, images=None) -> dict:
         """Images like an uploaded photo (saved by the app at ``path``) and its tags.
 
@@ -228,12 +237,7 @@ class SearchService:
         BadInput
             For a file that is not a readable photo (the reason, without the server's path).
         """
-        if self.describer is None:
-            raise PhotoUnavailable(
-                "photo queries need ResNet-18's weights: start the server with --weights FILE "
-                f"({WEIGHTS_FILE} or a .safetensors file), or run `python -m capstone "
-                "describe PHOTO` once online to download them"
-            )
+        self.check_photo_queries()
         k = _int("k", k, DEFAULT_K, 1, MAX_K)
         space = _choice("space", space, SPACES)
         images, engine = self._engine(images)
