@@ -524,6 +524,8 @@ def _search_collection(args) -> int:
             f"python -m capstone index DIR --name {args.collection}"
         )
     collection = Collection.load(archive)
+    if not len(collection):
+        raise ValueError(f"collection {args.collection!r} ({archive}) holds no photos")
     run, ds = _run(args, embed_captions=False)
     if collection.info.get("model_sha256") != run.weights_sha256:
         collection.embeddings = run.model.embed(collection.descriptors)  # this run's model

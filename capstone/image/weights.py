@@ -343,6 +343,11 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
                 "not a zip-format PyTorch file (the legacy torch.save format is not read); "
                 "use torchvision's resnet18-f37072fd.pth or a .safetensors file"
             )
+        if path.suffix.lower() != ".safetensors":
+            raise WeightsError(
+                "neither a PyTorch .pth (zip) nor a .safetensors file: give torchvision's "
+                f"{WEIGHTS_FILE} or a .safetensors file"
+            )
         return _load_safetensors(path)
     except UnsafeWeights as e:
         raise UnsafeWeights(f"{path}: {e}") from None

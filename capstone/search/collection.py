@@ -193,6 +193,7 @@ def index_folder(
     Returns
     -------
     (Collection, IndexReport)
+        A new ``archive`` is written only once it holds a photo.
     """
     given = Path(folder).expanduser().absolute()
     folder = given.resolve()
@@ -219,7 +220,8 @@ def index_folder(
         collection.embeddings = model.embed(collection.descriptors)
         collection.info = dict(model_info)
     archive.parent.mkdir(parents=True, exist_ok=True)
-    collection.save(archive)  # removals and a new model take effect even if nothing is new
+    if archive.is_file():  # removals and a new model take effect even if nothing is new
+        collection.save(archive)
     todo = [i for i, p in enumerate(paths) if old.get(p) != now[p]]
     bar = Progress(enabled=progress)
     bar.start(f"describing {len(todo):,} photos", len(todo))
@@ -229,6 +231,8 @@ def index_folder(
         report.failures.extend(failures)
         done = {Path(d).absolute().relative_to(given).as_posix() for d in described}
         rows = [i for i in rows if paths[i] in done]
+        if not rows:
+            continue  # a batch of unreadable files: a new collection is only made of photos
         collection._extend([paths[i] for i in rows], sizes[rows], mtimes[rows],
                            descriptors, model.embed(descriptors))  # fmt: skip
         collection.save(archive)

@@ -466,3 +466,10 @@ def test_default_cache_is_in_the_data_home(monkeypatch, download):
     path = locate_weights(progress=False)
     assert path == Path(os.environ["CAPSTONE_HOME"]) / "cache" / "weights" / WEIGHTS_FILE
     assert path.read_bytes() == download.content
+
+
+def test_a_file_of_another_kind_is_named_clearly(tmp_path):
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(b"\xff\xd8\xff\xe0 not weights")
+    with pytest.raises(WeightsError, match=r"photo.jpg: neither a PyTorch .pth \(zip\) nor a"):
+        load_state_dict(path)

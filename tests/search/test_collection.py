@@ -190,3 +190,11 @@ def test_an_archive_with_mismatched_arrays_is_refused(folder, tmp_path):
     collection.save(tmp_path / "bad.npz")
     with pytest.raises(ArchiveError, match="delete it or choose another --name"):
         Collection.load(tmp_path / "bad.npz")
+
+
+def test_a_new_collection_is_written_only_once_it_holds_a_photo(tmp_path):
+    folder = tmp_path / "unreadable"
+    write(folder, "bad.jpg", "not a photo")
+    collection, report = index(folder, tmp_path / "c.npz", FakeDescriber())
+    assert len(collection) == 0 and len(report.failures) == 1
+    assert not (tmp_path / "c.npz").exists()
