@@ -441,7 +441,9 @@ def fetch_weights(cache_dir: str | os.PathLike, *, progress: bool = True) -> Pat
                 path, lambda f: _write_verified(response, f, bar, cache_dir), overwrite=True
             )
     except requests.RequestException as e:
-        raise _unavailable(f"downloading {WEIGHTS_URL} failed ({e})", cache_dir) from e
+        # a connection error's text is a page of urllib3 detail: say what it means
+        why = "no connection" if isinstance(e, requests.ConnectionError) else str(e)
+        raise _unavailable(f"downloading {WEIGHTS_URL} failed ({why})", cache_dir) from e
     bar.finish(f"saved {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return path
 

@@ -514,7 +514,11 @@ def _train(data, caption_embeddings, config, *, run_dir, resume, info, plot, pro
                     selection_r5=metrics.recall_at_5,
                     selection_r10=metrics.recall_at_10,
                 )
-                summary += f"  selection R@1 {metrics.recall_at_1:.3f}"
+                # the best epoch is the one with the best R@1 + R@5 + R@10, so show that sum
+                summary += (
+                    f"  selection R@1 {metrics.recall_at_1:.3f}, "
+                    f"R@1+5+10 {_selection_score(record):.3f}"
+                )
             record["seconds"] = round(time.perf_counter() - start, 3)
             history.append(record)
             if best_epoch() == epoch:
