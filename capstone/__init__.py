@@ -6,13 +6,15 @@ The folders follow the data (read `course_math` first: the same formulas, plainl
                  triples (the image-level split; caption, true, confusor)        |
     text/        tokens -> idf -> embedding.TextEmbedder (IDF-weighted GloVe) <--+
     dataset.py   load_dataset: the two rows above in one call
-    image/       model.ImageEmbedder (dense 512 -> d, unit length)
+    image/       photos: preprocess -> resnet (ResNet-18, weights) -> 512-d descriptors;
+                 model.ImageEmbedder (dense 512 -> d, unit length)
     evaluation/  metrics (Recall@K, median rank, MRR, triple accuracy)
-    search/      database.ImageDatabase -> engine.SearchEngine -> display (grids); terms
+    search/      database.ImageDatabase -> engine.SearchEngine -> display (grids); terms;
+                 collection (your own photos)
     runs.py      Run: one trained model with its split, data and word vectors
     training/    losses, optimizers, recipes.TrainConfig -> train.train (returns a Run)
     frontends/   cli (``python -m capstone``), web (``python -m capstone serve``)
-    common/      checks, archive, vectors, progress: used by every stage
+    common/      checks, archive, vectors, progress, memory: used by every stage
 
 A module imports only from the rows above it and from ``common``; the names below are the
 public API.
