@@ -33,7 +33,7 @@ from capstone.evaluation.metrics import format_report
 from capstone.image.model import ImageEmbedder
 from capstone.image.weights import WeightsUnavailable
 from capstone.runs import METRICS_FILE, MODEL_FILE, Run, list_runs
-from capstone.search.engine import SearchEngine
+from capstone.search.engine import SearchEngine, plus_minus, terms_vector
 from capstone.text.embedding import TextEmbedder
 from capstone.training.locks import FolderLocked
 from capstone.training.optimizers import OPTIMIZERS
@@ -501,12 +501,13 @@ def cmd_search(args) -> int:
     return 0
 
 
-def _describer(args):
-    """The ResNet-18 of ``--weights`` (else the cached or downloaded weights)."""
+def _describer(args, *, download: bool = True):
+    """The ResNet-18 of ``--weights`` (else the cached weights, else downloaded if allowed)."""
     from capstone.image.photos import PhotoDescriber  # the network loads only when asked
     from capstone.image.weights import locate_weights
 
-    return PhotoDescriber(locate_weights(args.weights, progress=not getattr(args, "json", False)))
+    progress = download and not getattr(args, "json", False)
+    return PhotoDescriber(locate_weights(args.weights, download=download, progress=progress))
 
 
 def _describe_one(args, photo: Path) -> np.ndarray:
@@ -529,8 +530,8 @@ def _search_collection(args) -> int:
     run, ds = _run(args, embed_captions=False)
     if collection.info.get("model_sha256") != run.weights_sha256:
         collection.embeddings = run.model.embed(collection.descriptors)  # this run's model
-    terms = [(1.0, args.text)] + [(1.0, t) for t in args.add] + [(-1.0, t) for t in args.subtract]
-    q = sum(w * run.model.embed_text(ds.text.embed_query(t)) for w, t in terms)
+    terms = plus_minus([args.text, *args.add], args.subtract)
+    q = terms_vector(run.model, ds.text, terms)
     if not np.any(q):
         raise ValueError("the combined query is empty: the texts cancel out")
     found = collection.query(q, args.k)
@@ -591,25 +592,23 @@ def _print_words_json(pairs: list[tuple[str, float]]) -> None:
 def cmd_tags(args) -> int:
     if (args.image_id is None) == (args.photo is None):
         raise ValueError("give an IMAGE_ID or --photo PHOTO (one of them)")
-    if args.photo is not None:
-        descriptor = _describe_one(args, args.photo)
-        tags = _engine(args).tags_of_descriptor(descriptor, k=args.k)
-        if args.json:
-            _print_words_json(tags)
-        else:
-            print(f"photo {args.photo}")
-            print("tags: " + ", ".join(f"{w} ({s:.2f})" for w, s in tags))
-        return 0
+    descriptor = _describe_one(args, args.photo) if args.photo is not None else None
     engine = _engine(args)
-    tags = engine.tags(args.image_id, k=args.k)
+    if descriptor is not None:
+        tags = engine.tags_of_descriptor(descriptor, k=args.k)
+    else:
+        tags = engine.tags(args.image_id, k=args.k)
     if args.json:
         _print_words_json(tags)
+        return 0
+    if descriptor is not None:
+        print(f"photo {args.photo}")
     else:
         row = engine.dataset.data.image_index(args.image_id)
         print(f"image {args.image_id}: {engine.dataset.data.urls[row]}")
         for caption in engine.dataset.data.caption_texts_of_image(row):
             print(f"  caption: {caption.strip()}")
-        print("tags: " + ", ".join(f"{w} ({s:.2f})" for w, s in tags))
+    print("tags: " + ", ".join(f"{w} ({s:.2f})" for w, s in tags))
     return 0
 
 
@@ -768,15 +767,11 @@ def _listen(host: str, port: int) -> socket.socket:
 def _photo_describer(args):
     """The server's ResNet-18 when its weights are at hand (``--weights`` or cached), else None:
     a server does not download them; its photo page says how to get them."""
-    from capstone.image.photos import PhotoDescriber
-    from capstone.image.weights import locate_weights
-
     try:
-        weights = locate_weights(args.weights, download=False, progress=False)
+        return _describer(args, download=False)
     except WeightsUnavailable:
         print("note: photo queries are off: no ResNet-18 weights (--weights FILE)", file=sys.stderr)
         return None
-    return PhotoDescriber(weights)
 
 
 def cmd_serve(args) -> int:

@@ -19,7 +19,7 @@ from capstone.common.checks import count
 from capstone.common.vectors import normalize_rows, top_k
 from capstone.image.model import ImageEmbedder
 
-__all__ = ["DATABASE_KIND", "ImageDatabase", "Match"]
+__all__ = ["DATABASE_KIND", "ImageDatabase", "Match", "best_matches"]
 
 DATABASE_KIND = "capstone.search.database"
 
@@ -30,6 +30,35 @@ class Match:
 
     image_id: int
     score: float
+
+
+def best_matches(
+    scores: np.ndarray, image_ids: np.ndarray, k: int, *, exclude_rows=()
+) -> list[list[Match]]:
+    """The ``k`` best of each row of ``scores`` as `Match` lists, best first, leaving out
+    ``exclude_rows`` (columns); fewer when fewer columns remain.
+
+    Parameters
+    ----------
+    scores : numpy.ndarray, shape (Q, N)
+        Modified in place: excluded columns become -inf.
+    image_ids : numpy.ndarray, shape (N,)
+    k : int
+    exclude_rows : sequence of int
+        Distinct column indices.
+    """
+    exclude_rows = list(exclude_rows)
+    if exclude_rows:
+        scores[:, exclude_rows] = -np.inf
+    n_best = min(k, scores.shape[1] - len(exclude_rows))
+    if n_best <= 0:
+        return [[] for _ in range(len(scores))]
+    best = top_k(scores, n_best)
+    best_scores = np.take_along_axis(scores, best, axis=1)
+    return [
+        [Match(int(i), float(s)) for i, s in zip(id_row, s_row, strict=True)]
+        for id_row, s_row in zip(image_ids[best], best_scores, strict=True)
+    ]
 
 
 class ImageDatabase:
@@ -145,18 +174,7 @@ class ImageDatabase:
         if scores.ndim != 2:
             raise ValueError(f"`vectors` must have shape (Q, {self.dim})")
         rows = sorted({self._rows[int(i)] for i in exclude if int(i) in self._rows})
-        if rows:
-            scores[:, rows] = -np.inf
-        n_best = min(k, len(self) - len(rows))
-        if n_best == 0:
-            return [[] for _ in range(len(scores))]
-        best = top_k(scores, n_best)
-        best_scores = np.take_along_axis(scores, best, axis=1)
-        ids = self.image_ids[best]
-        return [
-            [Match(int(i), float(s)) for i, s in zip(id_row, s_row, strict=True)]
-            for id_row, s_row in zip(ids, best_scores, strict=True)
-        ]
+        return best_matches(scores, self.image_ids, k, exclude_rows=rows)
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False):
         """Save to ``path`` (``.npz``) atomically; an existing file needs ``overwrite=True``."""

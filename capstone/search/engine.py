@@ -25,9 +25,10 @@ from capstone.common.checks import count
 from capstone.common.vectors import normalize_rows, row_norms, top_k
 from capstone.dataset import Dataset
 from capstone.image.model import ImageEmbedder
-from capstone.search.database import ImageDatabase, Match
+from capstone.search.database import ImageDatabase, Match, best_matches
+from capstone.text.embedding import TextEmbedder
 
-__all__ = ["Rank", "SearchEngine", "SearchResult"]
+__all__ = ["Rank", "SearchEngine", "SearchResult", "plus_minus", "terms_vector", "text_vector"]
 
 # Function words that are near everything in GloVe space and describe no scene.
 STOP_WORDS = frozenset(
@@ -37,6 +38,35 @@ STOP_WORDS = frozenset(
     which while as than then so very some any all each other another one two three four five six
     several many much few lot lots group bunch couple top front back side just""".split()
 )
+
+
+def text_vector(model: ImageEmbedder, text: TextEmbedder, query: str) -> np.ndarray:
+    """The unit (d,) embedding of a query text: its IDF-weighted GloVe sum through the model's
+    text map (errors for empty or unknown text)."""
+    return model.embed_text(text.embed_query(query))
+
+
+def terms_vector(
+    model: ImageEmbedder, text: TextEmbedder, terms: Sequence[tuple[float, str]]
+) -> np.ndarray:
+    """``sum_i w_i * text_vector(text_i)`` for (w_i, text_i) terms, shape (d,), not unit.
+
+    The terms of `capstone.search.terms.parse_terms` (``"2:dog + beach - sand"``) or
+    `plus_minus`; no terms give the zero vector.
+    """
+    q = np.zeros(model.d, np.float32)
+    for weight, query in terms:
+        q += np.float32(weight) * text_vector(model, text, query)
+    return q
+
+
+def plus_minus(add: Sequence[str], subtract: Sequence[str] = ()) -> list[tuple[float, str]]:
+    """Texts to add and to subtract as (weight, text) terms: weight 1 and -1.
+
+    >>> plus_minus(["a dog"], ["sand"])
+    [(1.0, 'a dog'), (-1.0, 'sand')]
+    """
+    return [(1.0, t) for t in add] + [(-1.0, t) for t in subtract]
 
 
 @dataclass(frozen=True)
@@ -129,7 +159,7 @@ class SearchEngine:
 
     def text_vector(self, text: str) -> np.ndarray:
         """The unit (d,) embedding of a query text (errors for empty or unknown text)."""
-        return self.model.embed_text(self.dataset.text.embed_query(text))
+        return text_vector(self.model, self.dataset.text, text)
 
     def image_vector(self, image_id: int) -> np.ndarray:
         """The unit (d,) embedding of a dataset image, whether or not it is in the database."""
@@ -146,14 +176,8 @@ class SearchEngine:
         return self._results(self.database.query(q, k, exclude=exclude))
 
     def terms_vector(self, terms: Sequence[tuple[float, str]]) -> np.ndarray:
-        """``sum_i w_i * text_vector(text_i)`` for (w_i, text_i) terms, shape (d,), not unit.
-
-        The terms of `capstone.search.terms.parse_terms` (``"2:dog + beach - sand"``).
-        """
-        q = np.zeros(self.model.d, np.float32)
-        for weight, text in terms:
-            q += np.float32(weight) * self.text_vector(text)
-        return q
+        """`terms_vector` of this engine's model and text side."""
+        return terms_vector(self.model, self.dataset.text, terms)
 
     def rank_of(self, text: str, image_id: int) -> Rank:
         """Where image ``image_id`` ranks among the database's images for the query ``text``.
@@ -234,11 +258,9 @@ class SearchEngine:
         norms = self._descriptor_norms
         scores = data.descriptors @ normalize_rows(descriptor)
         scores = np.divide(scores, norms, out=np.zeros_like(norms), where=norms > 0)
-        rows = data.image_index(np.asarray(list(exclude), dtype=np.int64)) if exclude else []
-        scores[rows] = -np.inf
-        n_best = min(count("k", k), len(scores) - len(rows))
-        best = top_k(scores, n_best) if n_best > 0 else []
-        return self._results([Match(int(data.image_ids[i]), float(scores[i])) for i in best])
+        rows = data.image_index(np.asarray(sorted(set(exclude)), dtype=np.int64))
+        (matches,) = best_matches(scores[None], data.image_ids, count("k", k), exclude_rows=rows)
+        return self._results(matches)
 
     def combined(
         self,
@@ -261,7 +283,7 @@ class SearchEngine:
         """
         if isinstance(add, str) or isinstance(subtract, str):
             raise TypeError("`add` and `subtract` must be sequences of texts, not one string")
-        q = self.terms_vector([(1.0, t) for t in add] + [(-1.0, t) for t in subtract])
+        q = self.terms_vector(plus_minus(add, subtract))
         exclude = []
         if image_id is not None:
             q = q + self.image_vector(image_id)

@@ -111,6 +111,15 @@ class SearchService:
         images = _choice("images", images, IMAGE_SETS)
         return images, self.engines[images]
 
+    def _space(self, space, images) -> tuple[str, str, SearchEngine]:
+        """(space, images, engine) for a similarity query: raw descriptors rank every image of
+        the data, whatever images were asked for."""
+        space = _choice("space", space, SPACES)
+        images, engine = self._engine(images)
+        if space == "descriptor":
+            images, engine = "all", self.engines["all"]
+        return space, images, engine
+
     def _image_id(self, image_id) -> tuple[int, int]:
         """(the id, its row in the data); `NotFound` for an id that is not in the data."""
         try:
@@ -186,10 +195,7 @@ class SearchService:
         """Images like ``image_id`` (itself left out), in the semantic or descriptor space."""
         image_id, _ = self._image_id(image_id)
         k = _int("k", k, DEFAULT_K, 1, MAX_K)
-        space = _choice("space", space, SPACES)
-        images, engine = self._engine(images)
-        if space == "descriptor":  # raw descriptors rank every image of the data
-            images, engine = "all", self.engines["all"]
+        space, images, engine = self._space(space, images)
         results = engine.similar(image_id, k, space=space)
         return {
             "image_id": image_id,
@@ -239,10 +245,7 @@ class SearchService:
         """
         self.check_photo_queries()
         k = _int("k", k, DEFAULT_K, 1, MAX_K)
-        space = _choice("space", space, SPACES)
-        images, engine = self._engine(images)
-        if space == "descriptor":
-            images, engine = "all", self.engines["all"]
+        space, images, engine = self._space(space, images)
         try:
             descriptor = self.describer.describe(path)
         except PhotoError as e:
