@@ -17,6 +17,7 @@ import json
 import math
 import os
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +28,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from capstone.common.archive import atomic_write
 from capstone.common.progress import Progress
+from capstone.common.unpickle import RestrictedUnpickler
 from capstone.data.paths import cache_dir as data_cache_dir
 
 __all__ = [
@@ -156,31 +158,21 @@ def _allowed_globals() -> dict[tuple[str, str], object]:
     }
 
 
-class _StateDictUnpickler(pickle.Unpickler):
-    """Unpickles a torch state dict and refuses every other global.
+class _StateDictUnpickler(RestrictedUnpickler):
+    """Unpickles a torch state dict and refuses every other global (`RestrictedUnpickler`).
 
-    This is a security boundary: a pickle is a program, and its ``GLOBAL`` opcodes can call
-    any importable function (``os.system``, ``builtins.eval``, ...). Only an ordered dict, the
-    tensor-rebuilding functions and the storage types are resolved, each to a harmless
-    stand-in defined here; torch itself is never imported.
+    Only an ordered dict, the tensor-rebuilding functions and the storage types are resolved,
+    each to a harmless stand-in defined here; torch itself is never imported.
     """
 
+    unsafe = UnsafeWeights
+
     def __init__(self, file, archive: zipfile.ZipFile, prefix: str, endian: str):
-        super().__init__(file)
+        super().__init__(file, _allowed_globals(), "a ResNet-18 state dict")
         self.archive = archive
         self.prefix = prefix
         self.endian = endian
         self.storages: dict[str, _Storage] = {}
-        self.allowed = _allowed_globals()
-
-    def find_class(self, module: str, name: str):
-        try:
-            return self.allowed[(module, name)]
-        except KeyError:
-            raise UnsafeWeights(
-                f"refusing to load: the file's pickle asks for the global {module}.{name}, "
-                "which a ResNet-18 state dict never needs (a pickle can run arbitrary code)"
-            ) from None
 
     def persistent_load(self, pid):
         """``('storage', storage_type, key, location, numel)`` -> the storage ``data/<key>``."""
@@ -300,6 +292,59 @@ def _load_safetensors(path: Path) -> dict[str, np.ndarray]:
     }
 
 
+# -- weights that describe nothing --------------------------------------------------------------
+
+_BLOCK_CONV1 = re.compile(r"(layer\d+\.\d+)\.conv1\.weight")
+
+
+def _all_zero(state: Mapping[str, np.ndarray], key: str) -> bool:
+    value = state.get(key)
+    return value is not None and value.dtype.kind == "f" and not value.any()
+
+
+def _constant_output_cause(state: Mapping[str, np.ndarray]) -> str | None:
+    """The all-zero tensor(s) that make ResNet-18's descriptor the same for every photo, or None.
+
+    The photo reaches the descriptor through the stem (``conv1``, ``bn1``), then each basic
+    block, ``relu(main(x) + shortcut(x))``. A zero convolution or batch-norm scale (gamma)
+    turns its path into a constant, so the photo is cut off if the stem is, or if both paths
+    of a block are: its main path (``conv1``, ``bn1``, ``conv2``, ``bn2``) and a ``downsample``
+    shortcut (an identity shortcut always carries the photo). Torchvision's
+    ``zero_init_residual`` zeroes ``bn2`` only, and is rightly accepted.
+    """
+    dead = next((k for k in ("conv1.weight", "bn1.weight") if _all_zero(state, k)), None)
+    if dead:
+        return dead
+    for block in (m[1] for m in map(_BLOCK_CONV1.fullmatch, state) if m):
+        main = ("conv1.weight", "bn1.weight", "conv2.weight", "bn2.weight")
+        shortcut = ("downsample.0.weight", "downsample.1.weight")
+        dead_main = next((f"{block}.{k}" for k in main if _all_zero(state, f"{block}.{k}")), None)
+        dead_short = next(
+            (f"{block}.{k}" for k in shortcut if _all_zero(state, f"{block}.{k}")), None
+        )
+        if dead_main and dead_short:
+            return f"{dead_main} and {dead_short}"
+    return None
+
+
+def _checked(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``state``, unless a tensor holds NaN/infinity or zeros cut every photo off (raise)."""
+    for key, value in state.items():
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise WeightsError(
+                f"tensor {key!r} holds NaN or infinity: the file is corrupt or its training "
+                "diverged"
+            )
+    cause = _constant_output_cause(state)
+    if cause:
+        verb = "are" if " and " in cause else "is"
+        raise WeightsError(
+            f"{cause} {verb} all zero: every photo would get the same descriptor (these are not "
+            "trained ResNet-18 weights)"
+        )
+    return state
+
+
 def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read a state dict from a PyTorch ``.pth`` (zip format) or a ``.safetensors`` file.
 
@@ -328,7 +373,9 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     UnsafeWeights
         If the pickle asks for a global outside the list above (the message names it).
     WeightsError
-        If the file is truncated, corrupt, a legacy (pre-zip) torch file, or neither format.
+        If the file is truncated, corrupt, a legacy (pre-zip) torch file, or neither format;
+        if a tensor holds NaN or infinity; or if all-zero tensors would give every photo the
+        same descriptor (`_constant_output_cause`: the message names the tensor).
     """
     path = Path(path)
     if not path.is_file():
@@ -337,7 +384,7 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
         with path.open("rb") as file:
             magic = file.read(4)
         if magic == b"PK\x03\x04":  # a zip: PyTorch's format since 1.6
-            return _load_torch_zip(path)
+            return _checked(_load_torch_zip(path))
         if path.suffix.lower() in (".pth", ".pt"):
             raise WeightsError(
                 "not a zip-format PyTorch file (the legacy torch.save format is not read); "
@@ -348,7 +395,7 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
                 "neither a PyTorch .pth (zip) nor a .safetensors file: give torchvision's "
                 f"{WEIGHTS_FILE} or a .safetensors file"
             )
-        return _load_safetensors(path)
+        return _checked(_load_safetensors(path))
     except UnsafeWeights as e:
         raise UnsafeWeights(f"{path}: {e}") from None
     except WeightsError as e:

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from resnet_support import write_safetensors
+from resnet_support import random_state, write_safetensors
 
 from capstone.image import weights
+from capstone.image.resnet import ResNet18
 from capstone.image.weights import (
     WEIGHTS_FILE,
     WEIGHTS_URL,
@@ -473,3 +474,62 @@ def test_a_file_of_another_kind_is_named_clearly(tmp_path):
     path.write_bytes(b"\xff\xd8\xff\xe0 not weights")
     with pytest.raises(WeightsError, match=r"photo.jpg: neither a PyTorch .pth \(zip\) nor a"):
         load_state_dict(path)
+
+
+# -- weights that describe nothing ---------------------------------------------------------------
+
+
+def _write(tmp_path: Path, state: dict[str, np.ndarray]) -> Path:
+    floats = {k: v for k, v in state.items() if v.dtype == np.float32}
+    return write_safetensors(tmp_path / "w.safetensors", floats, dict.fromkeys(floats, "F32"))
+
+
+def _descriptors(state: dict[str, np.ndarray]) -> np.ndarray:
+    """The descriptors of two different random 'photos' (32 x 32 is enough for the network)."""
+    photos = np.random.default_rng(3).normal(size=(2, 3, 32, 32)).astype(np.float32)
+    return ResNet18.from_state_dict(state).describe(photos)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_non_finite_tensor_is_refused_naming_file_and_tensor(tmp_path, bad):
+    state = random_state()
+    state["layer3.1.bn2.running_var"][7] = bad
+    path = _write(tmp_path, state)
+    with pytest.raises(WeightsError, match=rf"{path}: tensor 'layer3.1.bn2.running_var' holds NaN"):
+        load_state_dict(path)
+
+
+@pytest.mark.parametrize(
+    ("zeroed", "named"),
+    [
+        (lambda k: True, "conv1.weight is all zero"),  # every tensor: the whole file is zeros
+        (lambda k: k == "bn1.weight", "bn1.weight is all zero"),
+        (
+            lambda k: k in ("layer2.0.conv2.weight", "layer2.0.downsample.1.weight"),
+            "layer2.0.conv2.weight and layer2.0.downsample.1.weight are all zero",
+        ),
+    ],
+)
+def test_zeros_that_cut_every_photo_off_are_refused(tmp_path, zeroed, named):
+    state = {k: np.zeros_like(v) if zeroed(k) else v for k, v in random_state().items()}
+    a, b = _descriptors(state)
+    np.testing.assert_allclose(a, b, atol=1e-6)  # what the rule is about: one descriptor for all
+    path = _write(tmp_path, state)
+    with pytest.raises(WeightsError, match=rf"{path}: {named}: every photo would get the same"):
+        load_state_dict(path)
+
+
+@pytest.mark.parametrize(
+    "zeroed",
+    [
+        lambda k: k.endswith(".bn2.weight"),  # torchvision's zero_init_residual
+        lambda k: k == "layer2.0.downsample.0.weight",  # the main path still carries the photo
+        lambda k: k.endswith(("bias", "running_mean")),  # a fresh network's batch norms
+    ],
+)
+def test_zeros_that_leave_a_path_are_accepted(tmp_path, zeroed):
+    state = {k: np.zeros_like(v) if zeroed(k) else v for k, v in random_state().items()}
+    a, b = _descriptors(state)
+    assert np.abs(a - b).max() > 1e-3  # the photos are told apart
+    loaded = load_state_dict(_write(tmp_path, state))
+    assert all(np.array_equal(loaded[k], state[k]) for k in loaded)
