@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from capstone.common.unpickle import UnsafePickle
 from capstone.data.coco import CocoData, load_captions, load_descriptors
 
 D = 512
@@ -288,7 +289,8 @@ def test_load_descriptors_sorted(coco_files):
         min_size=1,
         max_size=8,
         unique_by=lambda t: t[0],
-    ).filter(lambda s: any(has for _, _, has in s)),
+    # at least one caption of an image with a descriptor: else there is nothing to load
+    ).filter(lambda s: any(has and n for _, n, has in s)),
     seed=st.integers(0, 2**16),
 )
 def test_load_matches_reference_hypothesis(spec, seed):
@@ -473,14 +475,38 @@ def test_descriptors_of_differing_shapes(tmp_path):
     doc, features = small_doc()
     features[2] = np.zeros((1, 256), np.float32)
     p = tmp_path / "resnet18_features.pkl"
-    expect_error(tmp_path, doc, features, named(p, ": descriptors have differing or unexpected"))
+    expect_error(
+        tmp_path,
+        doc,
+        features,
+        named(p, r": descriptors have differing shapes: image 2 has \(1, 256\), image 1 \(1, "),
+    )
 
 
-def test_descriptor_not_an_array(tmp_path):
+@pytest.mark.parametrize("shape", [(2, 256), (1, 0), (1, 1, 512), ()])
+def test_descriptors_of_an_unexpected_shape(tmp_path, shape):
     doc, features = small_doc()
-    features = {k: "descriptor" for k in features}
+    features = {k: np.ones(shape, np.float32) for k in features}
     p = tmp_path / "resnet18_features.pkl"
-    expect_error(tmp_path, doc, features, named(p, ": descriptors have differing or unexpected"))
+    message = rf": the descriptor of image 1 has shape {re.escape(str(shape))}, expected \(1, D\)"
+    expect_error(tmp_path, doc, features, named(p, message))
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("descriptor", r"str \('descriptor'\)"),
+        ([0.5] * 512, r"list \(\[0\.5, 0\.5, .*\.\.\.\)"),
+        (np.ones((1, 512), np.int32), r"int32 array \(array\(\[\[1, 1, .*\.\.\.\)"),
+    ],
+)
+def test_descriptor_not_a_float_array_names_the_image_and_type(tmp_path, value, kind):
+    doc, features = small_doc()
+    features[3] = value
+    p = tmp_path / "resnet18_features.pkl"
+    expect_error(
+        tmp_path, doc, features, named(p, rf": the descriptor of image 3 is a {kind}, not a float")
+    )
 
 
 @pytest.mark.parametrize("key", ["2", 2.5, True])
@@ -529,3 +555,163 @@ def test_non_finite_descriptors_are_refused_naming_the_image(tmp_path, bad):
     path.write_bytes(pickle.dumps(table))
     with pytest.raises(ValueError, match=r"the descriptor of image 9 holds NaN or infinity \(1 "):
         load_descriptors(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The descriptor pickle is read with a restricted unpickler.
+
+
+def course_pickle(path: Path, protocol: int) -> dict:
+    """A pickle written as the course's was: ``pickle.dump`` of {int: (1, 512) float32}."""
+    rng = np.random.default_rng(protocol)
+    table = {int(i): rng.normal(size=(1, D)).astype(np.float32) for i in (57870, 384029, 9)}
+    table[222016] = np.asfortranarray(np.arange(D, dtype=np.float64).reshape(1, D))
+    with open(path, "wb") as f:
+        pickle.dump(table, f, protocol=protocol)
+    return table
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_course_pickles_load_exactly_as_an_unrestricted_load(tmp_path, protocol):
+    path = tmp_path / "resnet18_features.pkl"
+    course_pickle(path, protocol)
+    with open(path, "rb") as f:
+        table = pickle.load(f)  # what the loader did before: trusted test data here
+    ids, descriptors = load_descriptors(path)
+    assert ids.tolist() == sorted(table)
+    for i, image_id in enumerate(ids.tolist()):
+        np.testing.assert_array_equal(descriptors[i], table[image_id].astype(np.float32)[0])
+
+
+class Marker:
+    """Unpickles as ``os.system("touch MARKER")`` (``__reduce__`` is how hostile pickles do it)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+class Writer:
+    """Unpickles as ``pathlib.Path(MARKER).write_text("x")``: another way to a side effect."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return Path.write_text, (self.marker, "x")
+
+
+@pytest.mark.parametrize(
+    ("hostile", "global_name"), [(Marker, r"(posix|os|nt)\.system"), (Writer, r"pathlib\.Path")]
+)
+@pytest.mark.parametrize("where", ["value", "key", "top"])
+def test_a_pickle_that_runs_code_is_refused_before_running(tmp_path, hostile, global_name, where):
+    marker = tmp_path / "MARKER"
+    evil = hostile(marker)
+    table = {1: np.ones((1, D), np.float32), 2: np.ones((1, D), np.float32)}
+    obj = {"value": {**table, 3: evil}, "key": {**table, evil: 1}, "top": evil}[where]
+    path = tmp_path / "resnet18_features.pkl"
+    path.write_bytes(pickle.dumps(obj))
+    with pytest.raises(UnsafePickle, match=named(path, rf": refusing to load: .*{global_name}")):
+        load_descriptors(path)
+    assert not marker.exists()
+
+
+def test_an_info_on_a_hostile_pickle_runs_nothing(tmp_path, capsys):
+    """From the command line: exit 2, one line naming the global and the file, no side effect."""
+    from capstone.frontends.cli import main
+
+    marker = tmp_path / "MARKER"
+    doc, features = small_doc()
+    _, features_path = write_coco(tmp_path, doc, {**features, 4: Marker(marker)})
+    assert main(["info", "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {features_path}: refusing to load") and "system" in err
+    assert "Traceback" not in err and not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("forged", "message"),
+    [
+        # numpy.ndarray called directly, with a huge shape: would allocate (lazily) 4 TB
+        (
+            b"\x80\x04cnumpy\nndarray\n(J\x00\x00\x00\x40J\x00\x00\x00\x40\x86\x85R.",
+            "not a readable pickle",
+        ),
+        # _reconstruct of a 1 GB array whose data are not in the file: nothing is allocated,
+        # an empty array comes back (and is no dict of descriptors)
+        (
+            b"\x80\x04cnumpy._core.multiarray\n_reconstruct\ncnumpy\nndarray\n"
+            b"J\x00\x00\x00\x40\x85C\x01b\x87R.",
+            "expected a non-empty dict",
+        ),
+        # an object array: it could carry any object the pickle builds
+        (
+            b"\x80\x04cnumpy\ndtype\nX\x02\x00\x00\x00O8\x89\x88\x87R.",
+            r"not a readable pickle \(an array of dtype 'O8'",
+        ),
+        # _codecs.encode with another codec than latin1
+        (
+            b"\x80\x04c_codecs\nencode\nX\x01\x00\x00\x00aX\x05\x00\x00\x00rot13\x86R.",
+            r"not a readable pickle \(_codecs.encode with 'rot13'",
+        ),
+    ],
+)
+def test_numpy_globals_are_checked_stand_ins(tmp_path, forged, message):
+    path = tmp_path / "f.pkl"
+    path.write_bytes(forged)
+    with pytest.raises(ValueError, match=named(path, f": {message}")):
+        load_descriptors(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data that can embed nothing, and files that share no image.
+
+
+def test_all_zero_descriptors_are_refused(tmp_path):
+    doc, features = small_doc()
+    zero = {k: np.zeros_like(v) for k, v in features.items()}
+    p = tmp_path / "resnet18_features.pkl"
+    expect_error(tmp_path, doc, zero, named(p, ": every descriptor is all zero"))
+
+
+def test_a_few_all_zero_descriptors_are_a_warning(tmp_path):
+    doc, features = small_doc()
+    features[2] = np.zeros((1, D), np.float32)
+    captions_path, features_path = write_coco(tmp_path, doc, features)
+    with pytest.warns(UserWarning, match=named(features_path, r": 1 of 3 images have an all-zero")):
+        data = CocoData.load(captions_path, features_path)
+    assert data.n_images == 3 and not data.descriptor(2).any()
+
+
+def test_captions_and_descriptors_of_disjoint_images(tmp_path):
+    doc, _ = make_dataset([1, 2, 3, 4, 5], [5] * 5)
+    _, features = make_dataset([11, 12, 13, 14, 15], [5] * 5)
+    info, captions_path, features_path = expect_error(
+        tmp_path, doc, features, r"no caption has a descriptor"
+    )
+    message = str(info.value)
+    assert str(captions_path) in message and str(features_path) in message
+    assert "images 1, 2, 3, ..." in message and "images 11, 12, 13, ..." in message
+
+
+def test_a_captions_file_without_captions(tmp_path):
+    doc, features = small_doc()
+    doc["annotations"] = []
+    p = tmp_path / "captions_train2014.json"
+    expect_error(tmp_path, doc, features, named(p, r": its 'annotations' list is empty"))
+
+
+def test_a_numpy_1_pickle_loads_too(tmp_path):
+    """NumPy 1.x names its rebuilding functions numpy.core.*; NumPy 2 numpy._core.*."""
+    table = {5: np.arange(D, dtype=np.float32).reshape(1, D), 7: np.ones((1, D), np.float32)}
+    data = pickle.dumps(table, protocol=2)
+    assert b"numpy._core.multiarray" in data
+    path = tmp_path / "resnet18_features.pkl"
+    path.write_bytes(data.replace(b"numpy._core.", b"numpy.core."))
+    ids, descriptors = load_descriptors(path)
+    assert ids.tolist() == [5, 7] and np.array_equal(descriptors, np.concatenate([*table.values()]))
