@@ -123,6 +123,23 @@ def _count_vector_lines(path: Path) -> int:
         return sum(1 for line in f if line.strip())
 
 
+def _first_repeat(path: Path) -> str:
+    """Which word of a word2vec text file is on two lines, and which lines (the header is line
+    1). Only called once gensim has found a repeat: a second read of the file."""
+    seen: dict[bytes, int] = {}
+    with open(path, "rb") as f:
+        f.readline()
+        for number, line in enumerate(f, start=2):
+            word = line.split(b" ", 1)[0]
+            if word in seen:
+                return (
+                    f"the word {word.decode('utf-8', 'replace')!r} of line {number:,} is "
+                    f"already on line {seen[word]:,}"
+                )
+            seen[word] = number
+    return "a word is on two lines"  # gensim decodes words; bytes that differ may not
+
+
 def _read_cache(folder: Path, source: str) -> WordVectors | None:
     words_file, vectors_file = folder / "words.txt", folder / "vectors.npy"
     if not (words_file.is_file() and vectors_file.is_file()):
@@ -156,7 +173,9 @@ def load_word2vec_text(path: str | os.PathLike, *, cache_dir: str | os.PathLike 
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file is not in word2vec text format (the message names the file).
+        If the file is not in word2vec text format, holds a word twice (naming the word and
+        both lines) or a vector with NaN or infinity (naming the word and its line); the
+        message names the file. Only vectors that passed are cached.
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -173,6 +192,20 @@ def load_word2vec_text(path: str | os.PathLike, *, cache_dir: str | os.PathLike 
     except (ValueError, EOFError, UnicodeDecodeError, IndexError) as e:
         raise ValueError(f"GloVe file {path} is not in word2vec text format: {e}") from e
     words, vectors = list(kv.index_to_key), np.asarray(kv.vectors, dtype=np.float32)
+    if len(kv.key_to_index) != len(words):
+        # gensim keeps a repeated word's first vector and leaves an empty (None) row behind
+        raise ValueError(
+            f"GloVe file {path}: {_first_repeat(path)}: a word2vec file holds each word once. "
+            "Remove one of the two lines (and lower the header's word count by one)"
+        )
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        row = int(np.argmin(finite))
+        raise ValueError(
+            f"GloVe file {path}: the vector of {words[row]!r} (line {row + 2:,}) holds NaN or "
+            f"infinity ({int((~finite).sum()):,} word(s) do): it would make every caption "
+            "with that word NaN. Fix or remove those lines"
+        )
     # gensim reads as many words as the header says, and stops: more lines mean lost words.
     lines = _count_vector_lines(path)
     if lines > len(words):

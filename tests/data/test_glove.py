@@ -369,3 +369,40 @@ def test_an_unwritable_cache_is_a_warning_and_the_vectors_still_load(w2v_file, t
         vectors = load_word2vec_text(w2v_file, cache_dir=blocker)
     assert len(vectors) == len(W2V_WORDS)
     np.testing.assert_allclose(vectors["dog"], gensim_load(w2v_file)["dog"])
+
+
+def test_a_word_on_two_lines_names_the_word_and_both_lines(tmp_path):
+    vectors = np.arange(12, dtype=np.float32).reshape(4, 3)
+    path = write_w2v(tmp_path / "dup.txt.w2v", ["dog", "cat", "dog", "cow"], vectors)
+    message = r"dup\.txt\.w2v: the word 'dog' of line 4 is already on line 2: a word2vec file"
+    with pytest.raises(ValueError, match=message):
+        load_word2vec_text(path, cache_dir=tmp_path / "cache")
+    assert not list((tmp_path / "cache").rglob("words.txt"))  # nothing cached
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_vector_names_the_word_and_its_line(tmp_path, bad):
+    vectors = np.ones((len(W2V_WORDS), 5), np.float32)
+    vectors[5, 2] = vectors[8, 0] = bad
+    path = write_w2v(tmp_path / "nan.txt.w2v", W2V_WORDS, vectors)
+    message = r"nan\.txt\.w2v: the vector of 'café' \(line 7\) holds NaN or infinity \(2 word"
+    with pytest.raises(ValueError, match=message):
+        load_word2vec_text(path, cache_dir=tmp_path / "cache")
+    assert not list((tmp_path / "cache").rglob("words.txt"))  # nothing cached: refused again
+
+
+def test_info_on_a_nan_glove_is_an_error(tmp_path, capsys, monkeypatch):
+    """From the command line: exit 2 at load, naming the file and word, before any training."""
+    from capstone.data import minicoco
+    from capstone.frontends.cli import main
+
+    minicoco.generate(tmp_path, 20, seed=1)
+    vectors = np.ones((3, 4), np.float32)
+    vectors[1, 0] = np.nan
+    glove = write_w2v(tmp_path / "g.w2v", ["a", "dog", "cat"], vectors)
+    assert main(["info", "--data", str(tmp_path), "--glove", str(glove)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: GloVe file {glove}: the vector of 'dog' (line 3) holds NaN or infinity (1 "
+        "word(s) do): it would make every caption with that word NaN. Fix or remove those lines\n"
+    )
