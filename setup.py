@@ -36,6 +36,9 @@ setup(
         "flask>=3",
         # decoding photos for the NumPy ResNet-18 (already installed: matplotlib depends on it)
         "pillow>=9",
+        # where cogworks-data keeps the course files on each system: it downloads with pooch
+        # into pooch.os_cache("cog_data") = platformdirs.user_cache_dir("cog_data")
+        "platformdirs>=2.5",
     ],
     extras_require={
         "test": [

@@ -24,10 +24,14 @@ from capstone.data.paths import DataFiles, demo_files, locate_data
 from capstone.text.embedding import TextEmbedder
 from capstone.text.idf import IDF
 
-__all__ = ["DEMO_IMAGES", "Dataset", "load_dataset"]
+__all__ = ["DEMO_IMAGES", "Dataset", "DemoSizeMismatch", "load_dataset"]
 
 #: Size of the embedded demo dataset that `load_dataset` generates when none exists.
 DEMO_IMAGES = 20_000
+
+
+class DemoSizeMismatch(ValueError):
+    """A demo of one size was asked for while the data home holds one of another size."""
 
 
 @dataclass
@@ -66,6 +70,8 @@ class Dataset:
     def describe(self) -> str:
         """One human line about the dataset."""
         demo = " (embedded demo: generated captions and descriptors)" if self.files.is_demo else ""
+        if self.files.looked_in is not None:
+            demo += f" (no course files in {self.files.looked_in})"
         dropped = (
             f", dropped {self.data.n_dropped_images} images without descriptors "
             f"and their {self.data.n_dropped_captions} captions"
@@ -89,7 +95,7 @@ def load_dataset(
     *,
     glove: str | os.PathLike | None = None,
     demo: bool = False,
-    demo_images: int = DEMO_IMAGES,
+    demo_images: int | None = None,
     verbose: bool = False,
     embed_captions: bool = True,
 ) -> Dataset:
@@ -104,27 +110,49 @@ def load_dataset(
         when present, else the embedded GloVe 6B 50-d.
     demo : bool
         Use the embedded demo dataset, whatever else is available.
-    demo_images : int
-        Size of the demo dataset to generate if the demo is used and absent.
+    demo_images : int, optional
+        Size of the demo dataset, if the demo is used: generated at that size when absent
+        (`capstone.data.minicoco.check_n_images` bounds it); a demo of another size already in
+        the data home is an error (`DemoSizeMismatch`), since its runs depend on it. By default
+        the demo present, or `DEMO_IMAGES` images when there is none.
     verbose : bool
         Print what is being loaded (to stderr).
     embed_captions : bool
         Embed every caption (for training and evaluation). A search server does not need
         them: False saves n_captions x d floats (331 MB at COCO scale, d = 200).
+
+    Raises
+    ------
+    DemoSizeMismatch
+        If ``demo_images`` differs from the size of the demo present (nothing is changed).
+    ValueError, FileNotFoundError
+        For bad data or arguments, naming the file or argument.
     """
     if demo and data_dir is not None:
         raise ValueError("pass either `data_dir` or `demo=True`, not both")
     files = demo_files() if demo else locate_data(data_dir)
-    if files.is_demo and not (files.captions.is_file() and files.features.is_file()):
-        from capstone.data import minicoco  # only needed the first time
+    absent = files.is_demo and not (files.captions.is_file() and files.features.is_file())
+    if files.is_demo and (demo_images is not None or absent):
+        from capstone.data import minicoco  # half a second to import: only when it is needed
 
-        if verbose:
-            print(
-                f"generating the demo dataset ({demo_images:,} images) in {files.captions.parent}",
-                file=sys.stderr,
-            )
-        minicoco.generate(files.captions.parent, demo_images, overwrite=True)
+        if demo_images is not None:
+            demo_images = minicoco.check_n_images(demo_images)  # before anything is written
+        if absent:
+            size = demo_images or DEMO_IMAGES
+            if verbose:
+                print(
+                    f"generating the demo dataset ({size:,} images) in {files.captions.parent}",
+                    file=sys.stderr,
+                )
+            minicoco.generate(files.captions.parent, size, overwrite=True)
     data = CocoData.load(files.captions, files.features)
+    present = data.n_images + data.n_dropped_images
+    if files.is_demo and demo_images is not None and demo_images != present:
+        raise DemoSizeMismatch(
+            f"the demo in {files.captions.parent} has {present:,} images already, not "
+            f"{demo_images:,} (its runs depend on it); remove that folder, or set CAPSTONE_HOME "
+            f"to another folder, to generate {demo_images:,}"
+        )
     words = load_glove(glove if glove is not None else files.glove)
     if embed_captions:
         text, caption_embeddings = TextEmbedder.fit(data.captions, words)

@@ -7,7 +7,7 @@ import pytest
 
 from capstone.data import minicoco, paths
 from capstone.data.paths import CAPTIONS_FILE, FEATURES_FILE, GLOVE_FILE
-from capstone.dataset import load_dataset
+from capstone.dataset import DemoSizeMismatch, load_dataset
 from capstone.text.tokens import tokenize
 
 
@@ -85,9 +85,58 @@ def test_demo_is_generated_on_first_use(monkeypatch, no_cogworks, capsys):
     err = capsys.readouterr().err
     assert "generating the demo dataset (40 images)" in err and "embedded demo" in err
     before = ds.files.captions.read_bytes()
-    again = load_dataset(demo=True, demo_images=999)  # present: not generated again
+    again = load_dataset(demo=True)  # present: not generated again, whatever its size
     assert again.data.n_images == ds.data.n_images
+    assert load_dataset(demo=True, demo_images=40).data.n_images == ds.data.n_images
     assert ds.files.captions.read_bytes() == before
+
+
+def test_a_demo_of_another_size_than_the_present_one_is_an_error(no_cogworks):
+    ds = load_dataset(demo=True, demo_images=40)
+    folder = ds.files.captions.parent
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with pytest.raises(DemoSizeMismatch) as info:
+        load_dataset(demo=True, demo_images=50)  # the notebook's case: DEMO_IMAGES = 5_000
+    assert str(info.value) == (
+        f"the demo in {folder} has 40 images already, not 50 (its runs depend on it); remove "
+        "that folder, or set CAPSTONE_HOME to another folder, to generate 50"
+    )
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_the_demo_command_names_its_flag_for_another_size(no_cogworks, capsys):
+    from capstone.frontends.cli import main
+
+    folder = load_dataset(demo=True, demo_images=40).files.captions.parent
+    assert main(["demo", "--images", "50", "--run", "other"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --images 50: the demo in {folder} has 40 images already")
+    assert not (paths.runs_dir() / "other").exists()
+
+
+@pytest.mark.parametrize("present", [False, True])
+def test_a_huge_demo_is_refused_before_anything_is_allocated(no_cogworks, capsys, present):
+    from capstone.frontends.cli import main
+
+    if present:
+        load_dataset(demo=True, demo_images=40)
+    before = sorted(paths.data_home().rglob("*"))
+    with pytest.raises(ValueError, match=r"`n_images` must be at most 200,000 \(the generator"):
+        load_dataset(demo=True, demo_images=10**11)
+    assert main(["demo", "--images", str(10**11)]) == 2
+    assert capsys.readouterr().err == (
+        "error: `n_images` must be at most 200,000 (the generator needs about 10 KB of memory "
+        "per image; COCO has 82,783), got 100,000,000,000\n"
+    )
+    assert sorted(paths.data_home().rglob("*")) == before
+
+
+def test_the_data_line_says_where_course_files_were_looked_for(no_cogworks):
+    ds = load_dataset(demo_images=40)  # the fallback: no course files found
+    assert ds.files.looked_in == paths.COGWORKS_CACHE
+    assert f"(no course files in {paths.COGWORKS_CACHE})" in ds.describe()
+    asked = load_dataset(demo=True)  # the demo asked for: where course files are is no matter
+    assert asked.files.looked_in is None and "no course files" not in asked.describe()
 
 
 def test_missing_file_names_it_the_folder_and_cogworks(folder, tmp_path):

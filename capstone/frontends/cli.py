@@ -27,8 +27,8 @@ import numpy as np
 from capstone import __version__
 from capstone.common.archive import atomic_write, load_archive
 from capstone.common.memory import release_freed_memory
-from capstone.data.paths import cache_dir, demo_files, runs_dir
-from capstone.dataset import DEMO_IMAGES, Dataset, load_dataset
+from capstone.data.paths import cache_dir, runs_dir
+from capstone.dataset import DEMO_IMAGES, Dataset, DemoSizeMismatch, load_dataset
 from capstone.evaluation.metrics import format_report
 from capstone.image.model import ImageEmbedder
 from capstone.image.weights import WeightsUnavailable
@@ -403,15 +403,10 @@ def cmd_demo(args) -> int:
             f"--run, or continue that one with python -m capstone train --run {args.run} "
             "--resume --epochs N"
         )
-    existed = demo_files().captions.is_file()
-    ds = load_dataset(demo=True, demo_images=args.images or DEMO_IMAGES, verbose=True)
-    size = ds.data.n_images + ds.data.n_dropped_images
-    if existed and args.images and args.images != size:
-        raise ValueError(
-            f"--images {args.images:,}: the demo in {ds.files.captions.parent} has {size:,} "
-            "images already (its runs depend on it); remove that folder, or set CAPSTONE_HOME "
-            f"to another folder, to generate {args.images:,}"
-        )
+    try:
+        ds = load_dataset(demo=True, demo_images=args.images, verbose=True)
+    except DemoSizeMismatch as e:  # the rule is load_dataset's; the flag is named here
+        raise ValueError(f"--images {args.images:,}: {e}") from None
     args.data_folder = ds.files.captions.parent
     args.run_name = args.run or _new_run_name("demo")
     result, run_dir = _train(ds, config, args.run_name, resume=False)

@@ -397,6 +397,14 @@ FILES = (minicoco.CAPTIONS_FILE, minicoco.FEATURES_FILE, minicoco.SCENES_FILE)
         ({"n_images": 20, "n_captions": -1}, ValueError, "`n_captions` must be at least 100"),
         ({"n_images": 20, "seed": 1.0}, TypeError, "`seed` must be an int"),
         ({"n_images": 20, "seed": False}, TypeError, "`seed` must be an int"),
+        # sizes past the limit are refused before any array is allocated
+        ({"n_images": 10**11}, ValueError, "`n_images` must be at most 200,000 (the generator"),
+        ({"n_images": 200_001}, ValueError, "`n_images` must be at most 200,000"),
+        (
+            {"n_images": 20, "n_captions": 10**12},
+            ValueError,
+            "`n_captions` must be at most 1,000,000 (COCO has 414,113), got 1,000,000,000,000",
+        ),
     ],
 )
 def test_more_bad_arguments(tmp_path, kwargs, error, message):

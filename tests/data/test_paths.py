@@ -53,8 +53,58 @@ def test_file_names_are_the_course_ones():
     assert GLOVE_FILE == "glove.6B.200d.txt.w2v"
 
 
-def test_default_cogworks_cache_location():
-    assert paths.COGWORKS_CACHE.expanduser() == Path("~/.cache/cog_data").expanduser()
+# --- where cogworks-data keeps the course files: pooch.os_cache("cog_data") --------------------
+
+
+@pytest.fixture
+def platform(monkeypatch, tmp_path):
+    """Make platformdirs answer as on another system (it picks its class once, at import)."""
+    import platformdirs
+    import platformdirs.macos
+    import platformdirs.unix
+    import platformdirs.windows
+
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    # Windows' known-folder lookup needs the Windows API: answer it from here
+    local = str(tmp_path / "AppData" / "Local")
+    monkeypatch.setattr(platformdirs.windows, "get_win_folder", lambda csidl: local)
+
+    def use(name: str) -> None:
+        classes = {
+            "linux": platformdirs.unix.Unix,
+            "darwin": platformdirs.macos.MacOS,
+            "win32": platformdirs.windows.Windows,
+        }
+        monkeypatch.setattr(platformdirs, "PlatformDirs", classes[name])
+
+    return use
+
+
+@pytest.mark.parametrize(
+    ("system", "folder"),
+    [
+        ("linux", ("user", ".cache", "cog_data")),
+        ("darwin", ("user", "Library", "Caches", "cog_data")),
+        # pooch passes no appauthor: platformdirs then repeats the app name as the author
+        ("win32", ("AppData", "Local", "cog_data", "cog_data", "Cache")),
+    ],
+)
+def test_cogworks_cache_on_each_system(platform, tmp_path, system, folder):
+    platform(system)
+    assert paths.cogworks_cache() == tmp_path.joinpath(*folder)
+
+
+def test_cogworks_cache_follows_xdg_cache_home_on_linux(platform, tmp_path, monkeypatch):
+    platform("linux")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert paths.cogworks_cache() == tmp_path / "xdg" / "cog_data"
+
+
+def test_the_demo_fallback_says_where_it_looked(env):
+    assert locate_data().looked_in == env / "cog_data"
+    assert demo_files().looked_in is None  # the demo asked for: nothing was looked for
+    assert locate_data(make_folder(env / "d", *BOTH)).looked_in is None
 
 
 # --- search order: argument > CAPSTONE_DATA > cogworks cache > demo ---------------------------
@@ -248,3 +298,48 @@ def test_locate_data_creates_nothing(env):
     demo_files()
     data_home()
     assert sorted(p.relative_to(env) for p in env.rglob("*")) == before
+
+
+# --- a data home, cache or demo folder that is a file ------------------------------------------
+
+
+def test_a_data_home_that_is_a_file(env, monkeypatch):
+    home = env / "home_file"
+    home.write_text("not a folder")
+    monkeypatch.setenv("CAPSTONE_HOME", str(home))
+    message = rf"^the data home \(\$CAPSTONE_HOME\) {home} is a file, not a folder: move it"
+    for where in (data_home, cache_dir, runs_dir, demo_dir, locate_data):
+        with pytest.raises(NotADirectoryError, match=message):
+            where()
+    assert home.read_text() == "not a folder"
+
+
+def test_a_data_home_below_a_file(env, monkeypatch):
+    blocker = env / "blocker"
+    blocker.write_text("x")
+    monkeypatch.setenv("CAPSTONE_HOME", str(blocker / "home"))
+    with pytest.raises(NotADirectoryError, match=rf"cannot be made: {blocker} is a file, not a"):
+        data_home()
+
+
+@pytest.mark.parametrize(
+    ("name", "where", "what"),
+    [("cache", cache_dir, "the cache folder"), ("minicoco", demo_dir, "the demo folder")],
+)
+def test_a_cache_or_demo_folder_that_is_a_file(env, name, where, what):
+    make_folder(env / "home")
+    (env / "home" / name).write_text("x")
+    with pytest.raises(NotADirectoryError, match=rf"^{what} {env / 'home' / name} is a file"):
+        where()
+
+
+def test_the_command_line_names_a_data_home_that_is_a_file(env, monkeypatch, capsys):
+    from capstone.frontends.cli import main
+
+    home = env / "home_file"
+    home.write_text("not a folder")
+    monkeypatch.setenv("CAPSTONE_HOME", str(home))
+    assert main(["info"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: the data home ($CAPSTONE_HOME) {home} is a file, not a folder")
+    assert "Errno" not in err and home.read_text() == "not a folder"

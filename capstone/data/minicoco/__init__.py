@@ -2,7 +2,8 @@
 
 `generator` writes the files (its docstring describes them and the model of an image);
 `words` holds the vocabulary, read from ``words.json``. In the package, only
-`capstone.dataset` imports this package, and only when the demo has to be generated.
+`capstone.dataset` imports this package, and only when the demo has to be generated or a
+size is asked for.
 """
 
 from capstone.data.minicoco import generator

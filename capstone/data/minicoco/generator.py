@@ -85,14 +85,21 @@ __all__ = [
     "COLOURS",
     "DESCRIPTOR_DIM",
     "FEATURES_FILE",
+    "MAX_CAPTIONS",
+    "MAX_IMAGES",
     "SCENES",
     "SCENES_FILE",
+    "check_n_images",
     "generate",
     "mention_forms",
 ]
 
 SCENES_FILE = "minicoco_scenes.json"
 COCO_SCALE = (82_783, 414_113)  # images, captions in the real captions_train2014.json
+# The largest dataset generated: peak memory is ~10 KB per image (0.8 GB at COCO's size,
+# measured), so about 2 GB here; a larger count is refused before anything is allocated.
+MAX_IMAGES, MAX_CAPTIONS = 200_000, 1_000_000
+_MEMORY_WHY = " (the generator needs about 10 KB of memory per image; COCO has 82,783)"
 DESCRIPTOR_DIM = 512
 
 # ---------------------------------------------------------------------------------------------
@@ -524,12 +531,31 @@ def _scene_records(
     ]
 
 
-def _check_int(value, name: str, minimum: int, error: type[Exception]) -> int:
+def _check_int(
+    value, name: str, minimum: int, error: type[Exception], maximum: int | None = None, why=""
+) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise error(f"`{name}` must be an int, got {value!r}")
     if value < minimum:
         raise ValueError(f"`{name}` must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"`{name}` must be at most {maximum:,}{why}, got {value:,}")
     return int(value)
+
+
+def check_n_images(n_images) -> int:
+    """``n_images`` as an int in ``[10, MAX_IMAGES]``: the sizes `generate` makes.
+
+    Checked before anything is allocated (a huge count would fail deep inside NumPy).
+
+    >>> check_n_images(20_000)
+    20000
+    >>> check_n_images(10**11)
+    Traceback (most recent call last):
+        ...
+    ValueError: `n_images` must be at most 200,000 (the generator needs about 10 KB of memory per image; COCO has 82,783), got 100,000,000,000
+    """  # noqa: E501
+    return _check_int(n_images, "n_images", 10, ValueError, MAX_IMAGES, _MEMORY_WHY)
 
 
 def generate(
@@ -551,10 +577,11 @@ def generate(
     out_dir : path-like
         Destination folder.
     n_images : int, optional (default=10_000)
-        Number of images, at least 10 (COCO: 82,783; see `COCO_SCALE`).
+        Number of images, at least 10 and at most `MAX_IMAGES` (200,000; COCO: 82,783, see
+        `COCO_SCALE`).
     n_captions : int, optional
-        Number of captions, at least (and by default) ``5 * n_images``; each image gets 5,
-        and the extra ones go to random images.
+        Number of captions, at least (and by default) ``5 * n_images``, at most `MAX_CAPTIONS`
+        (1,000,000); each image gets 5, and the extra ones go to random images.
     seed : int, optional (default=0)
         Seed of the dataset (scenes, captions, ids, noise). The map from scenes to descriptors
         is fixed: it is the same for every seed.
@@ -582,10 +609,12 @@ def generate(
         generate(tmp_path, 1_000, seed=1)["n_without_descriptor"]
     2
     """
-    n_images = _check_int(n_images, "n_images", 10, ValueError)
+    n_images = check_n_images(n_images)
     if n_captions is None:
         n_captions = 5 * n_images
-    n_captions = _check_int(n_captions, "n_captions", 5 * n_images, ValueError)
+    n_captions = _check_int(
+        n_captions, "n_captions", 5 * n_images, ValueError, MAX_CAPTIONS, " (COCO has 414,113)"
+    )
     seed = _check_int(seed, "seed", 0, TypeError)
     out_dir = Path(out_dir).expanduser()
     paths = {
