@@ -654,6 +654,8 @@ def test_an_info_on_a_hostile_pickle_runs_nothing(tmp_path, capsys):
             b"\x80\x04cnumpy\ndtype\nX\x02\x00\x00\x00O8\x89\x88\x87R.",
             r"not a readable pickle \(an array of dtype 'O8'",
         ),
+        # a bytes object claiming 50 GB: refused (MemoryError) or truncated, never read
+        (b"\x80\x04\x8e" + (50 << 30).to_bytes(8, "little") + b"abc", "not a readable pickle"),
         # _codecs.encode with another codec than latin1
         (
             b"\x80\x04c_codecs\nencode\nX\x01\x00\x00\x00aX\x05\x00\x00\x00rot13\x86R.",

@@ -533,3 +533,20 @@ def test_zeros_that_leave_a_path_are_accepted(tmp_path, zeroed):
     assert np.abs(a - b).max() > 1e-3  # the photos are told apart
     loaded = load_state_dict(_write(tmp_path, state))
     assert all(np.array_equal(loaded[k], state[k]) for k in loaded)
+
+
+def test_describe_with_weights_that_cut_every_photo_off(tmp_path, capsys):
+    """From the command line: exit 2, one line naming the file and the tensor."""
+    from PIL import Image
+
+    from capstone.frontends.cli import main
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (40, 30), (200, 20, 20)).save(photo)
+    zero = _write(tmp_path, {k: np.zeros_like(v) for k, v in random_state().items()})
+    assert main(["describe", str(photo), "--weights", str(zero)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == (
+        f"error: {zero}: conv1.weight is all zero: every photo would get the same descriptor "
+        "(these are not trained ResNet-18 weights)\n"
+    )
