@@ -18,7 +18,7 @@ It is ``$CAPSTONE_HOME`` if set, else the ``data/`` folder of a source checkout,
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import platformdirs
@@ -185,8 +185,7 @@ def locate_data(data_dir: str | os.PathLike | None = None) -> DataFiles:
     if any((cogworks / name).is_file() for name in (CAPTIONS_FILE, FEATURES_FILE)):
         # some course files but not all: a half-finished download, not a wish for the demo
         return _files_in(cogworks, "cogworks-data")
-    demo = demo_files()
-    return DataFiles(demo.captions, demo.features, demo.glove, demo.source, looked_in=cogworks)
+    return replace(demo_files(), looked_in=cogworks)
 
 
 def demo_files() -> DataFiles:
