@@ -35,7 +35,7 @@ from capstone.image.weights import WeightsUnavailable
 from capstone.runs import METRICS_FILE, MODEL_FILE, Run, list_runs
 from capstone.search.engine import SearchEngine, plus_minus, terms_vector
 from capstone.text.embedding import TextEmbedder
-from capstone.training.locks import FolderLocked
+from capstone.common.locks import FolderLocked
 from capstone.training.optimizers import OPTIMIZERS
 from capstone.training.recipes import DEFAULT_RECIPE, RECIPES, SGD_MOMENTUM, TrainConfig
 from capstone.training.train import CHECKPOINT_KIND, train

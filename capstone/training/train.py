@@ -41,7 +41,7 @@ from capstone.data.triples import make_triples, split_images, validation_triples
 from capstone.evaluation.metrics import retrieval_metrics, triple_accuracy
 from capstone.image.model import ImageEmbedder
 from capstone.runs import MODEL_FILE, Run
-from capstone.training.locks import exclusive
+from capstone.common.locks import exclusive
 from capstone.training.losses import in_batch_loss
 from capstone.training.optimizers import load_optimizer_state, make_optimizer, optimizer_state
 from capstone.training.recipes import TrainConfig
@@ -412,7 +412,7 @@ def train(
 
     Raises
     ------
-    capstone.training.locks.FolderLocked
+    capstone.common.locks.FolderLocked
         If another training holds ``run_dir`` (one writer per run folder).
     TrainingDiverged
         If the loss becomes NaN or infinite (the last good checkpoint stays as it was).
