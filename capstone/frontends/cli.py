@@ -26,6 +26,7 @@ import numpy as np
 
 from capstone import __version__
 from capstone.common.archive import atomic_write, load_archive
+from capstone.common.locks import FolderLocked
 from capstone.common.memory import release_freed_memory
 from capstone.data.paths import cache_dir, demo_files, runs_dir
 from capstone.dataset import DEMO_IMAGES, Dataset, load_dataset
@@ -35,7 +36,6 @@ from capstone.image.weights import WeightsUnavailable
 from capstone.runs import METRICS_FILE, MODEL_FILE, Run, list_runs
 from capstone.search.engine import SearchEngine, plus_minus, terms_vector
 from capstone.text.embedding import TextEmbedder
-from capstone.common.locks import FolderLocked
 from capstone.training.optimizers import OPTIMIZERS
 from capstone.training.recipes import DEFAULT_RECIPE, RECIPES, SGD_MOMENTUM, TrainConfig
 from capstone.training.train import CHECKPOINT_KIND, train

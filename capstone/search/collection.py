@@ -22,11 +22,11 @@ import numpy as np
 
 from capstone.common.archive import ArchiveError, load_archive, save_archive
 from capstone.common.checks import count
+from capstone.common.locks import holding
 from capstone.common.progress import Progress
 from capstone.common.vectors import normalize_rows, top_k
 from capstone.data.paths import data_home
 from capstone.image.model import ImageEmbedder
-from capstone.common.locks import holding
 
 __all__ = ["COLLECTION_KIND", "Collection", "IndexReport", "collection_file", "index_folder"]
 

@@ -337,7 +337,8 @@ def test_existing_checkpoint_is_not_overwritten(toy, tmp_path):
     with pytest.raises(FileExistsError, match=r"checkpoint\.npz exists: resume it"):
         train(data, embeddings, replace(FAST, epochs=2), run_dir=tmp_path, progress=False)
     assert (checkpoint.read_bytes(), model_file.read_bytes()) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz", "model.npz"]
+    kept = sorted(p.name for p in tmp_path.iterdir() if p.name != ".lock")  # an empty lock file
+    assert kept == ["checkpoint.npz", "model.npz"]
 
 
 @pytest.mark.parametrize(
@@ -376,8 +377,46 @@ def test_caption_embeddings_must_match_the_captions(toy, delta):
     data, embeddings = toy
     n = data.n_captions
     bad = np.ones((n + delta, embeddings.shape[1]))
-    with pytest.raises(ValueError, match=rf"`caption_embeddings` has {n + delta} rows for {n} "):
+    with pytest.raises(ValueError) as refused:
         train(data, bad, FAST, progress=False)
+    assert str(refused.value) == (
+        f"`caption_embeddings` must have shape (n_captions, d) = ({n:,}, d), "
+        f"got ({n + delta}, {embeddings.shape[1]})"
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ((None, None), "`data` must be a CocoData, got None"),
+        (("dataset", None), "`caption_embeddings` must be a numpy.ndarray, got None: pass a "
+         "Dataset's `.caption_embeddings` (load_dataset(embed_captions=True))"),
+        (("dataset", "embeddings", {"epochs": 1}), "`config` must be a TrainConfig, got dict "
+         "{'epochs': 1}: TrainConfig(**config) makes one"),
+        (("data", "embeddings", FAST, 3), "`run_dir` must be a str, os.PathLike or None, got "
+         "int 3"),
+    ],
+)  # fmt: skip
+def test_arguments_of_another_type_are_named(toy, arguments, message):
+    """Not an AttributeError from deep inside: the parameter, the type expected, the value."""
+    data, embeddings = toy
+    given = {"data": data, "embeddings": embeddings}
+    arguments = [given.get(a, a) if isinstance(a, str) else a for a in arguments]
+    if arguments[0] == "dataset":
+        arguments[0] = data
+    *positional, run_dir = arguments if len(arguments) == 4 else (*arguments, None)
+    with pytest.raises(TypeError) as refused:
+        train(*positional, run_dir=run_dir, progress=False)
+    assert str(refused.value) == message
+
+
+def test_a_dataset_for_data_says_to_pass_its_data(toy):
+    from capstone.dataset import Dataset
+
+    dataset = Dataset.__new__(Dataset)  # its type is all that matters here
+    with pytest.raises(TypeError, match=r"^`data` must be a CocoData, got Dataset: pass a "
+                       r"Dataset's `.data` \(load_dataset\(\) returns a Dataset\)$"):  # fmt: skip
+        train(dataset, toy[1], FAST, progress=False)
 
 
 def test_run_dir_holds_a_loadable_model(toy, tmp_path):
@@ -614,7 +653,7 @@ def test_nan_descriptors_in_memory_stop_the_first_epoch(toy, tmp_path):
     descriptors[:] = np.nan
     with pytest.raises(TrainingDiverged, match=r"epoch 1, step 1: .*nothing was saved"):
         train(replace(data, descriptors=descriptors), embeddings, FAST, run_dir=tmp_path)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [".lock"]  # the lock file, empty, may remain
 
 
 def test_zero_descriptors_train_without_nan(toy):
