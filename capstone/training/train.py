@@ -322,26 +322,27 @@ def epoch_rows(data: CocoData, fit_images: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.isin(data.caption_image, fit_images))
 
 
-#: Bytes of one training step for B rows: ``B_COST * B^2 + ROW_COST * (d_in + d) * B``. The
+#: Bytes of one training step of B rows: ``B_COST * B^2 + ROW_COST * (d_in + d) * B``. The
 #: in-batch losses hold (B, B) scores, masks and triple indices: peaks of 116 B^2 (the sum over
 #: all confusors, both directions), 52 B^2 (one direction) and 13.4 B^2 (max violation alone),
-#: measured with tracemalloc; the course recipe's step is linear (~9.7 kB a triple at 512 + 50).
-B_COST = {("sum", True): 120, ("sum", False): 56, ("max", True): 16, ("max", False): 16}
-ROW_COST = 24
+#: plus ~1.3 kB a row at d_in + d = 562, measured with tracemalloc; the course recipe's step is
+#: linear (~10 kB a triple: its true and confusor descriptors and their gradients).
+B_COST = {("sum", True): 128, ("sum", False): 60, ("max", True): 16, ("max", False): 16}
+ROW_COST = {"course": 20, "in-batch": 4}
 
 
 def step_memory(config: TrainConfig, batch: int, d: int, d_in: int) -> int:
     """Estimated peak bytes of one step of ``batch`` rows (the largest of its epochs' losses).
 
-    >>> step_memory(TrainConfig(recipe="vse0"), 1000, 50, 512) / 1e6  # 120 B^2 + 24 * 562 B
-    133.488
+    >>> step_memory(TrainConfig(recipe="vse0"), 1000, 50, 512) / 1e6  # 128 B^2 + 4 * 562 B
+    130.248
     """
-    quadratic = 0
+    quadratic, per_row = 0, ROW_COST["course" if config.recipe == "course" else "in-batch"]
     if config.recipe != "course":
         epochs = range(1, min(config.epochs, 1 + config.warmup_epochs) + 1)  # warm-up, then on
         losses = {config.violation(epoch) for epoch in epochs}
         quadratic = max(B_COST[loss, config.both_directions] for loss in losses)
-    return quadratic * batch**2 + ROW_COST * (d_in + d) * batch
+    return quadratic * batch**2 + per_row * (d_in + d) * batch
 
 
 def check_step_size(config: TrainConfig, data: CocoData, d: int, n_rows: int) -> None:
@@ -490,15 +491,20 @@ def train(
         If the loss becomes NaN or infinite (the last good checkpoint stays as it was).
     """
     _check_arguments(data, caption_embeddings, config, run_dir, info)
-    kwargs = dict(run_dir=run_dir, resume=resume, info=info, plot=plot, progress=progress)
+    if resume and run_dir is None:
+        raise FileNotFoundError("nothing to resume: no run folder (`run_dir`) given")
+    init = setup(data, caption_embeddings, config, info)
+    # sizes before any folder is made or step allocated
+    check_step_size(
+        config, data, caption_embeddings.shape[1], len(epoch_rows(data, init.fit_images))
+    )
+    kwargs = dict(run_dir=run_dir, resume=resume, plot=plot, progress=progress)
     if run_dir is None:
-        if resume:
-            raise FileNotFoundError("nothing to resume: no run folder (`run_dir`) given")
-        return _train(data, caption_embeddings, config, **kwargs)
+        return _train(data, caption_embeddings, config, init, **kwargs)
     check_run_folder(run_dir, resume)  # before the lock makes the folder
     with exclusive(run_dir, "a training"):
         check_run_folder(run_dir, resume)  # again, held: another training may have ended
-        return _train(data, caption_embeddings, config, **kwargs)
+        return _train(data, caption_embeddings, config, init, **kwargs)
 
 
 def check_run_folder(run_dir: str | os.PathLike, resume: bool) -> None:
@@ -547,9 +553,8 @@ def _check_arguments(data, caption_embeddings, config, run_dir, info) -> None:
         )
 
 
-def _train(data, caption_embeddings, config, *, run_dir, resume, info, plot, progress):
-    """`train`, its run folder (if any) held."""
-    init = setup(data, caption_embeddings, config, info)
+def _train(data, caption_embeddings, config, init: Setup, *, run_dir, resume, plot, progress):
+    """`train` from ``init``, its run folder (if any) held."""
     model, optimizer, val_images = init.model, init.optimizer, init.val_images
     train_images, fit_images, selection = init.train_images, init.fit_images, init.selection
     history: list[dict] = []
@@ -563,7 +568,6 @@ def _train(data, caption_embeddings, config, *, run_dir, resume, info, plot, pro
                 f"would train none (and keep epoch {len(history)}): ask for more than "
                 f"{len(history)}"
             )
-    check_step_size(config, data, caption_embeddings.shape[1], len(epoch_rows(data, fit_images)))
 
     val_triples = validation_triples(data, val_images, config.seed)
     plotter = _noggin_plot() if plot else None

@@ -691,3 +691,99 @@ def test_the_selection_slice_is_a_tenth_and_never_a_single_image(n_train, expect
     fit, selection = hold_out_selection(np.arange(n_train), 1000, seed=0)
     assert len(selection) == expected
     np.testing.assert_array_equal(np.sort(np.concatenate([fit, selection])), np.arange(n_train))
+
+
+# -- what a run folder holds is never replaced by a training that does not continue it ---------
+
+
+def test_a_model_no_checkpoint_continues_is_not_replaced(toy, tmp_path):
+    """A run folder with model.npz but no checkpoint.npz (copied in, or trained elsewhere)."""
+    data, embeddings = toy
+    elsewhere = train(data, embeddings, replace(FAST, epochs=1), run_dir=tmp_path / "a",
+                      progress=False)  # fmt: skip
+    folder = tmp_path / "copied"
+    folder.mkdir()
+    model = folder / "model.npz"
+    model.write_bytes(elsewhere.path.read_bytes())
+    before = model.read_bytes()
+    with pytest.raises(FileExistsError) as refused:
+        train(data, embeddings, replace(FAST, epochs=1), run_dir=folder, progress=False)
+    assert str(refused.value) == (
+        f"run copied: {model} exists and no checkpoint continues it (copied in, or trained "
+        "elsewhere): training would replace it. Train into another run (--run NAME) to keep it"
+    )
+    assert model.read_bytes() == before
+    assert not (folder / "checkpoint.npz").exists()
+
+
+# -- a step's size is checked against the data and the memory before it is allocated ----------
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        TrainConfig(recipe="vse++", epochs=2),  # warm-up: the sum over all confusors, both ways
+        TrainConfig(recipe="vse++", epochs=2, warmup_epochs=0, both_directions=False),
+        TrainConfig(recipe="vse0", both_directions=False),
+        TrainConfig(recipe="course"),
+    ],
+)
+def test_step_memory_bounds_the_measured_peak(config):
+    """The estimate is at least tracemalloc's peak of a real step, and at most twice it."""
+    import tracemalloc
+
+    from capstone.training.optimizers import make_optimizer
+    from capstone.training.train import in_batch_step, step_memory
+
+    b, d, d_in = 768, 50, 512
+    rng = np.random.default_rng(0)
+    model = ImageEmbedder(d, d_in=d_in, seed=0, text_map=config.text_map)
+    optimizer = make_optimizer(config.optimizer, model.parameters,
+                               learning_rate=1e-3, momentum=config.momentum)  # fmt: skip
+    captions = unit(rng.normal(size=(b, d))).astype(np.float32)
+    descriptors = rng.normal(size=(b, d_in)).astype(np.float32)
+    peaks = []
+    for epoch in range(1, config.epochs + 1):
+        tracemalloc.start()
+        if config.recipe == "course":
+            train_step(model, optimizer, captions, descriptors, descriptors[::-1].copy(), 0.2)
+        else:
+            in_batch_step(model, optimizer, captions, descriptors, rng.integers(0, 200, b), 0.2,
+                          violation=config.violation(epoch),
+                          both_directions=config.both_directions)  # fmt: skip
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    estimate = step_memory(config, b, d, d_in)
+    assert max(peaks) <= estimate <= 2 * max(peaks)
+
+
+def test_a_step_larger_than_the_memory_is_refused_before_anything_is_made(toy, tmp_path,
+                                                                          monkeypatch):  # fmt: skip
+    import capstone.training.train as train_module
+
+    data, embeddings = toy
+    monkeypatch.setattr(train_module, "available_memory", lambda: 20_000_000)  # 20 MB
+    config = TrainConfig(recipe="vse0", epochs=1, batch_size=100_000_000)
+    with pytest.warns(UserWarning, match=r"`batch_size` \(--batch-size\) 100,000,000 is more "
+                      r"than the \d[\d,]* training captions: each epoch is one step of all"):  # fmt: skip
+        with pytest.raises(ValueError) as refused:
+            train(data, embeddings, config, run_dir=tmp_path / "big", progress=False)
+    message = str(refused.value)
+    assert message.startswith("`batch_size` (--batch-size) 100,000,000: a step of ")
+    assert "GB of memory (vse0), and 0.0 GB is available: choose --batch-size 256 or less" in (
+        message
+    )
+    assert not (tmp_path / "big").exists()  # refused before the run folder was made
+    # the batch it proposes does fit
+    from capstone.training.train import step_memory
+
+    assert step_memory(config, 256, embeddings.shape[1], data.descriptors.shape[1]) <= 20_000_000
+    assert step_memory(config, 512, embeddings.shape[1], data.descriptors.shape[1]) > 20_000_000
+
+
+def test_a_batch_larger_than_the_epoch_takes_it_whole_with_a_note(toy):
+    data, embeddings = toy
+    config = replace(FAST, epochs=1, batch_size=10**8)
+    with pytest.warns(UserWarning, match=r"100,000,000 is more than the [\d,]+ training triples"):
+        result = train(data, embeddings, config, progress=False)
+    assert len(result.history) == 1
