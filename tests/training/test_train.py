@@ -757,15 +757,16 @@ def test_step_memory_bounds_the_measured_peak(config):
     assert max(peaks) <= estimate <= 2 * max(peaks)
 
 
-def test_a_step_larger_than_the_memory_is_refused_before_anything_is_made(toy, tmp_path,
-                                                                          monkeypatch):  # fmt: skip
+def test_a_step_larger_than_the_memory_is_refused_before_anything_is_made(
+    toy, tmp_path, monkeypatch
+):
     import capstone.training.train as train_module
 
     data, embeddings = toy
     monkeypatch.setattr(train_module, "available_memory", lambda: 20_000_000)  # 20 MB
     config = TrainConfig(recipe="vse0", epochs=1, batch_size=100_000_000)
-    with pytest.warns(UserWarning, match=r"`batch_size` \(--batch-size\) 100,000,000 is more "
-                      r"than the \d[\d,]* training captions: each epoch is one step of all"):  # fmt: skip
+    note = r"`batch_size` \(--batch-size\) 100,000,000 is more than the \d[\d,]* training captions"
+    with pytest.warns(UserWarning, match=note + ": each epoch is one step of all"):
         with pytest.raises(ValueError) as refused:
             train(data, embeddings, config, run_dir=tmp_path / "big", progress=False)
     message = str(refused.value)
