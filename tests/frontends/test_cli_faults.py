@@ -426,3 +426,104 @@ def test_resume_of_a_run_that_does_not_exist_leaves_no_folder(fresh_home, demo_d
     code, _, err = run(capsys, "train", "--data", demo_data, "--run", "typo", "--resume")
     assert code == 2 and "nothing to resume" in err
     assert not (fresh_home / "runs" / "typo").exists()
+
+
+# -- issue 16: runs, run folders and sizes (each: the message, exit status, files intact) -----
+
+
+def test_train_never_replaces_a_model_that_no_checkpoint_continues(
+    fresh_home, demo_data, capsys
+):
+    code, _, err = run(capsys, "train", "--data", demo_data, "--run", "mine", *TRAIN)
+    assert code == 0, err
+    folder = fresh_home / "runs" / "copied"
+    folder.mkdir()
+    model = folder / "model.npz"
+    model.write_bytes((fresh_home / "runs" / "mine" / "model.npz").read_bytes())  # copied in
+    before = snapshot(folder)
+    code, out, err = run(capsys, "train", "--data", demo_data, "--run", "copied", *TRAIN)
+    assert code == 2 and out == ""
+    assert err == (
+        f"error: run copied: {model} exists and no checkpoint continues it (copied in, or "
+        "trained elsewhere): training would replace it. Train into another run (--run NAME) "
+        "to keep it\n"
+    )
+    assert snapshot(folder) == before  # model.npz byte for byte, nothing added
+
+
+def test_a_batch_that_cannot_fit_in_memory_is_refused_before_training(
+    fresh_home, demo_data, capsys, monkeypatch
+):
+    import capstone.training.train
+
+    monkeypatch.setattr(capstone.training.train, "available_memory", lambda: 50_000_000)
+    code, out, err = run(capsys, "train", "--data", demo_data, "--run", "big", "--epochs", 1,
+                         "--batch-size", 100_000_000)  # fmt: skip
+    assert code == 2 and out == ""
+    no_traceback(err)
+    assert "warning: `batch_size` (--batch-size) 100,000,000 is more than the " in err
+    assert "error: `batch_size` (--batch-size) 100,000,000: a step of " in err
+    assert "available: choose --batch-size 512 or less" in err
+    assert not (fresh_home / "runs" / "big").exists()
+
+
+def test_a_run_interrupted_before_its_model_is_listed_and_resumable(
+    fresh_home, demo_data, capsys, monkeypatch
+):
+    """Ctrl-C after epoch 1 of 3: the folder holds a checkpoint, no model yet."""
+    import capstone.training.train
+
+    real = capstone.training.train._save_checkpoint
+
+    def save_then_ctrl_c(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as mp:
+        mp.setattr(capstone.training.train, "_save_checkpoint", save_then_ctrl_c)
+        code, _, err = run(capsys, "train", "--data", demo_data, "--run", "R", "--epochs", 3,
+                           "--batch-size", 64)  # fmt: skip
+    assert code == 130
+    resume = f"python -m capstone train --run R --resume --epochs 3 --data {demo_data}"
+    assert err.endswith(f"continue it with\n  {resume}\n")
+    checkpoint = fresh_home / "runs" / "R" / "checkpoint.npz"
+    before = snapshot(fresh_home / "runs")
+
+    code, out, err = run(capsys, "runs")
+    assert code == 0, err
+    assert "interrupted: no model yet" in out.splitlines()[1] and "R " in out.splitlines()[1]
+    assert out.endswith(f"interrupted before their model was saved; continue with:\n  {resume}\n")
+    [row] = json.loads(run(capsys, "runs", "--json")[1])
+    assert (row["status"], row["epochs"], row["resume"]) == ("interrupted", 1, resume)
+
+    code, out, err = run(capsys, "search", "a dog", "--data", demo_data, "--run", "R")
+    assert code == 2 and out == ""
+    assert err == (
+        f"error: run 'R' has no model yet: its training stopped after epoch 1 of 3 ({checkpoint} "
+        f"keeps it); continue it with {resume}\n"
+    )
+    assert snapshot(fresh_home / "runs") == before
+
+    argv = resume.split()[3:]  # the command it gives works
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    assert len(ImageEmbedder.load(fresh_home / "runs" / "R" / "model.npz").info["history"]) == 3
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["runs"], ["search", "a dog"], ["train", "--epochs", "1"], ["train", "--run", "r"]],
+)
+def test_a_runs_folder_that_is_a_file_is_named(fresh_home, demo_data, capsys, argv):
+    runs = fresh_home / "runs"
+    runs.parent.mkdir(parents=True, exist_ok=True)
+    runs.write_text("not a folder")
+    code, out, err = run(capsys, *argv, "--data", demo_data) if argv != ["runs"] else run(
+        capsys, *argv
+    )
+    assert code == 2 and out == ""
+    assert err == (
+        f"error: {runs} is a file, but runs are kept in a folder of that name: move the file "
+        "away (or set CAPSTONE_HOME to another data home)\n"
+    )
+    assert runs.read_text() == "not a folder"
