@@ -431,9 +431,7 @@ def test_resume_of_a_run_that_does_not_exist_leaves_no_folder(fresh_home, demo_d
 # -- issue 16: runs, run folders and sizes (each: the message, exit status, files intact) -----
 
 
-def test_train_never_replaces_a_model_that_no_checkpoint_continues(
-    fresh_home, demo_data, capsys
-):
+def test_train_never_replaces_a_model_that_no_checkpoint_continues(fresh_home, demo_data, capsys):
     code, _, err = run(capsys, "train", "--data", demo_data, "--run", "mine", *TRAIN)
     assert code == 0, err
     folder = fresh_home / "runs" / "copied"
@@ -518,8 +516,8 @@ def test_a_runs_folder_that_is_a_file_is_named(fresh_home, demo_data, capsys, ar
     runs = fresh_home / "runs"
     runs.parent.mkdir(parents=True, exist_ok=True)
     runs.write_text("not a folder")
-    code, out, err = run(capsys, *argv, "--data", demo_data) if argv != ["runs"] else run(
-        capsys, *argv
+    code, out, err = (
+        run(capsys, *argv, "--data", demo_data) if argv != ["runs"] else run(capsys, *argv)
     )
     assert code == 2 and out == ""
     assert err == (
