@@ -326,8 +326,8 @@ class Run:
             raise RunMismatch(
                 f"run {self.name} ({self.path}) does not match: "
                 + "; ".join(differ)
-                + ". Use the data it was trained on (--data, --glove), or pass --other-data "
-                "(other_data=True in Python) to go on anyway (its validation split then means "
+                + ". Use the data it was trained on (--data, --glove), or pass --other-data to "
+                "go on anyway (other_data=True in Python; its validation split then means "
                 "nothing)"
             )
         self.warnings, self._checked = list(differ), seen

@@ -212,7 +212,7 @@ def test_the_api_refuses_other_data_as_the_cli_does_unless_told(setup, home, tmp
     other = load_dataset(other_folder)
     run = Run.load("seven")
     with pytest.raises(RunMismatch, match=r"run seven .* does not match: data: trained on .*"
-                       r"pass --other-data \(other_data=True in Python\)"):  # fmt: skip
+                       r"pass --other-data to go on anyway \(other_data=True in Python;"):  # fmt: skip
         getattr(run, use)(other)
     assert run.warnings == []
     getattr(run, use)(other, other_data=True)
