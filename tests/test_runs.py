@@ -211,8 +211,8 @@ def test_the_api_refuses_other_data_as_the_cli_does_unless_told(setup, home, tmp
     minicoco.generate(other_folder, 80, seed=4)
     other = load_dataset(other_folder)
     run = Run.load("seven")
-    with pytest.raises(RunMismatch, match=r"run seven .* does not match: data: trained on .*"
-                       r"pass --other-data to go on anyway \(other_data=True in Python;"):  # fmt: skip
+    refused = r"run seven .* does not match: data: trained on .*"
+    with pytest.raises(RunMismatch, match=refused + r"go on anyway \(other_data=True in Python;"):
         getattr(run, use)(other)
     assert run.warnings == []
     getattr(run, use)(other, other_data=True)

@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits
 
 from capstone.common.archive import load_archive, save_archive
 from capstone.common.checks import instance
-from capstone.common.locks import exclusive
+from capstone.common.locks import LOCK_FILE, exclusive
 from capstone.common.memory import available_memory
 from capstone.common.progress import Progress
 from capstone.data.coco import CocoData
@@ -503,7 +503,9 @@ def train(
         return _train(data, caption_embeddings, config, init, **kwargs)
     check_run_folder(run_dir, resume)  # before the lock makes the folder
     with exclusive(run_dir, "a training"):
-        check_run_folder(run_dir, resume)  # again, held: another training may have ended
+        # again, held: a training that held it may have ended meanwhile
+        if (problem := _folder_problem(Path(run_dir), resume)) is not None:
+            raise problem
         return _train(data, caption_embeddings, config, init, **kwargs)
 
 
@@ -512,28 +514,42 @@ def check_run_folder(run_dir: str | os.PathLike, resume: bool) -> None:
 
     Without ``resume``, an existing checkpoint (resume it instead) or a model that no
     checkpoint continues (copied in, or trained elsewhere) would be replaced; with it, a
-    checkpoint must exist. The command line calls this before loading the data.
+    checkpoint must exist. The command line calls this before loading the data. A folder that
+    another training holds says so first: its files are that training's, in the making.
 
     Raises
     ------
+    capstone.common.locks.FolderLocked
+        If another training holds the folder (and its files would be refused).
     FileExistsError, FileNotFoundError
         Naming the run and the file, and what to do instead.
     """
-    folder = Path(run_dir)
+    problem = _folder_problem(Path(run_dir), resume)
+    if problem is None:
+        return
+    if (Path(run_dir) / LOCK_FILE).exists():
+        with exclusive(run_dir):  # FolderLocked while another training holds it
+            pass
+    raise problem
+
+
+def _folder_problem(folder: Path, resume: bool) -> Exception | None:
+    """What `check_run_folder` refuses, as the error to raise (None: nothing)."""
     checkpoint, model = folder / CHECKPOINT_FILE, folder / MODEL_FILE
     if resume:
         if not checkpoint.is_file():
-            raise FileNotFoundError(f"nothing to resume: {checkpoint} not found")
+            return FileNotFoundError(f"nothing to resume: {checkpoint} not found")
     elif checkpoint.exists():
-        raise FileExistsError(
+        return FileExistsError(
             f"{checkpoint} exists: resume it (--resume) or train into another run folder"
         )
     elif model.exists():
-        raise FileExistsError(
+        return FileExistsError(
             f"run {folder.name}: {model} exists and no checkpoint continues it (copied in, or "
             "trained elsewhere): training would replace it. Train into another run "
             "(--run NAME) to keep it"
         )
+    return None
 
 
 def _check_arguments(data, caption_embeddings, config, run_dir, info) -> None:

@@ -788,3 +788,16 @@ def test_a_batch_larger_than_the_epoch_takes_it_whole_with_a_note(toy):
     with pytest.warns(UserWarning, match=r"100,000,000 is more than the [\d,]+ training triples"):
         result = train(data, embeddings, config, progress=False)
     assert len(result.history) == 1
+
+
+def test_a_folder_another_training_holds_says_so_before_its_files(tmp_path):
+    """Its checkpoint is that training's, in the making: "resume it" would be the wrong advice."""
+    from capstone.common.locks import FolderLocked, exclusive
+    from capstone.training.train import check_run_folder
+
+    with exclusive(tmp_path):
+        (tmp_path / "checkpoint.npz").write_bytes(b"epoch 1")
+        with pytest.raises(FolderLocked, match=f"run folder {tmp_path} is in use by a training"):
+            check_run_folder(tmp_path, resume=False)
+    with pytest.raises(FileExistsError, match=r"checkpoint\.npz exists: resume it"):
+        check_run_folder(tmp_path, resume=False)
