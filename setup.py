@@ -34,6 +34,10 @@ setup(
         "pyarrow>=14",
         # the web app (`python -m capstone serve`), the course's suggested framework
         "flask>=3",
+        # one writer per run folder or collection: an OS file lock that the system frees when
+        # its holder dies (probing a pid with os.kill(pid, 0) terminates it on Windows); 4.3 has
+        # `fallback_to_soft` (no pid-file fallback) and its security fixes
+        "filelock>=4.3",
         # decoding photos for the NumPy ResNet-18 (already installed: matplotlib depends on it)
         "pillow>=9",
         # where cogworks-data keeps the course files on each system: it downloads with pooch

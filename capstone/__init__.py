@@ -14,7 +14,7 @@ The folders follow the data (read `course_math` first: the same formulas, plainl
     runs.py      Run: one trained model with its split, data and word vectors
     training/    losses, optimizers, recipes.TrainConfig -> train.train (returns a Run)
     frontends/   cli (``python -m capstone``), web (``python -m capstone serve``)
-    common/      checks, archive, vectors, progress, memory: used by every stage
+    common/      checks, archive, locks, vectors, progress, memory: used by every stage
 
 A module imports only from the rows above it and from ``common``; the names below are the
 public API.

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from capstone.common.archive import ArchiveError
+from capstone.common.archive import ArchiveError, load_archive
+from capstone.common.checks import instance
 from capstone.data.paths import runs_dir
 from capstone.data.triples import split_images
 from capstone.dataset import Dataset
@@ -37,9 +38,24 @@ from capstone.image.model import ImageEmbedder
 from capstone.search.database import ImageDatabase
 from capstone.search.engine import SearchEngine
 
-__all__ = ["IMAGE_SETS", "METRICS_FILE", "MODEL_FILE", "Run", "RunMismatch", "list_runs"]
+__all__ = [
+    "CHECKPOINT_FILE",
+    "CHECKPOINT_KIND",
+    "IMAGE_SETS",
+    "METRICS_FILE",
+    "MODEL_FILE",
+    "Interrupted",
+    "Run",
+    "RunMismatch",
+    "list_interrupted",
+    "list_runs",
+    "resume_command",
+    "runs_folder",
+]
 
 MODEL_FILE = "model.npz"
+CHECKPOINT_FILE = "checkpoint.npz"
+CHECKPOINT_KIND = "capstone.checkpoint"
 METRICS_FILE = "metrics.json"
 IMAGE_SETS = ("validation", "all")
 
@@ -48,9 +64,106 @@ class RunMismatch(ValueError):
     """The data or word vectors in use are not those the run was trained on."""
 
 
+def runs_folder() -> Path:
+    """`capstone.data.paths.runs_dir`, refused when something else than a folder is there.
+
+    Raises
+    ------
+    NotADirectoryError
+        Naming the path, rather than "no runs" (a file holds no run) or ``[Errno 20]``.
+    """
+    folder = runs_dir()
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(
+            f"{folder} is a file, but runs are kept in a folder of that name: move the file "
+            "away (or set CAPSTONE_HOME to another data home)"
+        )
+    return folder
+
+
 def _model_files() -> list[Path]:
     """Every run's model file, oldest first."""
-    return sorted(runs_dir().glob(f"*/{MODEL_FILE}"), key=lambda p: p.stat().st_mtime)
+    return sorted(runs_folder().glob(f"*/{MODEL_FILE}"), key=lambda p: p.stat().st_mtime)
+
+
+def resume_command(
+    name: str, epochs: int, data_folder: str | os.PathLike | None = None, glove: str | None = None
+) -> str:
+    """The command that continues run ``name`` to ``epochs`` epochs from its checkpoint.
+
+    A resumed run takes its settings from the checkpoint: the data (and word vectors, when they
+    were not the data folder's) are all it needs.
+
+    >>> resume_command("r", 10, "/data/coco")
+    'python -m capstone train --run r --resume --epochs 10 --data /data/coco'
+    """
+    data = f" --data {data_folder}" if data_folder else ""
+    vectors = f" --glove {glove}" if glove else ""
+    return f"python -m capstone train --run {name} --resume --epochs {epochs}{data}{vectors}"
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """A run folder with a checkpoint and no model: its training stopped before its end.
+
+    Attributes
+    ----------
+    name : str
+    checkpoint : Path
+    epochs_done, epochs : int
+        Epochs the checkpoint holds, and the epochs the training was asked for.
+    info : dict
+        What the model would record (data folder and fingerprint, word vectors, settings).
+    """
+
+    name: str
+    checkpoint: Path
+    epochs_done: int
+    epochs: int
+    info: dict
+
+    @classmethod
+    def of(cls, folder: Path) -> Interrupted | None:
+        """The interrupted run in ``folder``, or None (it has a model, or no checkpoint).
+
+        Raises
+        ------
+        capstone.common.archive.ArchiveError
+            If the checkpoint cannot be read.
+        """
+        checkpoint = folder / CHECKPOINT_FILE
+        if (folder / MODEL_FILE).exists() or not checkpoint.is_file():
+            return None
+        _, meta = load_archive(checkpoint, kind=CHECKPOINT_KIND)
+        info = dict(meta.get("info", {}))
+        epochs = meta.get("config", {}).get("epochs", info.get("train", {}).get("epochs", 0))
+        return cls(folder.name, checkpoint, len(meta.get("history", [])), int(epochs), info)
+
+    @property
+    def resume_command(self) -> str:
+        return resume_command(self.name, self.epochs, self.info.get("data_folder"))
+
+    def __str__(self) -> str:
+        return (
+            f"run {self.name!r} has no model yet: its training stopped after epoch "
+            f"{self.epochs_done} of {self.epochs} ({self.checkpoint} keeps it); continue it with "
+            f"{self.resume_command}"
+        )
+
+
+def list_interrupted() -> list[Interrupted]:
+    """Every interrupted run in the data home (`Interrupted`), oldest first; an unreadable
+    checkpoint is skipped."""
+    found = []
+    checkpoints = runs_folder().glob(f"*/{CHECKPOINT_FILE}")
+    for checkpoint in sorted(checkpoints, key=lambda p: p.stat().st_mtime):
+        try:
+            run = Interrupted.of(checkpoint.parent)
+        except (ArchiveError, OSError):
+            continue
+        if run is not None:
+            found.append(run)
+    return found
 
 
 def list_runs() -> list[Run]:
@@ -81,6 +194,8 @@ class Run:
     path: Path | None
     model: ImageEmbedder
     warnings: list[str] = field(default_factory=list)
+    # (data fingerprint, word vectors) that `check` last passed: checked once, not each call
+    _checked: tuple[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -94,13 +209,18 @@ class Run:
         Raises
         ------
         FileNotFoundError
-            No such run, or no run at all; the message says how to list or make one.
+            No such run, or no run at all; the message says how to list or make one. A run
+            whose training stopped before it saved a model says how to resume it.
+        NotADirectoryError
+            If the runs folder is a file (`runs_folder`).
         """
+        instance("name_or_path", name_or_path, (str, os.PathLike, type(None)))
+        instance("d", d, (int, type(None)))
         if name_or_path is None:
             files = _model_files()
             if not files:
                 raise FileNotFoundError(
-                    f"no trained model in {runs_dir()}: run `python -m capstone demo` or "
+                    f"no trained model in {runs_folder()}: run `python -m capstone demo` or "
                     "`python -m capstone train` first, or pass --model FILE"
                 )
             path = files[-1]
@@ -110,9 +230,12 @@ class Run:
                 path = given
             elif (given / MODEL_FILE).is_file():
                 path = given / MODEL_FILE
-            elif (runs_dir() / str(name_or_path) / MODEL_FILE).is_file():
-                path = runs_dir() / str(name_or_path) / MODEL_FILE
+            elif (runs_folder() / str(name_or_path) / MODEL_FILE).is_file():
+                path = runs_folder() / str(name_or_path) / MODEL_FILE
             else:
+                for folder in (given, runs_folder() / str(name_or_path)):
+                    if folder.is_dir() and (stopped := Interrupted.of(folder)) is not None:
+                        raise FileNotFoundError(str(stopped))
                 raise FileNotFoundError(
                     f"no run {str(name_or_path)!r}: neither a model file nor a run in "
                     f"{runs_dir()} (`python -m capstone runs` lists them)"
@@ -167,12 +290,17 @@ class Run:
     def check(self, dataset: Dataset, *, other_data: bool = False) -> list[str]:
         """What differs between the run's training data and ``dataset``.
 
+        The one compatibility test of a run and a dataset: the CLI calls it (``--other-data``),
+        and `database`, `engine` and `evaluate` call it too. A dataset it passed (or accepted
+        with ``other_data``) passes again without being told twice.
+
         Raises
         ------
         RunMismatch
             If anything differs and ``other_data`` is False. With ``other_data`` the
             differences are returned and kept in `warnings`.
         """
+        instance("dataset", dataset, Dataset)
         if self.model.d != dataset.glove.dim:
             raise RunMismatch(
                 f"run {self.name} ({self.path}) embeds into {self.model.d} dimensions, the word "
@@ -191,14 +319,18 @@ class Run:
         glove = info.get("glove")
         if glove and glove != dataset.glove.source:
             differ.append(f"word vectors: trained with {glove}, these are {dataset.glove.source}")
+        seen = (dataset.data.fingerprint, dataset.glove.source)
+        if seen == self._checked:
+            return differ
         if differ and not other_data:
             raise RunMismatch(
                 f"run {self.name} ({self.path}) does not match: "
                 + "; ".join(differ)
                 + ". Use the data it was trained on (--data, --glove), or pass --other-data to "
-                "go on anyway (its validation split then means nothing)"
+                "go on anyway (other_data=True in Python; its validation split then means "
+                "nothing)"
             )
-        self.warnings = differ
+        self.warnings, self._checked = list(differ), seen
         return differ
 
     def validation_images(self, data) -> np.ndarray:
@@ -249,12 +381,16 @@ class Run:
 
     # -- using it ----------------------------------------------------------------------------
 
-    def database(self, dataset: Dataset, images: str = "validation") -> ImageDatabase:
+    def database(
+        self, dataset: Dataset, images: str = "validation", *, other_data: bool = False
+    ) -> ImageDatabase:
         """The image database of the run over ``images``, cached beside a run's model.
 
         The cache (``database.npz``) is only a cache: it is rebuilt when the model, data or
         images changed, and a cache that cannot be read or written is warned about, not fatal.
+        ``dataset`` must be the run's unless ``other_data`` (`check`).
         """
+        self.check(dataset, other_data=other_data)
         rows = self.images(dataset.data, images)
         key = {
             "model_sha256": self.weights_sha256,
@@ -281,12 +417,22 @@ class Run:
                 warnings.warn(f"could not cache the database in {cache}: {e}", stacklevel=2)
         return db
 
-    def engine(self, dataset: Dataset, images: str = "validation") -> SearchEngine:
-        """A `SearchEngine` over the run's validation images (the course's database) or all."""
-        return SearchEngine(dataset, self.model, self.database(dataset, images))
+    def engine(
+        self, dataset: Dataset, images: str = "validation", *, other_data: bool = False
+    ) -> SearchEngine:
+        """A `SearchEngine` over the run's validation images (the course's database) or all.
 
-    def evaluate(self, dataset: Dataset) -> dict:
-        """`capstone.evaluation.metrics.evaluation_report` on the run's validation images."""
+        ``dataset`` must be the run's unless ``other_data`` (`check`).
+        """
+        database = self.database(dataset, images, other_data=other_data)
+        return SearchEngine(dataset, self.model, database)
+
+    def evaluate(self, dataset: Dataset, *, other_data: bool = False) -> dict:
+        """`capstone.evaluation.metrics.evaluation_report` on the run's validation images.
+
+        ``dataset`` must be the run's unless ``other_data`` (`check`).
+        """
+        self.check(dataset, other_data=other_data)
         if dataset.caption_embeddings is None:
             raise ValueError("evaluating needs the caption embeddings: load the dataset with "
                              "embed_captions=True")  # fmt: skip

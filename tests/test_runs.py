@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 import warnings
 
 import numpy as np
@@ -14,7 +15,7 @@ from capstone.data.triples import split_images
 from capstone.dataset import load_dataset
 from capstone.evaluation.metrics import evaluation_report
 from capstone.image.model import ImageEmbedder
-from capstone.runs import Run, RunMismatch, list_runs
+from capstone.runs import Run, RunMismatch, list_interrupted, list_runs
 from capstone.search.database import ImageDatabase
 from capstone.training.recipes import TrainConfig
 from capstone.training.train import train
@@ -183,3 +184,86 @@ def test_rank_of_an_image(setup, home):
     assert not outside.in_database
     assert outside.rank == 1 + int(np.sum(scores > outside.score))
     assert outside.n_images == len(engine.database) + 1  # the database with it added
+
+
+# -- arguments, other data, interrupted runs, a runs folder that is a file ---------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda run: run.engine(None), "`dataset` must be a Dataset, got None"),
+        (lambda run: run.engine("x"), "`dataset` must be a Dataset, got str 'x'"),
+        (lambda run: run.evaluate({}), "`dataset` must be a Dataset, got dict {}"),
+        (lambda run: run.check(3), "`dataset` must be a Dataset, got int 3"),
+        (lambda run: Run.load(7), "`name_or_path` must be a str, os.PathLike or None, got int 7"),
+    ],
+)
+def test_arguments_of_another_type_are_named(setup, home, call, message):
+    with pytest.raises(TypeError) as refused:
+        call(Run.load("seven"))
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize("use", ["engine", "evaluate", "database"])
+def test_the_api_refuses_other_data_as_the_cli_does_unless_told(setup, home, tmp_path, use):
+    other_folder = tmp_path / "other"
+    minicoco.generate(other_folder, 80, seed=4)
+    other = load_dataset(other_folder)
+    run = Run.load("seven")
+    refused = r"run seven .* does not match: data: trained on .*"
+    with pytest.raises(RunMismatch, match=refused + r"go on anyway \(other_data=True in Python;"):
+        getattr(run, use)(other)
+    assert run.warnings == []
+    getattr(run, use)(other, other_data=True)
+    assert run.warnings[0].startswith("data: trained on")
+    getattr(run, use)(other)  # accepted once: the run remembers this data
+
+
+@pytest.fixture
+def interrupted(setup, home):
+    """A run stopped after epoch 1 of 2: its checkpoint, no model (Ctrl-C before the end)."""
+    _, ds, _ = setup
+    import capstone.training.train as train_module
+
+    real = train_module._save_checkpoint
+
+    def save_then_ctrl_c(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train_module, "_save_checkpoint", save_then_ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            train(ds.data, ds.caption_embeddings, CONFIG, run_dir=runs_dir() / "stopped",
+                  info=ds.info(), progress=False)  # fmt: skip
+    yield runs_dir() / "stopped"
+    for path in (runs_dir() / "stopped").iterdir():
+        path.unlink()
+    (runs_dir() / "stopped").rmdir()
+
+
+def test_an_interrupted_run_says_it_has_no_model_yet_and_how_to_resume(setup, interrupted):
+    _, ds, _ = setup
+    checkpoint = interrupted / "checkpoint.npz"
+    assert not (interrupted / "model.npz").exists()
+    with pytest.raises(FileNotFoundError) as refused:
+        Run.load("stopped")
+    assert str(refused.value) == (
+        f"run 'stopped' has no model yet: its training stopped after epoch 1 of 2 ({checkpoint} "
+        "keeps it); continue it with python -m capstone train --run stopped --resume --epochs 2 "
+        f"--data {ds.files.captions.parent}"
+    )
+    [stopped] = list_interrupted()
+    assert (stopped.name, stopped.epochs_done, stopped.epochs) == ("stopped", 1, 2)
+    assert [r.name for r in list_runs()] == ["seven"]  # no model: not a run to use yet
+
+
+def test_a_runs_folder_that_is_a_file_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAPSTONE_HOME", str(tmp_path))
+    (tmp_path / "runs").write_text("not a folder")
+    message = f"{tmp_path / 'runs'} is a file, but runs are kept in a folder of that name"
+    for call in (list_runs, list_interrupted, Run.load, lambda: Run.load("r")):
+        with pytest.raises(NotADirectoryError, match=re.escape(message)):
+            call()
+    assert (tmp_path / "runs").read_text() == "not a folder"

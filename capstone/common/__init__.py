@@ -1,1 +1,2 @@
-"""Small tools every stage uses: argument checks, atomic files, vector helpers, a progress bar."""
+"""Small tools every stage uses: argument checks, atomic files, locks, vector helpers, a progress
+bar."""

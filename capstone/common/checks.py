@@ -10,15 +10,66 @@ ValueError: `k` must be a positive integer, got 0
 Traceback (most recent call last):
     ...
 ValueError: `margin` must lie in [0, inf), got nan
+>>> instance("data", None, dict)
+Traceback (most recent call last):
+    ...
+TypeError: `data` must be a dict, got None
 """
 
 from __future__ import annotations
 
 import math
+import reprlib
 
 import numpy as np
 
-__all__ = ["count", "in_range"]
+__all__ = ["count", "in_range", "instance"]
+
+
+def _type_names(expected: type | tuple[type, ...]) -> str:
+    """The expected types as a message says them: "a Dataset", "a str, os.PathLike or None"."""
+    types = expected if isinstance(expected, tuple) else (expected,)
+    names = [
+        "None" if t is type(None) else t.__name__ if t.__module__ == "builtins"
+        else f"{t.__module__.split('.')[0]}.{t.__name__}" if t.__module__ in ("os", "numpy")
+        else t.__name__
+        for t in types
+    ]  # fmt: skip
+    article = "" if names[0] == "None" else "an " if names[0][0] in "aeiouAEIOU" else "a "
+    listed = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+    return article + listed
+
+
+def instance(name: str, value, expected: type | tuple[type, ...], *, hint: str = ""):
+    """``value`` if it is an instance of ``expected``; else a TypeError naming all three.
+
+    The check every public function makes of its arguments' types, so a wrong argument fails
+    at once with its name rather than as an AttributeError deep inside.
+
+    Parameters
+    ----------
+    name : str
+        The parameter, as the message names it.
+    value : object
+    expected : type or tuple of types
+        As for `isinstance`; ``type(None)`` admits None.
+    hint : str
+        Appended to the message: what to pass instead, e.g. "pass `dataset.data`".
+
+    Raises
+    ------
+    TypeError
+        ```config` must be a TrainConfig, got dict {'epochs': 1}: TrainConfig(**config) makes
+        one``; a built-in value is shown (`reprlib`: cut short), another only by its type.
+    """
+    if isinstance(value, expected):
+        return value
+    shown = "None" if value is None else type(value).__name__
+    if value is not None and type(value).__module__ == "builtins":
+        shown += f" {reprlib.repr(value)}"  # cut short; another class's repr may be huge
+    raise TypeError(
+        f"`{name}` must be {_type_names(expected)}, got {shown}" + (f": {hint}" if hint else "")
+    )
 
 
 def count(name: str, value, *, least: int = 1) -> int:

@@ -1,4 +1,4 @@
-"""Give freed heap memory back to the operating system, where the C library can."""
+"""Memory and the operating system: what is available, and giving freed heap memory back."""
 
 from __future__ import annotations
 
@@ -6,7 +6,25 @@ import ctypes
 import ctypes.util
 import sys
 
-__all__ = ["release_freed_memory"]
+__all__ = ["available_memory", "release_freed_memory"]
+
+
+def available_memory() -> int | None:
+    """Bytes the system can give this process without swapping (Linux ``MemAvailable``).
+
+    None where it cannot tell (another system, no ``/proc``): a check then lets things be.
+
+    >>> m = available_memory(); m is None or m > 0
+    True
+    """
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # the file counts kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def release_freed_memory() -> bool:

@@ -26,19 +26,28 @@ import numpy as np
 
 from capstone import __version__
 from capstone.common.archive import atomic_write, load_archive
+from capstone.common.locks import FolderLocked
 from capstone.common.memory import release_freed_memory
 from capstone.data.paths import cache_dir, runs_dir
 from capstone.dataset import DEMO_IMAGES, Dataset, DemoSizeMismatch, load_dataset
 from capstone.evaluation.metrics import format_report
 from capstone.image.model import ImageEmbedder
 from capstone.image.weights import WeightsUnavailable
-from capstone.runs import METRICS_FILE, MODEL_FILE, Run, list_runs
+from capstone.runs import (
+    CHECKPOINT_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    Run,
+    list_interrupted,
+    list_runs,
+    resume_command,
+    runs_folder,
+)
 from capstone.search.engine import SearchEngine, plus_minus, terms_vector
 from capstone.text.embedding import TextEmbedder
-from capstone.training.locks import FolderLocked
 from capstone.training.optimizers import OPTIMIZERS
 from capstone.training.recipes import DEFAULT_RECIPE, RECIPES, SGD_MOMENTUM, TrainConfig
-from capstone.training.train import CHECKPOINT_KIND, train
+from capstone.training.train import CHECKPOINT_KIND, check_run_folder, train
 
 __all__ = ["main"]
 
@@ -310,7 +319,7 @@ def _print_warnings(run: Run, args) -> None:
 
 
 def _train(ds: Dataset, config: TrainConfig, run: str, resume: bool):
-    run_dir = runs_dir() / run
+    run_dir = runs_folder() / run
     print(f"training into {run_dir}", file=sys.stderr)
     return train(
         ds.data,
@@ -325,11 +334,14 @@ def _train(ds: Dataset, config: TrainConfig, run: str, resume: bool):
 def cmd_train(args) -> int:
     if args.resume and not args.run:
         raise ValueError("--resume needs --run NAME (the run to continue)")
-    # bad settings fail before the data, which can take a while
+    # bad settings, and a run folder training would spoil, fail before the data (slow to load)
+    folder = runs_folder()
     if args.resume:
-        config = _resumed_config(args, runs_dir() / args.run / "checkpoint.npz")
+        config = _resumed_config(args, folder / args.run / CHECKPOINT_FILE)
     else:
         config = _config(args)
+    if args.run:
+        check_run_folder(folder / args.run, args.resume)
     ds = load_dataset(args.data, glove=args.glove, verbose=True)
     args.data_folder = ds.files.captions.parent
     args.run_name = args.run or _new_run_name("run")
@@ -629,7 +641,8 @@ def cmd_runs(args) -> int:
         rows.append(
             {
                 "name": run.name,
-                "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.path.stat().st_mtime)),
+                "status": "trained",
+                "date": _date(run.path),
                 "data": info.get("data_source", "?"),
                 "data_fingerprint": info.get("data_fingerprint"),
                 # runs from before recipes existed all trained the course's
@@ -640,23 +653,50 @@ def cmd_runs(args) -> int:
                 "path": str(run.path),
             }
         )
+    stopped = list_interrupted()
+    for run in stopped:  # stopped before their model was saved: no model to use yet
+        rows.append(
+            {
+                "name": run.name,
+                "status": "interrupted",
+                "date": _date(run.checkpoint),
+                "data": run.info.get("data_source", "?"),
+                "data_fingerprint": run.info.get("data_fingerprint"),
+                "recipe": run.info.get("train", {}).get("recipe", "?"),
+                "epochs": run.epochs_done,
+                "best_epoch": None,
+                "val_r1": None,
+                "path": str(run.checkpoint),
+                "resume": run.resume_command,
+            }
+        )
+    rows.sort(key=lambda r: r["date"])
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
-        print(f"no runs in {runs_dir()}: `python -m capstone demo` or `train` makes one")
+        print(f"no runs in {runs_folder()}: `python -m capstone demo` or `train` makes one")
         return 0
     head = f"{'name':28} {'date':16} {'data':14} {'recipe':7} {'epochs':>6} {'best':>4} {'R@1':>6}"
     print(head)
     for r in rows:
         r1 = f"{r['val_r1']:.1%}" if r["val_r1"] is not None else "-"
         best = r["best_epoch"] if r["best_epoch"] is not None else "-"
+        note = "  interrupted: no model yet" if r["status"] == "interrupted" else ""
         print(
             f"{r['name']:28} {r['date']:16} {r['data']:14} {r['recipe']:7} {r['epochs']:>6} "
-            f"{best:>4} {r1:>6}"
+            f"{best:>4} {r1:>6}{note}"
         )
     print(f"(R@1: caption -> image on the run's validation pools, from `evaluate`; {runs_dir()})")
+    if stopped:
+        print("interrupted before their model was saved; continue with:")
+        for run in stopped:
+            print(f"  {run.resume_command}")
     return 0
+
+
+def _date(path: Path) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
 
 
 def cmd_describe(args) -> int:
@@ -1108,12 +1148,7 @@ def main(argv: list[str] | None = None) -> int:
 def _how_to_resume(args) -> str:
     """For an interrupted training: what was kept and the command that continues it."""
     name = getattr(args, "run_name", None)
-    if name is None or not (runs_dir() / name / "checkpoint.npz").is_file():
+    if name is None or not (runs_dir() / name / CHECKPOINT_FILE).is_file():
         return ""
-    # the resumed run takes its settings from its checkpoint: the data is all it needs
-    glove = f" --glove {args.glove}" if getattr(args, "glove", None) else ""
-    return (
-        f": run {name} keeps its last finished epoch; continue it with\n"
-        f"  python -m capstone train --run {name} --resume --epochs {args.epochs} "
-        f"--data {args.data_folder}{glove}"
-    )
+    command = resume_command(name, args.epochs, args.data_folder, getattr(args, "glove", None))
+    return f": run {name} keeps its last finished epoch; continue it with\n  {command}"

@@ -22,6 +22,7 @@ import numpy as np
 
 from capstone.common.archive import ArchiveError, load_archive, save_archive
 from capstone.common.checks import count
+from capstone.common.locks import holding
 from capstone.common.progress import Progress
 from capstone.common.vectors import normalize_rows, top_k
 from capstone.data.paths import data_home
@@ -194,10 +195,27 @@ def index_folder(
     -------
     (Collection, IndexReport)
         A new ``archive`` is written only once it holds a photo.
+
+    Raises
+    ------
+    capstone.common.locks.FolderLocked
+        If another indexing holds this collection (``<archive>.lock``): one writer at a time.
     """
+    archive = Path(archive)
+    with holding(
+        archive.with_name(archive.name + ".lock"),
+        f"collection {archive.stem} ({archive})",
+        "an indexing",
+        "wait for it to finish, or index into another collection (--name)",
+    ):
+        return _index(folder, archive, model, model_info, describe, photos,
+                      batch_size=batch_size, progress=progress)  # fmt: skip
+
+
+def _index(folder, archive: Path, model, model_info, describe, photos, *, batch_size, progress):
+    """`index_folder`, its collection held."""
     given = Path(folder).expanduser().absolute()
     folder = given.resolve()
-    archive = Path(archive)
     batch_size = count("batch_size", batch_size)
     report = IndexReport()
     if archive.is_file():

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from capstone.common.checks import count
+from capstone.common.checks import count, instance
 from capstone.common.vectors import normalize_rows, row_norms, top_k
 from capstone.dataset import Dataset
 from capstone.image.model import ImageEmbedder
@@ -120,6 +120,9 @@ class SearchEngine:
         *,
         min_count: int = 5,
     ):
+        instance("dataset", dataset, Dataset)
+        instance("model", model, ImageEmbedder)
+        instance("database", database, (ImageDatabase, type(None)))
         if model.d != dataset.glove.dim:
             raise ValueError(
                 f"the model embeds into {model.d} dimensions, the word vectors have "
@@ -214,6 +217,9 @@ class SearchEngine:
 
     def search_batch(self, texts: Sequence[str], k: int = 10) -> list[list[SearchResult]]:
         """`search` for many texts at once (one matrix product)."""
+        instance(
+            "texts", texts, (list, tuple, np.ndarray), hint="a list of query texts, even for one"
+        )
         vectors = self.dataset.text.embed(texts)
         empty = np.flatnonzero(~vectors.any(axis=1))
         if len(empty):

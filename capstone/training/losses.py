@@ -97,11 +97,13 @@ def in_batch_loss(
         if both_directions:  # image c: true caption c, confusor caption r (same cell S[r, c])
             a, r, c = np.concatenate([r, c]), np.concatenate([r, r]), np.concatenate([c, c])
     else:  # the hardest confusor of each caption (row) and of each image (column)
+        # Every row has one: the batch holds two images (mask.any()), and every caption's image
+        # differs from one of them.
         masked = np.where(mask, s, -np.inf)
-        a = np.flatnonzero(mask.any(axis=1))
-        r, c = a, np.argmax(masked[a], axis=1)
+        a = np.arange(len(s))
+        r, c = a, np.argmax(masked, axis=1)
         if both_directions:
-            r = np.concatenate([r, np.argmax(masked[:, a], axis=0)])
+            r = np.concatenate([r, np.argmax(masked, axis=0)])
             a, c = np.concatenate([a, a]), np.concatenate([c, a])
     # One mean over the triples of both directions: they are equally many, so this is the
     # mean of the two directions' losses.

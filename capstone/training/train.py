@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -35,13 +36,16 @@ from mygrad.nnet.losses import margin_ranking_loss
 from threadpoolctl import threadpool_limits
 
 from capstone.common.archive import load_archive, save_archive
+from capstone.common.checks import instance
+from capstone.common.locks import LOCK_FILE, exclusive
+from capstone.common.memory import available_memory
 from capstone.common.progress import Progress
 from capstone.data.coco import CocoData
 from capstone.data.triples import make_triples, split_images, validation_triples
+from capstone.dataset import Dataset
 from capstone.evaluation.metrics import retrieval_metrics, triple_accuracy
 from capstone.image.model import ImageEmbedder
-from capstone.runs import MODEL_FILE, Run
-from capstone.training.locks import exclusive
+from capstone.runs import CHECKPOINT_FILE, CHECKPOINT_KIND, MODEL_FILE, Run
 from capstone.training.losses import in_batch_loss
 from capstone.training.optimizers import load_optimizer_state, make_optimizer, optimizer_state
 from capstone.training.recipes import TrainConfig
@@ -51,15 +55,17 @@ __all__ = [
     "Setup",
     "TrainResult",
     "TrainingDiverged",
+    "check_run_folder",
+    "check_step_size",
+    "epoch_rows",
     "epoch_steps",
     "hold_out_selection",
     "in_batch_step",
     "setup",
+    "step_memory",
     "train",
     "train_step",
 ]
-
-CHECKPOINT_KIND = "capstone.checkpoint"
 
 
 class TrainingDiverged(ValueError):
@@ -288,7 +294,7 @@ def epoch_steps(model, optimizer, config, epoch, data, caption_embeddings, fit_i
         return len(triples), course_step
 
     # In-batch recipes: every caption of the training images once, in random order.
-    captions = rng.permutation(np.flatnonzero(np.isin(data.caption_image, fit_images)))
+    captions = rng.permutation(epoch_rows(data, fit_images))
     violation = config.violation(epoch)
 
     def in_batch(rows: slice) -> tuple[float, float]:
@@ -305,6 +311,71 @@ def epoch_steps(model, optimizer, config, epoch, data, caption_embeddings, fit_i
         )
 
     return len(captions), in_batch
+
+
+def epoch_rows(data: CocoData, fit_images: np.ndarray) -> np.ndarray:
+    """The captions an epoch goes over: every caption of the images trained on, once.
+
+    The course recipe makes one triple of each (`capstone.data.triples.make_triples`), the
+    in-batch recipes take them in batches: either way an epoch has ``len(epoch_rows)`` rows.
+    """
+    return np.flatnonzero(np.isin(data.caption_image, fit_images))
+
+
+#: Bytes of one training step of B rows: ``B_COST * B^2 + ROW_COST * (d_in + d) * B``. The
+#: in-batch losses hold (B, B) scores, masks and triple indices: peaks of 116 B^2 (the sum over
+#: all confusors, both directions), 52 B^2 (one direction) and 13.4 B^2 (max violation alone),
+#: plus ~1.3 kB a row at d_in + d = 562, measured with tracemalloc; the course recipe's step is
+#: linear (~10 kB a triple: its true and confusor descriptors and their gradients).
+B_COST = {("sum", True): 128, ("sum", False): 60, ("max", True): 16, ("max", False): 16}
+ROW_COST = {"course": 20, "in-batch": 4}
+
+
+def step_memory(config: TrainConfig, batch: int, d: int, d_in: int) -> int:
+    """Estimated peak bytes of one step of ``batch`` rows (the largest of its epochs' losses).
+
+    >>> step_memory(TrainConfig(recipe="vse0"), 1000, 50, 512) / 1e6  # 128 B^2 + 4 * 562 B
+    130.248
+    """
+    quadratic, per_row = 0, ROW_COST["course" if config.recipe == "course" else "in-batch"]
+    if config.recipe != "course":
+        epochs = range(1, min(config.epochs, 1 + config.warmup_epochs) + 1)  # warm-up, then on
+        losses = {config.violation(epoch) for epoch in epochs}
+        quadratic = max(B_COST[loss, config.both_directions] for loss in losses)
+    return quadratic * batch**2 + per_row * (d_in + d) * batch
+
+
+def check_step_size(config: TrainConfig, data: CocoData, d: int, n_rows: int) -> None:
+    """Refuse a batch whose step would not fit in memory, before anything is allocated.
+
+    A ``batch_size`` above the ``n_rows`` rows of an epoch takes all of them in one step (a
+    note says so); a step whose `step_memory` exceeds what the system has available is an
+    error naming ``--batch-size``, the rows and the largest batch that fits.
+
+    Raises
+    ------
+    ValueError
+    """
+    what = "training triples" if config.recipe == "course" else "training captions"
+    batch = min(config.batch_size, n_rows)
+    if config.batch_size > n_rows:
+        warnings.warn(
+            f"`batch_size` (--batch-size) {config.batch_size:,} is more than the {n_rows:,} "
+            f"{what}: each epoch is one step of all of them",
+            stacklevel=3,
+        )
+    d_in = data.descriptors.shape[1]
+    need, have = step_memory(config, batch, d, d_in), available_memory()
+    if have is None or need <= have:
+        return
+    fits = 1
+    while step_memory(config, 2 * fits, d, d_in) <= have:
+        fits *= 2
+    raise ValueError(
+        f"`batch_size` (--batch-size) {config.batch_size:,}: a step of {batch:,} {what} "
+        f"needs about {need / 1e9:,.1f} GB of memory ({config.recipe}), and {have / 1e9:.1f} GB "
+        f"is available: choose --batch-size {fits:,} or less"
+    )
 
 
 def _selection_score(record: dict) -> float:
@@ -412,38 +483,100 @@ def train(
 
     Raises
     ------
-    capstone.training.locks.FolderLocked
+    TypeError
+        An argument of another type, named (`capstone.common.checks.instance`).
+    capstone.common.locks.FolderLocked
         If another training holds ``run_dir`` (one writer per run folder).
     TrainingDiverged
         If the loss becomes NaN or infinite (the last good checkpoint stays as it was).
     """
-    kwargs = dict(run_dir=run_dir, resume=resume, info=info, plot=plot, progress=progress)
-    if run_dir is None:
-        return _train(data, caption_embeddings, config, **kwargs)
-    if resume and not (Path(run_dir) / "checkpoint.npz").is_file():  # before making the folder
-        raise FileNotFoundError(f"nothing to resume: {Path(run_dir) / 'checkpoint.npz'} not found")
-    with exclusive(run_dir, "a training"):
-        return _train(data, caption_embeddings, config, **kwargs)
-
-
-def _train(data, caption_embeddings, config, *, run_dir, resume, info, plot, progress):
-    """`train`, its run folder (if any) held."""
-    if caption_embeddings.shape[0] != data.n_captions:
-        raise ValueError(
-            f"`caption_embeddings` has {caption_embeddings.shape[0]} rows for "
-            f"{data.n_captions} captions"
-        )
+    _check_arguments(data, caption_embeddings, config, run_dir, info)
+    if resume and run_dir is None:
+        raise FileNotFoundError("nothing to resume: no run folder (`run_dir`) given")
     init = setup(data, caption_embeddings, config, info)
+    # sizes before any folder is made or step allocated
+    check_step_size(
+        config, data, caption_embeddings.shape[1], len(epoch_rows(data, init.fit_images))
+    )
+    kwargs = dict(run_dir=run_dir, resume=resume, plot=plot, progress=progress)
+    if run_dir is None:
+        return _train(data, caption_embeddings, config, init, **kwargs)
+    check_run_folder(run_dir, resume)  # before the lock makes the folder
+    with exclusive(run_dir, "a training"):
+        # again, held: a training that held it may have ended meanwhile
+        if (problem := _folder_problem(Path(run_dir), resume)) is not None:
+            raise problem
+        return _train(data, caption_embeddings, config, init, **kwargs)
+
+
+def check_run_folder(run_dir: str | os.PathLike, resume: bool) -> None:
+    """Refuse a training into ``run_dir`` that would lose what the folder holds.
+
+    Without ``resume``, an existing checkpoint (resume it instead) or a model that no
+    checkpoint continues (copied in, or trained elsewhere) would be replaced; with it, a
+    checkpoint must exist. The command line calls this before loading the data. A folder that
+    another training holds says so first: its files are that training's, in the making.
+
+    Raises
+    ------
+    capstone.common.locks.FolderLocked
+        If another training holds the folder (and its files would be refused).
+    FileExistsError, FileNotFoundError
+        Naming the run and the file, and what to do instead.
+    """
+    problem = _folder_problem(Path(run_dir), resume)
+    if problem is None:
+        return
+    if (Path(run_dir) / LOCK_FILE).exists():
+        with exclusive(run_dir):  # FolderLocked while another training holds it
+            pass
+    raise problem
+
+
+def _folder_problem(folder: Path, resume: bool) -> Exception | None:
+    """What `check_run_folder` refuses, as the error to raise (None: nothing)."""
+    checkpoint, model = folder / CHECKPOINT_FILE, folder / MODEL_FILE
+    if resume:
+        if not checkpoint.is_file():
+            return FileNotFoundError(f"nothing to resume: {checkpoint} not found")
+    elif checkpoint.exists():
+        return FileExistsError(
+            f"{checkpoint} exists: resume it (--resume) or train into another run folder"
+        )
+    elif model.exists():
+        return FileExistsError(
+            f"run {folder.name}: {model} exists and no checkpoint continues it (copied in, or "
+            "trained elsewhere): training would replace it. Train into another run "
+            "(--run NAME) to keep it"
+        )
+    return None
+
+
+def _check_arguments(data, caption_embeddings, config, run_dir, info) -> None:
+    """`train`'s arguments, each of its type and the embeddings one row a caption."""
+    from_dataset = "pass a Dataset's `.data` (load_dataset() returns a Dataset)"
+    instance("data", data, CocoData, hint=from_dataset if isinstance(data, Dataset) else "")
+    embedded = "pass a Dataset's `.caption_embeddings` (load_dataset(embed_captions=True))"
+    instance("caption_embeddings", caption_embeddings, np.ndarray, hint=embedded)
+    from_dict = "TrainConfig(**config) makes one"
+    instance("config", config, TrainConfig, hint=from_dict if isinstance(config, dict) else "")
+    instance("run_dir", run_dir, (str, os.PathLike, type(None)))
+    instance("info", info, (dict, type(None)))
+    if caption_embeddings.ndim != 2 or caption_embeddings.shape[0] != data.n_captions:
+        raise ValueError(
+            f"`caption_embeddings` must have shape (n_captions, d) = ({data.n_captions:,}, d), "
+            f"got {caption_embeddings.shape}"
+        )
+
+
+def _train(data, caption_embeddings, config, init: Setup, *, run_dir, resume, plot, progress):
+    """`train` from ``init``, its run folder (if any) held."""
     model, optimizer, val_images = init.model, init.optimizer, init.val_images
     train_images, fit_images, selection = init.train_images, init.fit_images, init.selection
     history: list[dict] = []
     best: dict[str, np.ndarray] = {}
-    checkpoint = Path(run_dir) / "checkpoint.npz" if run_dir is not None else None
-    if checkpoint is not None and checkpoint.exists():
-        if not resume:
-            raise FileExistsError(
-                f"{checkpoint} exists: resume it (--resume) or train into another run folder"
-            )
+    checkpoint = Path(run_dir) / CHECKPOINT_FILE if run_dir is not None else None
+    if resume:  # `check_run_folder` found the checkpoint
         history, best = _resume(checkpoint, model, optimizer, config)
         if len(history) > config.epochs:
             raise ValueError(
@@ -451,8 +584,6 @@ def _train(data, caption_embeddings, config, *, run_dir, resume, info, plot, pro
                 f"would train none (and keep epoch {len(history)}): ask for more than "
                 f"{len(history)}"
             )
-    elif resume:
-        raise FileNotFoundError(f"nothing to resume: {checkpoint or 'no run folder'} not found")
 
     val_triples = validation_triples(data, val_images, config.seed)
     plotter = _noggin_plot() if plot else None

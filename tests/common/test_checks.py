@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 
 import numpy as np
 import pytest
 
-from capstone.common.checks import count, in_range
+from capstone.common.checks import count, in_range, instance
 
 
 @pytest.mark.parametrize("value", [1, 7, np.int64(3), np.int32(1)])
@@ -54,3 +55,35 @@ def test_in_range(value, low_open, high_open, ok):
         interval = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
         with pytest.raises(ValueError, match=rf"^`p` must lie in {re.escape(interval)}, got "):
             in_range("p", value, 0, 1, low_open=low_open, high_open=high_open)
+
+
+class Config:
+    pass
+
+
+def test_instance_returns_what_it_accepts():
+    config = Config()
+    assert instance("config", config, Config) is config
+    assert instance("run_dir", None, (str, type(None))) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected", "message"),
+    [
+        (None, Config, "`x` must be a Config, got None"),
+        ({"epochs": 1}, Config, "`x` must be a Config, got dict {'epochs': 1}"),
+        (3, (str, os.PathLike, type(None)), "`x` must be a str, os.PathLike or None, got int 3"),
+        ([1.0], np.ndarray, "`x` must be a numpy.ndarray, got list [1.0]"),
+        ("a" * 200, int, "`x` must be an int, got str 'aaaaaaaaaaaa...aaaaaaaaaaaaa'"),
+        (Config(), int, "`x` must be an int, got Config"),  # no repr of another class's object
+    ],
+)
+def test_instance_names_the_parameter_the_type_and_what_was_given(value, expected, message):
+    with pytest.raises(TypeError) as refused:
+        instance("x", value, expected)
+    assert str(refused.value) == message
+
+
+def test_instance_appends_a_hint():
+    with pytest.raises(TypeError, match=r"^`x` must be a Config, got None: make one first$"):
+        instance("x", None, Config, hint="make one first")

@@ -266,36 +266,34 @@ def test_two_trainings_into_one_run_folder(fresh_home, demo_data, tmp_path):
     first = subprocess.Popen(
         [*argv, "--epochs", "40"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    lock = fresh_home / "runs" / "shared" / ".lock"
+    holder = fresh_home / "runs" / "shared" / ".lock.holder"  # written once the lock is held
     deadline = time.monotonic() + 60
-    while not lock.exists() and first.poll() is None and time.monotonic() < deadline:
+    while not holder.exists() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert lock.exists(), first.communicate()
+    assert holder.exists(), first.communicate()
     second = subprocess.run(
         [*argv, "--epochs", "1"], env=env, capture_output=True, text=True, timeout=60
     )
     _out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     assert second.returncode == 2
-    assert f"is in use by a training of process {first.pid}" in second.stderr
+    assert f"is in use by a training (process {first.pid} on " in second.stderr
     assert "Traceback" not in second.stderr
     model = fresh_home / "runs" / "shared" / "model.npz"
     from capstone.image.model import ImageEmbedder
 
     assert len(ImageEmbedder.load(model).info["history"]) == 40  # the first run's, whole
-    assert not lock.exists()
+    assert not holder.exists()
 
 
-def test_a_stale_lock_of_a_dead_process_is_taken_over(fresh_home, demo_data, capsys):
+def test_a_lock_file_of_an_earlier_version_does_not_block(fresh_home, demo_data, capsys):
+    """Earlier versions kept the holder's pid in .lock; now only an OS lock on it counts."""
     folder = fresh_home / "runs" / "r"
     folder.mkdir(parents=True)
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    ).stdout.strip()
-    (folder / ".lock").write_text(dead)
+    (folder / ".lock").write_text(str(os.getppid()))  # a process that is alive
     code, _, err = run(capsys, "train", "--data", demo_data, "--run", "r", *TRAIN)
     assert code == 0, err
-    assert (folder / "model.npz").is_file() and not (folder / ".lock").exists()
+    assert (folder / "model.npz").is_file()
 
 
 # -- from the review: resuming takes the run's own settings ----------------------------------
@@ -412,16 +410,6 @@ def test_runs_shows_no_stale_r1_after_more_training(fresh_home, demo_data, capsy
     assert rows[0]["val_r1"] is None  # metrics.json scored the weights of epoch 1
 
 
-def test_a_lock_held_by_a_live_process_says_how_to_clear_it(fresh_home, demo_data, capsys):
-    folder = fresh_home / "runs" / "r"
-    folder.mkdir(parents=True)
-    (folder / ".lock").write_text(str(os.getppid()))  # a process that is alive
-    code, _, err = run(capsys, "train", "--data", demo_data, "--run", "r", *TRAIN)
-    assert code == 2 and f"is in use by a training of process {os.getppid()}" in err
-    assert f"delete {folder / '.lock'}" in err
-    assert (folder / ".lock").read_text() == str(os.getppid())  # not removed by the loser
-
-
 @pytest.mark.parametrize("name", ["../escape", "a/b", ".hidden", ""])
 def test_run_names_stay_inside_the_runs_folder(fresh_home, capsys, name):
     code, err = argparse_exit(capsys, "train", "--run", name)
@@ -438,3 +426,102 @@ def test_resume_of_a_run_that_does_not_exist_leaves_no_folder(fresh_home, demo_d
     code, _, err = run(capsys, "train", "--data", demo_data, "--run", "typo", "--resume")
     assert code == 2 and "nothing to resume" in err
     assert not (fresh_home / "runs" / "typo").exists()
+
+
+# -- issue 16: runs, run folders and sizes (each: the message, exit status, files intact) -----
+
+
+def test_train_never_replaces_a_model_that_no_checkpoint_continues(fresh_home, demo_data, capsys):
+    code, _, err = run(capsys, "train", "--data", demo_data, "--run", "mine", *TRAIN)
+    assert code == 0, err
+    folder = fresh_home / "runs" / "copied"
+    folder.mkdir()
+    model = folder / "model.npz"
+    model.write_bytes((fresh_home / "runs" / "mine" / "model.npz").read_bytes())  # copied in
+    before = snapshot(folder)
+    code, out, err = run(capsys, "train", "--data", demo_data, "--run", "copied", *TRAIN)
+    assert code == 2 and out == ""
+    assert err == (
+        f"error: run copied: {model} exists and no checkpoint continues it (copied in, or "
+        "trained elsewhere): training would replace it. Train into another run (--run NAME) "
+        "to keep it\n"
+    )
+    assert snapshot(folder) == before  # model.npz byte for byte, nothing added
+
+
+def test_a_batch_that_cannot_fit_in_memory_is_refused_before_training(
+    fresh_home, demo_data, capsys, monkeypatch
+):
+    import capstone.training.train
+
+    monkeypatch.setattr(capstone.training.train, "available_memory", lambda: 50_000_000)
+    code, out, err = run(capsys, "train", "--data", demo_data, "--run", "big", "--epochs", 1,
+                         "--batch-size", 100_000_000)  # fmt: skip
+    assert code == 2 and out == ""
+    no_traceback(err)
+    assert "warning: `batch_size` (--batch-size) 100,000,000 is more than the " in err
+    assert "error: `batch_size` (--batch-size) 100,000,000: a step of " in err
+    assert "available: choose --batch-size 512 or less" in err
+    assert not (fresh_home / "runs" / "big").exists()
+
+
+def test_a_run_interrupted_before_its_model_is_listed_and_resumable(
+    fresh_home, demo_data, capsys, monkeypatch
+):
+    """Ctrl-C after epoch 1 of 3: the folder holds a checkpoint, no model yet."""
+    import capstone.training.train
+
+    real = capstone.training.train._save_checkpoint
+
+    def save_then_ctrl_c(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as mp:
+        mp.setattr(capstone.training.train, "_save_checkpoint", save_then_ctrl_c)
+        code, _, err = run(capsys, "train", "--data", demo_data, "--run", "R", "--epochs", 3,
+                           "--batch-size", 64)  # fmt: skip
+    assert code == 130
+    resume = f"python -m capstone train --run R --resume --epochs 3 --data {demo_data}"
+    assert err.endswith(f"continue it with\n  {resume}\n")
+    checkpoint = fresh_home / "runs" / "R" / "checkpoint.npz"
+    before = snapshot(fresh_home / "runs")
+
+    code, out, err = run(capsys, "runs")
+    assert code == 0, err
+    assert "interrupted: no model yet" in out.splitlines()[1] and "R " in out.splitlines()[1]
+    assert out.endswith(f"interrupted before their model was saved; continue with:\n  {resume}\n")
+    [row] = json.loads(run(capsys, "runs", "--json")[1])
+    assert (row["status"], row["epochs"], row["resume"]) == ("interrupted", 1, resume)
+
+    code, out, err = run(capsys, "search", "a dog", "--data", demo_data, "--run", "R")
+    assert code == 2 and out == ""
+    assert err == (
+        f"error: run 'R' has no model yet: its training stopped after epoch 1 of 3 ({checkpoint} "
+        f"keeps it); continue it with {resume}\n"
+    )
+    assert snapshot(fresh_home / "runs") == before
+
+    argv = resume.split()[3:]  # the command it gives works
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    assert len(ImageEmbedder.load(fresh_home / "runs" / "R" / "model.npz").info["history"]) == 3
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["runs"], ["search", "a dog"], ["train", "--epochs", "1"], ["train", "--run", "r"]],
+)
+def test_a_runs_folder_that_is_a_file_is_named(fresh_home, demo_data, capsys, argv):
+    runs = fresh_home / "runs"
+    runs.parent.mkdir(parents=True, exist_ok=True)
+    runs.write_text("not a folder")
+    code, out, err = (
+        run(capsys, *argv, "--data", demo_data) if argv != ["runs"] else run(capsys, *argv)
+    )
+    assert code == 2 and out == ""
+    assert err == (
+        f"error: {runs} is a file, but runs are kept in a folder of that name: move the file "
+        "away (or set CAPSTONE_HOME to another data home)\n"
+    )
+    assert runs.read_text() == "not a folder"

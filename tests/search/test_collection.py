@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from capstone.common.archive import ArchiveError
+from capstone.common.locks import FolderLocked
 from capstone.image.model import ImageEmbedder
 from capstone.image.photos import find_photos
 from capstone.search.collection import Collection, collection_file, index_folder
@@ -106,6 +108,42 @@ def test_again_only_new_and_changed_photos_are_described(folder, tmp_path):
     describer = FakeDescriber()
     _, report = index(folder, archive, describer)
     assert describer.calls == [] and report.unchanged == 6
+
+
+def test_photos_only_removed_are_dropped_from_the_saved_collection(folder, tmp_path):
+    """Nothing to describe: the removal alone must still reach the archive on disk."""
+    archive = tmp_path / "c.npz"
+    index(folder, archive, FakeDescriber())
+    (folder / "p2.jpg").unlink()
+    (folder / "sub" / "deep.jpg").unlink()
+    describer = FakeDescriber()
+    _, report = index(folder, archive, describer)
+    assert describer.calls == [] and (report.removed, report.unchanged) == (2, 4)
+    assert sorted(Collection.load(archive).paths) == ["p0.jpg", "p1.jpg", "p3.jpg", "p4.jpg"]
+
+
+def test_a_second_indexing_of_one_collection_is_refused_at_once(folder, tmp_path):
+    """While one indexing describes, another of the same collection fails naming it; the
+    first finishes whole."""
+    archive = tmp_path / "holiday.npz"
+    refusals = []
+
+    def describe_and_meanwhile_index_again(paths):
+        if not refusals:
+            with pytest.raises(FolderLocked) as refused:
+                index(folder, archive, FakeDescriber())
+            refusals.append(str(refused.value))
+        return FakeDescriber()(paths)
+
+    collection, _ = index(folder, archive, describe_and_meanwhile_index_again)
+    [message] = refusals
+    assert message.startswith(
+        f"collection holiday ({archive}) is in use by an indexing (process {os.getpid()} on "
+        f"{socket.gethostname()}, since "
+    )
+    assert message.endswith("): wait for it to finish, or index into another collection (--name)")
+    assert len(Collection.load(archive)) == len(collection) == 6
+    index(folder, archive, FakeDescriber())  # released at the end
 
 
 def test_an_interrupted_indexing_keeps_what_it_described(folder, tmp_path):

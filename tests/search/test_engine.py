@@ -227,3 +227,24 @@ def test_similar_words(engine):
 def test_model_dimension_must_match_the_word_vectors(engine):
     with pytest.raises(ValueError, match="dimensions"):
         SearchEngine(engine.dataset, ImageEmbedder(engine.dataset.glove.dim + 1, seed=0))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ((None, "model"), "`dataset` must be a Dataset, got None"),
+        (("dataset", None), "`model` must be an ImageEmbedder, got None"),
+        (("dataset", "model", "db"), "`database` must be an ImageDatabase or None, got str 'db'"),
+    ],
+)
+def test_arguments_of_another_type_are_named(engine, arguments, message):
+    given = {"dataset": engine.dataset, "model": engine.model}
+    with pytest.raises(TypeError) as refused:
+        SearchEngine(*[given.get(a, a) if isinstance(a, str) else a for a in arguments])
+    assert str(refused.value) == message
+
+
+def test_search_batch_refuses_one_string(engine):
+    with pytest.raises(TypeError, match=r"^`texts` must be a list, tuple or numpy.ndarray, got "
+                       r"str 'a dog': a list of query texts, even for one$"):  # fmt: skip
+        engine.search_batch("a dog")

@@ -337,7 +337,8 @@ def test_existing_checkpoint_is_not_overwritten(toy, tmp_path):
     with pytest.raises(FileExistsError, match=r"checkpoint\.npz exists: resume it"):
         train(data, embeddings, replace(FAST, epochs=2), run_dir=tmp_path, progress=False)
     assert (checkpoint.read_bytes(), model_file.read_bytes()) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz", "model.npz"]
+    kept = sorted(p.name for p in tmp_path.iterdir() if p.name != ".lock")  # an empty lock file
+    assert kept == ["checkpoint.npz", "model.npz"]
 
 
 @pytest.mark.parametrize(
@@ -376,8 +377,46 @@ def test_caption_embeddings_must_match_the_captions(toy, delta):
     data, embeddings = toy
     n = data.n_captions
     bad = np.ones((n + delta, embeddings.shape[1]))
-    with pytest.raises(ValueError, match=rf"`caption_embeddings` has {n + delta} rows for {n} "):
+    with pytest.raises(ValueError) as refused:
         train(data, bad, FAST, progress=False)
+    assert str(refused.value) == (
+        f"`caption_embeddings` must have shape (n_captions, d) = ({n:,}, d), "
+        f"got ({n + delta}, {embeddings.shape[1]})"
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ((None, None), "`data` must be a CocoData, got None"),
+        (("dataset", None), "`caption_embeddings` must be a numpy.ndarray, got None: pass a "
+         "Dataset's `.caption_embeddings` (load_dataset(embed_captions=True))"),
+        (("dataset", "embeddings", {"epochs": 1}), "`config` must be a TrainConfig, got dict "
+         "{'epochs': 1}: TrainConfig(**config) makes one"),
+        (("data", "embeddings", FAST, 3), "`run_dir` must be a str, os.PathLike or None, got "
+         "int 3"),
+    ],
+)  # fmt: skip
+def test_arguments_of_another_type_are_named(toy, arguments, message):
+    """Not an AttributeError from deep inside: the parameter, the type expected, the value."""
+    data, embeddings = toy
+    given = {"data": data, "embeddings": embeddings}
+    arguments = [given.get(a, a) if isinstance(a, str) else a for a in arguments]
+    if arguments[0] == "dataset":
+        arguments[0] = data
+    *positional, run_dir = arguments if len(arguments) == 4 else (*arguments, None)
+    with pytest.raises(TypeError) as refused:
+        train(*positional, run_dir=run_dir, progress=False)
+    assert str(refused.value) == message
+
+
+def test_a_dataset_for_data_says_to_pass_its_data(toy):
+    from capstone.dataset import Dataset
+
+    dataset = Dataset.__new__(Dataset)  # its type is all that matters here
+    with pytest.raises(TypeError, match=r"^`data` must be a CocoData, got Dataset: pass a "
+                       r"Dataset's `.data` \(load_dataset\(\) returns a Dataset\)$"):  # fmt: skip
+        train(dataset, toy[1], FAST, progress=False)
 
 
 def test_run_dir_holds_a_loadable_model(toy, tmp_path):
@@ -614,7 +653,7 @@ def test_nan_descriptors_in_memory_stop_the_first_epoch(toy, tmp_path):
     descriptors[:] = np.nan
     with pytest.raises(TrainingDiverged, match=r"epoch 1, step 1: .*nothing was saved"):
         train(replace(data, descriptors=descriptors), embeddings, FAST, run_dir=tmp_path)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [".lock"]  # the lock file, empty, may remain
 
 
 def test_zero_descriptors_train_without_nan(toy):
@@ -652,3 +691,113 @@ def test_the_selection_slice_is_a_tenth_and_never_a_single_image(n_train, expect
     fit, selection = hold_out_selection(np.arange(n_train), 1000, seed=0)
     assert len(selection) == expected
     np.testing.assert_array_equal(np.sort(np.concatenate([fit, selection])), np.arange(n_train))
+
+
+# -- what a run folder holds is never replaced by a training that does not continue it ---------
+
+
+def test_a_model_no_checkpoint_continues_is_not_replaced(toy, tmp_path):
+    """A run folder with model.npz but no checkpoint.npz (copied in, or trained elsewhere)."""
+    data, embeddings = toy
+    elsewhere = train(data, embeddings, replace(FAST, epochs=1), run_dir=tmp_path / "a",
+                      progress=False)  # fmt: skip
+    folder = tmp_path / "copied"
+    folder.mkdir()
+    model = folder / "model.npz"
+    model.write_bytes(elsewhere.path.read_bytes())
+    before = model.read_bytes()
+    with pytest.raises(FileExistsError) as refused:
+        train(data, embeddings, replace(FAST, epochs=1), run_dir=folder, progress=False)
+    assert str(refused.value) == (
+        f"run copied: {model} exists and no checkpoint continues it (copied in, or trained "
+        "elsewhere): training would replace it. Train into another run (--run NAME) to keep it"
+    )
+    assert model.read_bytes() == before
+    assert not (folder / "checkpoint.npz").exists()
+
+
+# -- a step's size is checked against the data and the memory before it is allocated ----------
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        TrainConfig(recipe="vse++", epochs=2),  # warm-up: the sum over all confusors, both ways
+        TrainConfig(recipe="vse++", epochs=2, warmup_epochs=0, both_directions=False),
+        TrainConfig(recipe="vse0", both_directions=False),
+        TrainConfig(recipe="course"),
+    ],
+)
+def test_step_memory_bounds_the_measured_peak(config):
+    """The estimate is at least tracemalloc's peak of a real step, and at most twice it."""
+    import tracemalloc
+
+    from capstone.training.optimizers import make_optimizer
+    from capstone.training.train import in_batch_step, step_memory
+
+    b, d, d_in = 768, 50, 512
+    rng = np.random.default_rng(0)
+    model = ImageEmbedder(d, d_in=d_in, seed=0, text_map=config.text_map)
+    optimizer = make_optimizer(config.optimizer, model.parameters,
+                               learning_rate=1e-3, momentum=config.momentum)  # fmt: skip
+    captions = unit(rng.normal(size=(b, d))).astype(np.float32)
+    descriptors = rng.normal(size=(b, d_in)).astype(np.float32)
+    peaks = []
+    for epoch in range(1, config.epochs + 1):
+        tracemalloc.start()
+        if config.recipe == "course":
+            train_step(model, optimizer, captions, descriptors, descriptors[::-1].copy(), 0.2)
+        else:
+            in_batch_step(model, optimizer, captions, descriptors, rng.integers(0, 200, b), 0.2,
+                          violation=config.violation(epoch),
+                          both_directions=config.both_directions)  # fmt: skip
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    estimate = step_memory(config, b, d, d_in)
+    assert max(peaks) <= estimate <= 2 * max(peaks)
+
+
+def test_a_step_larger_than_the_memory_is_refused_before_anything_is_made(
+    toy, tmp_path, monkeypatch
+):
+    import capstone.training.train as train_module
+
+    data, embeddings = toy
+    monkeypatch.setattr(train_module, "available_memory", lambda: 20_000_000)  # 20 MB
+    config = TrainConfig(recipe="vse0", epochs=1, batch_size=100_000_000)
+    note = r"`batch_size` \(--batch-size\) 100,000,000 is more than the \d[\d,]* training captions"
+    with pytest.warns(UserWarning, match=note + ": each epoch is one step of all"):
+        with pytest.raises(ValueError) as refused:
+            train(data, embeddings, config, run_dir=tmp_path / "big", progress=False)
+    message = str(refused.value)
+    assert message.startswith("`batch_size` (--batch-size) 100,000,000: a step of ")
+    assert "GB of memory (vse0), and 0.0 GB is available: choose --batch-size 256 or less" in (
+        message
+    )
+    assert not (tmp_path / "big").exists()  # refused before the run folder was made
+    # the batch it proposes does fit
+    from capstone.training.train import step_memory
+
+    assert step_memory(config, 256, embeddings.shape[1], data.descriptors.shape[1]) <= 20_000_000
+    assert step_memory(config, 512, embeddings.shape[1], data.descriptors.shape[1]) > 20_000_000
+
+
+def test_a_batch_larger_than_the_epoch_takes_it_whole_with_a_note(toy):
+    data, embeddings = toy
+    config = replace(FAST, epochs=1, batch_size=10**8)
+    with pytest.warns(UserWarning, match=r"100,000,000 is more than the [\d,]+ training triples"):
+        result = train(data, embeddings, config, progress=False)
+    assert len(result.history) == 1
+
+
+def test_a_folder_another_training_holds_says_so_before_its_files(tmp_path):
+    """Its checkpoint is that training's, in the making: "resume it" would be the wrong advice."""
+    from capstone.common.locks import FolderLocked, exclusive
+    from capstone.training.train import check_run_folder
+
+    with exclusive(tmp_path):
+        (tmp_path / "checkpoint.npz").write_bytes(b"epoch 1")
+        with pytest.raises(FolderLocked, match=f"run folder {tmp_path} is in use by a training"):
+            check_run_folder(tmp_path, resume=False)
+    with pytest.raises(FileExistsError, match=r"checkpoint\.npz exists: resume it"):
+        check_run_folder(tmp_path, resume=False)
