@@ -1089,8 +1089,7 @@ def build_parser() -> argparse.ArgumentParser:
         "rank",
         help="where one image ranks for a text query",
         description="The rank of IMAGE_ID among the run's validation images (or all) for a "
-        'query, e.g. python -m capstone rank "two dogs playing in the snow" 57870. '
-        + QUERY_SYNTAX,
+        'query, e.g. python -m capstone rank "two dogs playing in the snow" 57870. ' + QUERY_SYNTAX,
     )
     p.add_argument("text", metavar="QUERY", help="the query (as search's)")
     p.add_argument("image_id", type=_image_id, metavar="IMAGE_ID")

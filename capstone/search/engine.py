@@ -241,9 +241,7 @@ class SearchEngine:
         """The ``k`` images whose embeddings have the highest cosine with the (d,) vector ``q``."""
         return self._results(self.database.query(q, k, exclude=exclude))
 
-    def terms_vector(
-        self, terms: Sequence[Term], describe: Describe | None = None
-    ) -> np.ndarray:
+    def terms_vector(self, terms: Sequence[Term], describe: Describe | None = None) -> np.ndarray:
         """`terms_vector` of this engine's model and text side."""
         return terms_vector(self.model, self.dataset.text, terms, describe)
 

@@ -500,8 +500,11 @@ def test_a_full_disk_names_the_file_being_written(capsys, monkeypatch, tmp_path)
     def full_disk(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(photos.PhotoDescriber, "describe_paths",
-                        lambda self, paths, progress: (np.ones((1, 512), np.float32), paths, []))
+    monkeypatch.setattr(
+        photos.PhotoDescriber,
+        "describe_paths",
+        lambda self, paths, progress: (np.ones((1, 512), np.float32), paths, []),
+    )
     monkeypatch.setattr(photos.PhotoDescriber, "__init__", lambda self, weights: None)
     monkeypatch.setattr("capstone.image.weights.locate_weights", lambda *a, **k: None)
     monkeypatch.setattr(archive.os, "fsync", full_disk)
