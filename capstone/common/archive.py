@@ -75,6 +75,12 @@ def atomic_write(path: str | os.PathLike, write, *, overwrite: bool = False) -> 
         # shared course data folder stays readable to the class
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.errno is not None and e.filename is None:
+            # a failed write (a full disk) names no file: name the one being written
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -13,7 +13,9 @@ with ``error: ...`` and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import pickle
 import socket
 import sys
@@ -43,7 +45,8 @@ from capstone.runs import (
     resume_command,
     runs_folder,
 )
-from capstone.search.engine import SearchEngine, plus_minus, terms_vector
+from capstone.search.engine import Describe, SearchEngine, plus_minus, query_vector
+from capstone.search.terms import MAX_TERMS, MAX_WEIGHT, Term, parse_terms, photo_term
 from capstone.text.embedding import TextEmbedder
 from capstone.training.optimizers import OPTIMIZERS
 from capstone.training.recipes import DEFAULT_RECIPE, RECIPES, SGD_MOMENTUM, TrainConfig
@@ -90,13 +93,31 @@ def _image_id(text: str) -> int:
     return value
 
 
-def _run_name(text: str) -> str:
-    """An argparse type: a run's name, one folder inside the runs folder."""
-    if not text or text.startswith(".") or "/" in text or "\\" in text:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: a run name is one folder name (no '/', not starting with '.')"
-        )
-    return text
+def _folder_name(what: str):
+    """An argparse type: the name of a ``what`` (run, collection), one folder or file name
+    inside its folder (no path: nothing outside it is ever written)."""
+
+    def parse(text: str) -> str:
+        if not text or text.startswith(".") or "/" in text or "\\" in text:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: a {what} name is one folder name (no '/', not starting with '.')"
+            )
+        return text
+
+    return parse
+
+
+_run_name = _folder_name("run")
+
+
+def _input_file(text: str) -> Path:
+    """An argparse type: a file to read (every file flag: --glove, --weights, --image, ...)."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder, expected a file")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return path
 
 
 def _output_file(suffix: str, *, replace: bool):
@@ -129,6 +150,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--glove",
+        type=_input_file,
         metavar="FILE",
         help="GloVe in word2vec text format (default: the data folder's "
         "glove.6B.200d.txt.w2v, else the embedded GloVe 6B 50-d)",
@@ -395,7 +417,7 @@ def _show_queries(ds: Dataset, model: ImageEmbedder, queries, k: int = 3) -> Non
     images = model.embed(ds.data.descriptors)
     for query in queries:
         print(f'\nquery: "{query}"')
-        _say_ignored(_ignored(ds.text, [query]), indent="  ")
+        _say_ignored(_ignored(ds.text, [(1.0, query)]), indent="  ")
         try:
             scores = images @ model.embed_text(ds.text.embed_query(query))
         except ValueError as e:
@@ -435,16 +457,18 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def _engine(args) -> SearchEngine:
-    """The search engine over the chosen run's validation images (the course's database)."""
+def _engine(args, *, searches: bool = True) -> SearchEngine:
+    """The search engine over the chosen run's validation images (the course's database), or
+    all with ``--all-images``; ``searches=False`` (tags, words: they search no images) says
+    nothing about images."""
     run, ds = _run(args)
-    images = "all" if args.all_images else "validation"
+    images = "all" if searches and args.all_images else "validation"
     engine = run.engine(ds, images)
     _print_warnings(run, args)
     args.database = {"run": run.name, "images": images, "n_images": len(engine.database)}
     if run.warnings:
         args.database["warnings"] = run.warnings
-    if not args.json:
+    if searches and not args.json:
         what = "every image" if args.all_images else "the validation images"
         print(
             f"searching {what} of run {run.name}: {len(engine.database):,} of "
@@ -473,9 +497,26 @@ def _print_results(results, args, ignored: list[str] = ()) -> None:
         print(f"grid saved to {args.show}{shown}", file=sys.stderr)
 
 
-def _ignored(text: TextEmbedder, texts) -> list[str]:
-    """The words of the query texts that add nothing (IDF 0 or no GloVe vector)."""
-    return [w for t in texts for w in text.known_words(t)[1]]
+def _ignored(text: TextEmbedder, terms: list[Term]) -> list[str]:
+    """The words of the text terms that add nothing (IDF 0 or no GloVe vector)."""
+    return [w for _, t in terms if isinstance(t, str) for w in text.known_words(t)[1]]
+
+
+def _terms(args, query: str | None) -> list[Term]:
+    """The terms of ``query`` (`capstone.search.terms`), then one per --add and --subtract
+    (words, or a photo file: each flag's value is one term)."""
+    terms = [] if query is None else parse_terms(query, photos=True)
+    return terms + [(w, photo_term(t) or t) for w, t in plus_minus(args.add, args.subtract)]
+
+
+def _describe_terms(args, terms: list[Term]) -> Describe | None:
+    """The photo terms' descriptors, computed now (before any data loads, so a missing weight
+    file is said at once), as a lookup; None when no term is a photo."""
+    photos = {t for _, t in terms if isinstance(t, Path)}
+    if not photos:
+        return None
+    describer = _describer(args)
+    return {photo: describer.describe(photo) for photo in photos}.__getitem__
 
 
 def _say_ignored(ignored: list[str], indent: str = "") -> None:
@@ -495,16 +536,16 @@ def cmd_search(args) -> int:
         raise ValueError("--show and --all-images are for the run's images, not a --collection")
     if args.collection:
         return _search_collection(args)
-    descriptor = _describe_one(args, args.image) if args.image is not None else None
+    if args.image is not None:
+        descriptor = _describe_one(args, args.image)
+        engine = _engine(args)
+        _print_results(engine.similar_to_descriptor(descriptor, args.k), args)
+        return 0
+    terms = _terms(args, args.text)
+    describe = _describe_terms(args, terms)
     engine = _engine(args)
-    if descriptor is not None:
-        results = engine.similar_to_descriptor(descriptor, args.k)
-    elif args.add or args.subtract:
-        results = engine.combined([args.text, *args.add], args.subtract, k=args.k)
-    else:
-        results = engine.search(args.text, k=args.k)
-    texts = [] if args.text is None else [args.text, *args.add, *args.subtract]
-    _print_results(results, args, _ignored(engine.dataset.text, texts))
+    results = engine.search_vector(engine.query_vector(terms, describe=describe), args.k)
+    _print_results(results, args, _ignored(engine.dataset.text, terms))
     return 0
 
 
@@ -534,15 +575,13 @@ def _search_collection(args) -> int:
     collection = Collection.load(archive)
     if not len(collection):
         raise ValueError(f"collection {args.collection!r} ({archive}) holds no photos")
+    terms = _terms(args, args.text)
+    describe = _describe_terms(args, terms)
     run, ds = _run(args, embed_captions=False)
     if collection.info.get("model_sha256") != run.weights_sha256:
         collection.embeddings = run.model.embed(collection.descriptors)  # this run's model
-    terms = plus_minus([args.text, *args.add], args.subtract)
-    q = terms_vector(run.model, ds.text, terms)
-    if not np.any(q):
-        raise ValueError("the combined query is empty: the texts cancel out")
-    found = collection.query(q, args.k)
-    ignored = _ignored(ds.text, [t for _, t in terms])
+    found = collection.query(query_vector(run.model, ds.text, terms, describe), args.k)
+    ignored = _ignored(ds.text, terms)
     if args.json:
         rows = [{"rank": i, "path": str(p), "score": s} for i, (p, s) in enumerate(found, 1)]
         print(json.dumps({"collection": args.collection, "run": run.name, "folder":
@@ -565,21 +604,26 @@ def cmd_similar(args) -> int:
     if (args.add or args.subtract) and args.photo is not None:
         raise ValueError("--add/--subtract work with an IMAGE_ID, not --photo")
     descriptor = _describe_one(args, args.photo) if args.photo is not None else None
+    terms = _terms(args, None)
+    describe = _describe_terms(args, terms)
     engine = _engine(args)
-    if args.add or args.subtract:
-        results = engine.combined(args.add, args.subtract, image_id=args.image_id, k=args.k)
+    if terms:
+        q = engine.query_vector(terms, image_id=args.image_id, describe=describe)
+        results = engine.search_vector(q, args.k, exclude=[args.image_id])
     elif descriptor is not None:
         results = engine.similar_to_descriptor(descriptor, args.k, space=args.space)
     else:
         results = engine.similar(args.image_id, k=args.k, space=args.space)
-    _print_results(results, args, _ignored(engine.dataset.text, [*args.add, *args.subtract]))
+    _print_results(results, args, _ignored(engine.dataset.text, terms))
     return 0
 
 
 def cmd_rank(args) -> int:
+    terms = parse_terms(args.text, photos=True)
+    describe = _describe_terms(args, terms)
     engine = _engine(args)
-    rank = engine.rank_of(args.text, args.image_id)
-    ignored = _ignored(engine.dataset.text, [args.text])
+    rank = engine.rank_of_vector(engine.query_vector(terms, describe=describe), args.image_id)
+    ignored = _ignored(engine.dataset.text, terms)
     if args.json:
         print(json.dumps({**args.database, "ignored_words": ignored, **asdict(rank)}, indent=2))
         return 0
@@ -600,7 +644,7 @@ def cmd_tags(args) -> int:
     if (args.image_id is None) == (args.photo is None):
         raise ValueError("give an IMAGE_ID or --photo PHOTO (one of them)")
     descriptor = _describe_one(args, args.photo) if args.photo is not None else None
-    engine = _engine(args)
+    engine = _engine(args, searches=False)
     if descriptor is not None:
         tags = engine.tags_of_descriptor(descriptor, k=args.k)
     else:
@@ -620,7 +664,7 @@ def cmd_tags(args) -> int:
 
 
 def cmd_words(args) -> int:
-    engine = _engine(args)
+    engine = _engine(args, searches=False)
     words = engine.similar_words(args.word, k=args.k)
     if args.json:
         _print_words_json(words)
@@ -756,16 +800,10 @@ def cmd_index(args) -> int:
     return 0
 
 
-def _photo(text: str) -> Path:
-    path = Path(text).expanduser()
-    if not path.is_file():
-        raise argparse.ArgumentTypeError(f"{text}: no such file")
-    return path
-
-
 def _add_weights_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--weights",
+        type=_input_file,
         metavar="FILE",
         help="ResNet-18 weights: torchvision's resnet18-f37072fd.pth or a .safetensors file "
         "(default: the cached download; downloaded once when online)",
@@ -792,6 +830,11 @@ def _listen(host: str, port: int) -> socket.socket:
         listener.listen(128)
     except OSError as e:
         listener.close()
+        if isinstance(e, socket.gaierror) or e.errno == errno.EADDRNOTAVAIL:
+            raise OSError(
+                f"--host {host}: not a valid address of this machine, cannot be bound "
+                f"({e.strerror or e}); 127.0.0.1 serves this machine, 0.0.0.0 every network"
+            ) from None
         raise OSError(
             f"--host {host} --port {port}: {e.strerror or e} (another server on that port? "
             "choose another --port)"
@@ -883,31 +926,47 @@ def cmd_info(args) -> int:
     return 0
 
 
-def _add_search_args(p: argparse.ArgumentParser, k: int | None, results: bool = True) -> None:
+#: The query language (`capstone.search.terms`), said once for every command that takes one.
+QUERY_SYNTAX = (
+    f"A query is terms joined by ' + ' or ' - ' (a space before each: 'snow-covered' is one "
+    f"word), at most {MAX_TERMS}; a term may start with a weight W: in (0, {MAX_WEIGHT:g}]. "
+    "A term is words, or a photo file: one ending in a photo suffix (.jpg, .png, ...) or "
+    "starting with ./ ../ / or ~/, which must exist (described with ResNet-18: see --weights). "
+    "The query vector is normalize(sum of weight x unit embedding), e.g. "
+    """'2:golden retriever + ./pool.jpg - fruit'."""
+)
+
+
+def _add_search_args(
+    p: argparse.ArgumentParser, k: int | None, results: bool = True, images: bool = True
+) -> None:
+    """Data, model, -k and --json; ``images``: --all-images (for commands that search
+    images); ``results``: --add, --subtract, --captions and --show."""
     _add_data_args(p)
     _add_model_args(p)
     if k is not None:
         p.add_argument("-k", type=_count(1), default=k, help=f"how many results ({k})")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.add_argument(
-        "--all-images",
-        action="store_true",
-        help="search every image, not only the run's validation images",
-    )
+    if images:
+        p.add_argument(
+            "--all-images",
+            action="store_true",
+            help="search every image, not only the run's validation images",
+        )
     if results:
         p.add_argument(
             "--add",
             action="append",
             default=[],
-            metavar="TEXT",
-            help="add this text to the query (repeatable)",
+            metavar="TERM",
+            help="add this term to the query: words or a photo file (repeatable)",
         )
         p.add_argument(
             "--subtract",
             action="append",
             default=[],
-            metavar="TEXT",
-            help="subtract this text from the query (repeatable)",
+            metavar="TERM",
+            help="subtract this term from the query: words or a photo file (repeatable)",
         )
         p.add_argument(
             "--captions",
@@ -924,15 +983,27 @@ def _add_search_args(p: argparse.ArgumentParser, k: int | None, results: bool = 
         )
 
 
+def _add_version(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--version", action="version", version=f"capstone {__version__}")
+    return p
+
+
+def _command(sub, name: str, **kwargs) -> argparse.ArgumentParser:
+    """A subcommand's parser; every command has --version (as the README says)."""
+    return _add_version(sub.add_parser(name, **kwargs))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m capstone",
-        description="Semantic image search over MS-COCO with MyGrad and MyNN.",
+    parser = _add_version(
+        argparse.ArgumentParser(
+            prog="python -m capstone",
+            description="Semantic image search over MS-COCO with MyGrad and MyNN.",
+        )
     )
-    parser.add_argument("--version", action="version", version=f"capstone {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "demo",
         help="generate the embedded demo data if absent, train, evaluate, show queries",
         description="The whole capstone on the embedded demo dataset (generated captions and "
@@ -950,7 +1021,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_args(p, DEMO_EPOCHS)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "train",
         help="train the image embedding model",
         description="Train W (512 x d) on caption/image/confusor triples.",
@@ -963,7 +1035,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_args(p, TrainConfig().epochs)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "evaluate",
         help="retrieval metrics of a trained model",
         description="Recall@1/5/10, median rank and MRR on 1,000-image "
@@ -974,16 +1047,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "search",
-        help="images for a text query",
-        description="Top-k images for a text, e.g. "
-        'python -m capstone search "two dogs playing in the snow" -k 9',
+        help="images for a query (words, weights, + and - terms, photos)",
+        description="Top-k images for a query, e.g. "
+        'python -m capstone search "two dogs playing in the snow" -k 9. ' + QUERY_SYNTAX,
     )
-    p.add_argument("text", nargs="?", help="the query")
+    p.add_argument("text", nargs="?", metavar="QUERY", help="the query (see above)")
     p.add_argument(
         "--image",
-        type=_photo,
+        type=_input_file,
         metavar="PHOTO",
         help="search by a photo instead: the run's images most like it",
     )
@@ -1001,14 +1075,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search_args(p, k=9)
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "similar",
         help="images like an image",
         description="Top-k images like IMAGE_ID, in the semantic (embedding) "
-        "space or in the raw ResNet descriptor space.",
+        "space or in the raw ResNet descriptor space; --add and --subtract move it by terms "
+        "of search's query language (words or photo files).",
     )
     p.add_argument("image_id", type=_image_id, metavar="IMAGE_ID", nargs="?")
-    p.add_argument("--photo", type=_photo, metavar="PHOTO", help="an unseen photo instead")
+    p.add_argument("--photo", type=_input_file, metavar="PHOTO", help="an unseen photo instead")
     _add_weights_arg(p)
     p.add_argument(
         "--space",
@@ -1019,39 +1095,45 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search_args(p, k=9)
     p.set_defaults(func=cmd_similar)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "tags",
         help="words that describe an image",
-        description="The caption words nearest the image's embedding.",
+        description="The caption words nearest the image's embedding (from the run's "
+        "vocabulary; no image is searched, so any image of the data may be given).",
     )
     p.add_argument("image_id", type=_image_id, metavar="IMAGE_ID", nargs="?")
-    p.add_argument("--photo", type=_photo, metavar="PHOTO", help="an unseen photo instead")
+    p.add_argument("--photo", type=_input_file, metavar="PHOTO", help="an unseen photo instead")
     _add_weights_arg(p)
-    _add_search_args(p, k=5, results=False)
+    _add_search_args(p, k=5, results=False, images=False)
     p.set_defaults(func=cmd_tags)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "words",
         help="caption words similar to a word (GloVe)",
         description="Caption words nearest WORD in GloVe space; WORD itself "
         "need not occur in any caption.",
     )
     p.add_argument("word")
-    _add_search_args(p, k=10, results=False)
+    _add_search_args(p, k=10, results=False, images=False)
     p.set_defaults(func=cmd_words)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "rank",
         help="where one image ranks for a text query",
         description="The rank of IMAGE_ID among the run's validation images (or all) for a "
-        'query, e.g. python -m capstone rank "two dogs playing in the snow" 57870',
+        'query, e.g. python -m capstone rank "two dogs playing in the snow" 57870. ' + QUERY_SYNTAX,
     )
-    p.add_argument("text", help="the query")
+    p.add_argument("text", metavar="QUERY", help="the query (as search's)")
     p.add_argument("image_id", type=_image_id, metavar="IMAGE_ID")
+    _add_weights_arg(p)
     _add_search_args(p, k=None, results=False)
     p.set_defaults(func=cmd_rank)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "runs",
         help="the trained runs: name, date, data, recipe, epochs, R@1",
         description="Every run in the data home's runs folder, oldest first.",
@@ -1059,7 +1141,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print them as JSON")
     p.set_defaults(func=cmd_runs)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "info",
         help="the data in use: source, counts, GloVe, example image ids",
         description="What `capstone` would use: where the data comes from, how many images "
@@ -1069,7 +1152,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print it as JSON")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "describe",
         help="ResNet-18 descriptors of photos (the course's 512-d features)",
         description="Describe photos with torchvision's ResNet-18 (ImageNet weights), computed "
@@ -1086,7 +1170,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights_arg(p)
     p.set_defaults(func=cmd_describe)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "index",
         help="make a folder of photos searchable by text (a collection)",
         description="Describe every photo of DIR (recursively) and embed it with a run's model; "
@@ -1096,7 +1181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", metavar="DIR")
     p.add_argument(
         "--name",
-        type=_run_name,
+        type=_folder_name("collection"),
         metavar="NAME",
         help="collection name (default: the folder's name)",
     )
@@ -1106,7 +1191,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights_arg(p)
     p.set_defaults(func=cmd_index)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "serve",
         help="the search engine as a web page (and a JSON API)",
         description="Serve one run's search engine: search by text (with + / - terms and "
@@ -1133,16 +1219,32 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             # the library warns about optional things (an unwritable cache): one plain line
             warnings.showwarning = _show_warning
-            return args.func(args)
+            code = args.func(args)
+            sys.stdout.flush()  # here, so that a closed pipe is seen below, not at exit
+            return code
+    except BrokenPipeError:
+        # The reader went away (`... | head -1`): stop quietly, as Unix tools do. Python's
+        # docs: point stdout at devnull, so that the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (OSError, ValueError, KeyError, FolderLocked, WeightsUnavailable) as e:
-        # A KeyError's str() is the repr of its message: print the message itself. OSError
-        # (a folder not writable, a full disk) names its file.
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\ninterrupted{_how_to_resume(args)}", file=sys.stderr)
         return 130
+
+
+def _message(e: Exception) -> str:
+    """An error as one line for the user. A KeyError's str() is the repr of its message: the
+    message itself. An OSError of the system (errno and file) names the file and what failed:
+    ``could not write .../checkpoint.npz: No space left on device``."""
+    if isinstance(e, KeyError) and e.args:
+        return str(e.args[0])
+    if isinstance(e, OSError) and e.strerror and e.filename is not None:
+        full = e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+        return f"{'could not write ' if full else ''}{e.filename}: {e.strerror}"
+    return str(e)
 
 
 def _how_to_resume(args) -> str:

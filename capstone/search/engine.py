@@ -6,7 +6,9 @@ database's top-k over ``E q`` (E: image embeddings):
 - text -> images: q = embed(text) (through the model's text map, when it learned one);
 - image -> images: q = the image's embedding (semantic space), or its raw descriptor against
   all descriptors (descriptor space);
-- combined, as rclip does: q = normalize(sum embed(added) - sum embed(subtracted) [+ image]);
+- combined, as rclip does: q = normalize(sum_i w_i v_i [+ image]) over the weighted terms of
+  the query language (`capstone.search.terms`: ``"2:dog + ./pool.jpg - sand"``), v_i the unit
+  embedding of a text or of a photo's ResNet-18 descriptor;
 - image -> tags: the caption words whose GloVe vectors are nearest the image's embedding;
 - word -> words: the caption words nearest a word's GloVe vector.
 
@@ -16,8 +18,9 @@ at least ``min_count`` captions and are not stop words: real words that describe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -26,9 +29,21 @@ from capstone.common.vectors import normalize_rows, row_norms, top_k
 from capstone.dataset import Dataset
 from capstone.image.model import ImageEmbedder
 from capstone.search.database import ImageDatabase, Match, best_matches
+from capstone.search.terms import Term, format_terms, parse_terms
 from capstone.text.embedding import TextEmbedder
 
-__all__ = ["Rank", "SearchEngine", "SearchResult", "plus_minus", "terms_vector", "text_vector"]
+__all__ = [
+    "Rank",
+    "SearchEngine",
+    "SearchResult",
+    "plus_minus",
+    "query_vector",
+    "terms_vector",
+    "text_vector",
+]
+
+#: Describes one photo: a path -> its (1, 512) ResNet-18 descriptor (`PhotoDescriber.describe`).
+Describe = Callable[[Path], np.ndarray]
 
 # Function words that are near everything in GloVe space and describe no scene.
 STOP_WORDS = frozenset(
@@ -47,16 +62,63 @@ def text_vector(model: ImageEmbedder, text: TextEmbedder, query: str) -> np.ndar
 
 
 def terms_vector(
-    model: ImageEmbedder, text: TextEmbedder, terms: Sequence[tuple[float, str]]
+    model: ImageEmbedder,
+    text: TextEmbedder,
+    terms: Sequence[Term],
+    describe: Describe | None = None,
 ) -> np.ndarray:
-    """``sum_i w_i * text_vector(text_i)`` for (w_i, text_i) terms, shape (d,), not unit.
+    """``sum_i w_i * v_i`` for (w_i, term_i) terms, shape (d,), not unit.
 
-    The terms of `capstone.search.terms.parse_terms` (``"2:dog + beach - sand"``) or
-    `plus_minus`; no terms give the zero vector.
+    v_i is `text_vector` of a text term, or the model's unit embedding of ``describe(path)``
+    for a photo term (a `~pathlib.Path`). The terms of `capstone.search.terms.parse_terms`
+    (``"2:dog + beach - sand"``) or `plus_minus`; no terms give the zero vector.
+
+    Raises
+    ------
+    ValueError
+        For a photo term without ``describe`` (naming the term), or a text with no known word.
     """
     q = np.zeros(model.d, np.float32)
-    for weight, query in terms:
-        q += np.float32(weight) * text_vector(model, text, query)
+    for weight, term in terms:
+        if isinstance(term, Path):
+            if describe is None:
+                raise ValueError(
+                    f"the photo term '{term}' needs a photo describer: pass "
+                    "describe=PhotoDescriber(weights).describe (capstone.image.photos)"
+                )
+            v = model.embed(np.asarray(describe(term), np.float32).reshape(1, -1))[0]
+        else:
+            v = text_vector(model, text, term)
+        q += np.float32(weight) * v
+    return q
+
+
+def query_vector(
+    model: ImageEmbedder,
+    text: TextEmbedder,
+    terms: Sequence[Term],
+    describe: Describe | None = None,
+    *,
+    image: np.ndarray | None = None,
+) -> np.ndarray:
+    """`terms_vector` plus an optional unit (d,) ``image`` embedding: the vector a query
+    searches with, shape (d,), not unit.
+
+    Raises
+    ------
+    ValueError
+        When there is nothing to search: no term and no image, or terms that cancel out
+        (``"dog - dog"``). Every front end says it in these words.
+    """
+    q = terms_vector(model, text, terms, describe)
+    if image is not None:
+        q = q + image
+    if not terms and image is None:
+        raise ValueError("the query is empty: give at least one term or image")
+    if not np.any(q):
+        raise ValueError(
+            f"the terms of {format_terms(terms)!r} cancel out: nothing is left to search"
+        )
     return q
 
 
@@ -170,20 +232,37 @@ class SearchEngine:
             return self.database.embedding(image_id)
         return self.model.embed(self.dataset.data.descriptor(image_id)[None])[0]
 
-    def search(self, text: str, k: int = 10) -> list[SearchResult]:
-        """The ``k`` images that best match ``text``."""
-        return self.search_vector(self.text_vector(text), k)
+    def search(
+        self, query: str, k: int = 10, *, describe: Describe | None = None
+    ) -> list[SearchResult]:
+        """The ``k`` images that best match a query of `capstone.search.terms`: a text, or
+        weighted text and photo terms (``"2:dog + ./pool.jpg - sand"``; a photo term needs
+        ``describe``, e.g. ``PhotoDescriber(weights).describe``)."""
+        return self.search_vector(self.query_vector(query, describe=describe), k)
 
     def search_vector(self, q: np.ndarray, k: int = 10, *, exclude=()) -> list[SearchResult]:
         """The ``k`` images whose embeddings have the highest cosine with the (d,) vector ``q``."""
         return self._results(self.database.query(q, k, exclude=exclude))
 
-    def terms_vector(self, terms: Sequence[tuple[float, str]]) -> np.ndarray:
+    def terms_vector(self, terms: Sequence[Term], describe: Describe | None = None) -> np.ndarray:
         """`terms_vector` of this engine's model and text side."""
-        return terms_vector(self.model, self.dataset.text, terms)
+        return terms_vector(self.model, self.dataset.text, terms, describe)
 
-    def rank_of(self, text: str, image_id: int) -> Rank:
-        """Where image ``image_id`` ranks among the database's images for the query ``text``.
+    def query_vector(
+        self,
+        query: str | Sequence[Term],
+        *,
+        image_id: int | None = None,
+        describe: Describe | None = None,
+    ) -> np.ndarray:
+        """`query_vector` of a query (parsed with photo terms) or its terms, plus the
+        embedding of image ``image_id`` if given."""
+        terms = query if isinstance(query, list | tuple) else parse_terms(query, photos=True)
+        image = None if image_id is None else self.image_vector(image_id)
+        return query_vector(self.model, self.dataset.text, terms, describe, image=image)
+
+    def rank_of(self, query: str, image_id: int, *, describe: Describe | None = None) -> Rank:
+        """Where image ``image_id`` ranks among the database's images for a query (as `search`).
 
         ``rank = 1 + #(database images other than it that score higher)``: an equal score counts
         in its favour (`capstone.evaluation.metrics` counts ties as half, for unbiased averages).
@@ -197,7 +276,7 @@ class SearchEngine:
             engine.rank_of("two dogs playing in the snow", 298046)
             # Rank(image_id=298046, rank=12, score=0.41, n_images=3992, in_database=True)
         """
-        return self.rank_of_vector(self.text_vector(text), image_id)
+        return self.rank_of_vector(self.query_vector(query, describe=describe), image_id)
 
     def rank_of_vector(self, q: np.ndarray, image_id: int) -> Rank:
         """`rank_of` for a query vector (any length: scores are cosines)."""
@@ -289,14 +368,8 @@ class SearchEngine:
         """
         if isinstance(add, str) or isinstance(subtract, str):
             raise TypeError("`add` and `subtract` must be sequences of texts, not one string")
-        q = self.terms_vector(plus_minus(add, subtract))
-        exclude = []
-        if image_id is not None:
-            q = q + self.image_vector(image_id)
-            exclude = [image_id]
-        if not np.any(q):
-            raise ValueError("the combined query is empty: give at least one text or image")
-        return self.search_vector(q, k, exclude=exclude)
+        q = self.query_vector(plus_minus(add, subtract), image_id=image_id)
+        return self.search_vector(q, k, exclude=[] if image_id is None else [image_id])
 
     def _nearest_words(self, vector: np.ndarray, k: int, exclude=()) -> list[tuple[str, float]]:
         scores = self.tag_vectors @ normalize_rows(np.asarray(vector, np.float32))

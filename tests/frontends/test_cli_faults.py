@@ -525,3 +525,79 @@ def test_a_runs_folder_that_is_a_file_is_named(fresh_home, demo_data, capsys, ar
         "away (or set CAPSTONE_HOME to another data home)\n"
     )
     assert runs.read_text() == "not a folder"
+
+
+# -- issue 16: hardening ----------------------------------------------------------------------
+
+
+def test_an_invalid_host_is_blamed_not_the_port(capsys):
+    code, out, err = run(capsys, "serve", "--host", "999.1.1.1", "--port", 0)
+    assert code == 2 and out == ""
+    assert "error: --host 999.1.1.1: not a valid address of this machine, cannot be bound" in err
+    assert "--port" not in err
+    no_traceback(err)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["search", "dog", "--glove", "{dir}"],
+        ["info", "--glove", "{dir}"],
+        ["describe", "x.jpg", "--weights", "{dir}"],
+        ["search", "--image", "{dir}"],
+        ["similar", "--photo", "{dir}"],
+        ["tags", "--photo", "{dir}"],
+    ],
+)
+def test_a_folder_given_for_a_file_is_named_as_a_folder(capsys, tmp_path, argv):
+    code, err = argparse_exit(capsys, *[a.format(dir=tmp_path) for a in argv])
+    assert code == 2
+    assert f"{tmp_path} is a folder, expected a file" in err
+
+
+def test_a_collection_name_is_called_a_collection_name(capsys, tmp_path):
+    code, err = argparse_exit(capsys, "index", tmp_path, "--name", "a/b")
+    assert code == 2
+    assert "argument --name: 'a/b': a collection name is one folder name" in err
+    assert "run name" not in err
+
+
+def test_a_closed_pipe_ends_quietly(demo_data, shared_home):
+    """``search ... | head -1``: the reader closes the pipe early; no error, no traceback."""
+    env = {**os.environ, "CAPSTONE_HOME": str(shared_home[0])}
+    argv = [sys.executable, "-m", "capstone", "search", "a dog", "--run", RUN, "--data",
+            demo_data, "--all-images", "-k", 3000, "--captions", 5]  # fmt: skip
+    # ~100 kB of results: more than a pipe holds, so the writer meets the closed pipe
+    search = subprocess.Popen(
+        [str(a) for a in argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert search.stdout.readline().startswith(b"#1 ")
+    search.stdout.close()
+    err = search.stderr.read().decode()
+    assert search.wait(timeout=120) == 1
+    assert "Broken pipe" not in err and "error" not in err
+    no_traceback(err)
+
+
+def test_a_full_disk_names_the_file_being_written(capsys, monkeypatch, tmp_path):
+    """A write that fails for want of space names no file itself (OSError.filename is None):
+    the message names the file being written, and nothing is left behind."""
+    from capstone.image import photos
+
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(
+        photos.PhotoDescriber,
+        "describe_paths",
+        lambda self, paths, progress: (np.ones((1, 512), np.float32), paths, []),
+    )
+    monkeypatch.setattr(photos.PhotoDescriber, "__init__", lambda self, weights: None)
+    monkeypatch.setattr("capstone.image.weights.locate_weights", lambda *a, **k: None)
+    monkeypatch.setattr(archive.os, "fsync", full_disk)
+    out = tmp_path / "features.pkl"
+    code, stdout, err = run(capsys, "describe", "p.jpg", "--out", out)
+    assert code == 2 and stdout == ""
+    assert f"error: could not write {out}: No space left on device" in err
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary copy
+    no_traceback(err)

@@ -149,3 +149,61 @@ def test_index_a_folder_without_photos_is_an_error(capsys, home, weights, tmp_pa
     (tmp_path / "empty").mkdir()
     code, _, err = run(capsys, "index", tmp_path / "empty", "--weights", weights)
     assert code == 2 and "error:" in err and "Traceback" not in err
+
+
+# -- photo terms in the query language ---------------------------------------------------------
+
+
+def test_a_photo_term_enters_the_query(capsys, home, weights, photos, monkeypatch):
+    """``search "2:a dog + ./p2.jpg - sand"``: the photo, described with ResNet-18, is a term
+    of the weighted sum, as in the Python API; --add PHOTO is the same term."""
+    monkeypatch.chdir(photos)
+    describe = PhotoDescriber(weights).describe
+    engine = Run.load(RUN).engine(load_dataset(home / "minicoco"))
+    query = "2:a dog + ./p2.jpg - sand"
+    expected = [r.image_id for r in engine.search(query, k=6, describe=describe)]
+    without_photo = [r.image_id for r in engine.search("2:a dog - sand", k=6)]
+    assert expected != without_photo  # the photo moves the query
+    found = run_json(capsys, "search", query, "--weights", weights, "-k", 6)
+    assert [r["image_id"] for r in found["results"]] == expected
+    assert found["ignored_words"] == []
+    found = run_json(capsys, "search", "2:a dog - sand", "--add", photos / "p2.jpg",
+                     "--weights", weights, "-k", 6)  # fmt: skip
+    assert [r["image_id"] for r in found["results"]] == expected
+    # similar: an image moved by a photo term
+    image = expected[0]
+    q = engine.query_vector([(1.0, photos / "p3.jpg")], image_id=image, describe=describe)
+    similar = run_json(capsys, "similar", image, "--add", "./p3.jpg", "--weights", weights,
+                       "-k", 4)  # fmt: skip
+    assert [r["image_id"] for r in similar["results"]] == [
+        r.image_id for r in engine.search_vector(q, 4, exclude=[image])
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["search", "a dog + ./missing.jpg"], "the photo term './missing.jpg': no such file"),
+        (["search", "a dog", "--subtract", "gone.png"], "the photo term 'gone.png': no such file"),
+        (["search", "a dog - ./more"], "the photo term './more' is a folder, expected a photo"),
+        (["rank", "a dog + ./missing.jpg", "1"], "the photo term './missing.jpg': no such file"),
+    ],
+)
+def test_a_photo_term_that_is_no_file_is_an_error_naming_it(
+    capsys, fresh_home, photos, monkeypatch, argv, message
+):
+    monkeypatch.chdir(photos)
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert f"error: {message}" in err and "data:" not in err  # said before any data loads
+
+
+def test_a_photo_term_without_weights_says_how_to_get_them(capsys, home, photos, monkeypatch):
+    def offline(*args, **kwargs):
+        raise requests.ConnectionError("no network")
+
+    monkeypatch.setattr(requests, "get", offline)
+    monkeypatch.chdir(photos)
+    code, out, err = run(capsys, "search", "a dog + ./p1.jpg")
+    assert code == 2 and out == ""
+    assert "--weights" in err and "Traceback" not in err

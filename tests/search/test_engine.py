@@ -1,5 +1,8 @@
 """Tests for `capstone.search.engine`: every query against a brute-force NumPy reference."""
 
+import re
+from pathlib import Path
+
 import hypothesis.strategies as st
 import numpy as np
 import pytest
@@ -248,3 +251,51 @@ def test_search_batch_refuses_one_string(engine):
     with pytest.raises(TypeError, match=r"^`texts` must be a list, tuple or numpy.ndarray, got "
                        r"str 'a dog': a list of query texts, even for one$"):  # fmt: skip
         engine.search_batch("a dog")
+
+
+def test_a_query_with_a_photo_term_is_the_weighted_sum(engine, tmp_path, monkeypatch):
+    """``"2:a dog + ./pool.jpg - sand"``: the photo's descriptor, embedded by the model,
+    enters the sum with its weight (the describer stands in for ResNet-18)."""
+    (tmp_path / "pool.jpg").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    descriptor = np.random.default_rng(3).normal(size=(1, 512)).astype(np.float32)
+    described = []
+
+    def describe(path):
+        described.append(path)
+        return descriptor
+
+    text, E, ids = engine.dataset.text, db_embeddings(engine), engine.database.image_ids
+    expected = (
+        2 * text.embed(["a dog"])[0]
+        + engine.model.embed(descriptor)[0]
+        - 0.5 * text.embed(["sand"])[0]
+    )
+    query = "2:a dog + ./pool.jpg - .5:sand"
+    np.testing.assert_allclose(engine.query_vector(query, describe=describe), expected, atol=1e-5)
+    check(engine.search(query, k=6, describe=describe), brute_force(E, ids, expected, 6))
+    assert described == [Path("pool.jpg")] * 2
+    rank = engine.rank_of(query, int(ids[0]), describe=describe)
+    assert rank.rank == engine.rank_of_vector(expected, int(ids[0])).rank
+
+
+def test_a_photo_term_without_a_describer_says_what_it_needs(engine, tmp_path, monkeypatch):
+    (tmp_path / "pool.jpg").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        ValueError, match=re.escape("the photo term 'pool.jpg' needs a photo describer")
+    ):
+        engine.search("a dog + ./pool.jpg")
+
+
+@pytest.mark.parametrize("query", ["a dog - a dog", [(1.0, "a dog"), (-1.0, "a dog")]])
+def test_terms_that_cancel_out_are_named(engine, query):
+    message = "the terms of 'a dog - a dog' cancel out: nothing is left to search"
+    with pytest.raises(ValueError, match=message):
+        engine.query_vector(query)
+
+
+def test_a_weighted_query_is_parsed_by_search(engine):
+    terms = [(2.0, "a dog"), (1.0, "a beach"), (-1.0, "sand")]
+    expected = engine.search_vector(engine.terms_vector(terms), 5)
+    assert engine.search("2:a dog + a beach - sand", k=5) == expected

@@ -138,12 +138,10 @@ class SearchService:
             )
         engine = self.engines["all"]
         try:
-            terms = parse_terms(query)
-            q = engine.terms_vector(terms)
+            terms = parse_terms(query)  # no photo terms: a request never names a server file
+            q = engine.query_vector(terms)  # its errors say what the CLI's say
         except ValueError as e:
             raise BadInput(f"q: {e}") from None
-        if not q.any():
-            raise BadInput(f"q: the terms of {query!r} cancel out: nothing is left to search")
         text = self.dataset.text
         ignored = [w for _, t in terms for w in text.known_words(t)[1]]
         return query, terms, q, ignored
