@@ -20,7 +20,7 @@ import urllib.request
 import numpy as np
 import pytest
 from cli_support import RUN, argparse_exit, run
-from conftest import HOSTILE
+from conftest import BROKEN_PHOTO, HOSTILE
 from markupsafe import escape
 from PIL import Image
 
@@ -435,7 +435,9 @@ def scripted_image(web_service) -> int:
         yield image_id
 
 
-def test_a_javascript_url_is_never_rendered_or_exported(client, web_service, scripted_image):
+def test_a_javascript_url_is_never_rendered_or_exported(
+    client, web_service, scripted_image, broken_photo_image
+):
     caption = web_service.image(scripted_image)["captions"][0]
     query = {"q": caption, "k": 100, "images": "all"}
     answer = client.get("/api/search", query_string=query).get_json()
@@ -451,6 +453,10 @@ def test_a_javascript_url_is_never_rendered_or_exported(client, web_service, scr
     tile = re.search(rf'<li class="tile([^"]*)" data-image-id="{scripted_image}"',
                      client.get("/", query_string=query).get_data(as_text=True))  # fmt: skip
     assert tile and "no-photo" in tile[1]  # the tile shows the captions
+    # an http URL is shown and linked (here one that cannot load: the browser test's)
+    page = client.get(f"/image/{broken_photo_image}").get_data(as_text=True)
+    assert f'<img class="photo" src="{BROKEN_PHOTO}"' in page
+    assert f'<a href="{BROKEN_PHOTO}" rel="noreferrer">coco_url</a>' in page
 
 
 @pytest.mark.parametrize(
@@ -743,7 +749,7 @@ def test_every_page_links_the_favicon(client):
 
 def test_the_photo_page_shows_the_photo_it_describes(client):
     page = upload(client, "/photo", jpeg_bytes(size=(640, 480)), k="3").get_data(as_text=True)
-    src = re.search(r'<img class="preview" id="preview" src="([^"]+)"', page)[1]
+    src = re.search(r'<img id="preview" src="([^"]+)"', page)[1]
     assert src.startswith("data:image/jpeg;base64,")
     import base64
 
