@@ -1,14 +1,11 @@
 """The web app in a real browser: headless Chromium from Debian (``chromium``,
 ``chromium-driver``) driven by selenium, against the tiny demo served on a loopback port.
 
-CI installs both packages (``.ci/run``); elsewhere these tests are skipped, saying why. Set
-``CAPSTONE_SCREENSHOT=path.png`` to keep the search page's screenshot (the README's picture).
+CI installs both packages (``.ci/run``); elsewhere these tests are skipped, saying why.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -70,8 +67,6 @@ def test_search_click_an_image_and_come_back(browser, live_url, tmp_path):
     ids = [t.get_attribute("data-image-id") for t in tiles]
     shot = tmp_path / "search.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
-    if os.environ.get("CAPSTONE_SCREENSHOT"):
-        shutil.copy(shot, os.environ["CAPSTONE_SCREENSHOT"])
 
     tiles[0].find_element(By.TAG_NAME, "a").click()
     similar = wait_for(browser, "#similar .tile")
