@@ -856,7 +856,7 @@ def cmd_serve(args) -> int:
     # Flask and the web app load only for this command: the others start faster without them.
     from werkzeug.serving import make_server
 
-    from capstone.frontends.web.app import create_app
+    from capstone.frontends.web.app import RequestHandler, create_app, host_names
     from capstone.frontends.web.service import SearchService
 
     args.json = False
@@ -867,9 +867,10 @@ def cmd_serve(args) -> int:
     service = SearchService.load(run, ds, _photo_describer(args))
     release_freed_memory()
     # bound by _listen, not werkzeug, which exits on an error instead of raising it
+    app = create_app(service, hosts=host_names(args.host))  # a Host of another name is a 400
     server = make_server(
-        args.host, listener.getsockname()[1], create_app(service), threaded=True,
-        fd=listener.fileno(),
+        args.host, listener.getsockname()[1], app, threaded=True, fd=listener.fileno(),
+        request_handler=RequestHandler,
     )  # fmt: skip
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(

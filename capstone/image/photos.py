@@ -18,10 +18,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from capstone.common.checks import count
 from capstone.common.progress import Progress
-from capstone.image.preprocess import PhotoError, load_photo
+from capstone.image.preprocess import PhotoError, PhotoSource, load_photo, to_tensor
 from capstone.image.resnet import DESCRIPTOR_SIZE, ResNet18
 from capstone.image.weights import load_state_dict
 
@@ -98,15 +99,19 @@ class PhotoDescriber:
         state = weights if isinstance(weights, Mapping) else load_state_dict(weights)
         self.network = ResNet18.from_state_dict(state)
 
-    def describe(self, path: str | os.PathLike) -> np.ndarray:
-        """The descriptor of one photo, shape (1, 512), float32.
+    def describe(self, source: PhotoSource) -> np.ndarray:
+        """The descriptor of one photo (a path, or the file opened in binary), shape (1, 512).
 
         Raises
         ------
         PhotoError
-            If ``path`` is not a readable photo (see ``capstone.image.preprocess.open_photo``).
+            If ``source`` is not a readable photo (see ``capstone.image.preprocess.open_photo``).
         """
-        return self.network.describe(load_photo(path)[None])
+        return self.network.describe(load_photo(source)[None])
+
+    def describe_image(self, image: Image.Image) -> np.ndarray:
+        """The descriptor of a photo already opened by ``open_photo``, shape (1, 512), float32."""
+        return self.network.describe(to_tensor(image)[None])
 
     def describe_paths(
         self, paths: Iterable[str | os.PathLike], *, batch_size: int = 8, progress: bool = True

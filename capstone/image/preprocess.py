@@ -16,9 +16,18 @@ so a new photo must go through the same steps to land where the trained model ex
 Every way a file can fail to be a readable photo is one exception, `PhotoError`, whose message
 names the file and says why in plain words.
 
-One deliberate difference: the EXIF orientation is applied first, so a phone photo is seen
-upright. torchvision's own loader ignores it, so for a file that carries an orientation tag the
-descriptor differs from one computed the course's way (few COCO files carry one).
+Two deliberate differences from torchvision's own loader (``Image.open(f).convert("RGB")``):
+
+- the EXIF orientation is applied first, so a phone photo is seen upright. torchvision ignores
+  it, so for a file that carries an orientation tag the descriptor differs from one computed
+  the course's way (few COCO files carry one);
+- 16-bit grayscale (a 16-bit PNG, ``I;16``) is scaled to 8 bits, ``round(v / 257)``, where
+  torchvision's ``convert("RGB")`` clips every value above 255 to 255 (a nearly white image).
+  COCO's files are 8-bit JPEGs, so the course's descriptors are the same either way.
+
+A photo may have at most `MAX_PHOTO_PIXELS` pixels (50 MP: a 48 MP phone photo fits), checked
+from the file's header before any pixel is decoded: decoding costs about 3 bytes a pixel and
+the network reads only 224 x 224 of them.
 """
 
 from __future__ import annotations
@@ -27,18 +36,36 @@ import os
 import stat
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["CROP", "MEAN", "RESIZE", "STD", "PhotoError", "load_photo", "open_photo", "to_tensor"]
+__all__ = [
+    "CROP",
+    "MAX_PHOTO_PIXELS",
+    "MEAN",
+    "RESIZE",
+    "STD",
+    "PhotoError",
+    "PhotoSource",
+    "load_photo",
+    "open_photo",
+    "to_tensor",
+]
 
 RESIZE = 256
 CROP = 224
+# 50 MP decode to 150 MB; a 48 MP phone photo (8064 x 6048) still fits
+MAX_PHOTO_PIXELS = 50_000_000
 # the resized image before the crop: a 1 x 100,000 strip would otherwise become 6.5 Gpx
 MAX_RESIZED_PIXELS = 1 << 24
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+#: A photo file's path, or the file itself opened for binary reading (an upload kept in memory).
+PhotoSource = str | os.PathLike | BinaryIO
 
 
 class PhotoError(ValueError):
@@ -58,8 +85,21 @@ class PhotoError(ValueError):
         super().__init__(f"{self.path}: {reason}")
 
 
-def _check_file(path: Path) -> None:
+def _source_name(source: PhotoSource) -> Path:
+    """The path errors name: the path itself, or an open file's name (``photo`` if none)."""
+    if isinstance(source, (str, os.PathLike)):
+        return Path(source)
+    name = getattr(source, "name", None)
+    return Path(name if isinstance(name, str) and name else "photo")
+
+
+def _check_file(source: PhotoSource, path: Path) -> None:
     """Refuse what is not a non-empty regular file, before Pillow gives a vaguer error."""
+    if not isinstance(source, (str, os.PathLike)):
+        if source.seek(0, os.SEEK_END) == 0:
+            raise PhotoError(path, "empty file (0 bytes)")
+        source.seek(0)
+        return
     try:
         info = path.stat()
     except FileNotFoundError as e:
@@ -74,8 +114,12 @@ def _check_file(path: Path) -> None:
         raise PhotoError(path, "empty file (0 bytes)")
 
 
-def _decode(path: Path) -> Image.Image:
-    """Open and fully decode ``path``, with Pillow's decompression-bomb warning as an error."""
+def _decode(source: PhotoSource, path: Path) -> Image.Image:
+    """Open and fully decode ``source``, with Pillow's decompression-bomb warning as an error.
+
+    The pixel count is read from the header and checked (against Pillow's limit and
+    `MAX_PHOTO_PIXELS`) before a single pixel is decoded.
+    """
     limit = Image.MAX_IMAGE_PIXELS
     bomb = f"too many pixels: over Pillow's decompression-bomb limit of {limit:,}"
     with warnings.catch_warnings():
@@ -83,7 +127,7 @@ def _decode(path: Path) -> Image.Image:
         # file, and decoding it could exhaust memory.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(path)
+            image = Image.open(source)
         except PermissionError as e:
             raise PhotoError(path, "permission denied: the file cannot be read") from e
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -92,9 +136,17 @@ def _decode(path: Path) -> Image.Image:
             raise PhotoError(path, "not an image file (no image format recognized)") from e
         except (OSError, SyntaxError, ValueError, EOFError) as e:
             raise PhotoError(path, f"not a readable image file ({e})") from e
-        if image.width * image.height > limit:  # the warning filter is not thread-safe
+        pixels = image.width * image.height
+        if pixels > limit:  # the warning filter is not thread-safe
             image.close()
             raise PhotoError(path, bomb)
+        if pixels > MAX_PHOTO_PIXELS:
+            image.close()
+            raise PhotoError(
+                path,
+                f"too many pixels: {image.width} x {image.height} is {pixels / 1e6:.1f} MP, "
+                f"over the {MAX_PHOTO_PIXELS / 1e6:.0f} MP a photo may have (scale it down)",
+            )
         resized = _resized_size(image.width, image.height)
         if resized[0] * resized[1] > MAX_RESIZED_PIXELS:
             image.close()
@@ -142,7 +194,7 @@ def _to_rgb(image: Image.Image, path: Path) -> Image.Image:
         raise PhotoError(path, f"unsupported colour mode {image.mode!r}") from e
 
 
-def open_photo(path: str | os.PathLike) -> Image.Image:
+def open_photo(source: PhotoSource) -> Image.Image:
     """Read a photo as an upright RGB Pillow image, fully decoded.
 
     The EXIF orientation tag is applied (a phone photo taken upright comes out upright).
@@ -150,12 +202,14 @@ def open_photo(path: str | os.PathLike) -> Image.Image:
     colour modes are converted to RGB; an alpha channel (``RGBA``, ``LA``, ``PA``) is dropped,
     not composited on white, exactly as torchvision's ``Image.convert("RGB")`` does, so
     descriptors match the course's. 16-bit grayscale (``I;16``, ``I;16B``, ``I``) is scaled to
-    8 bits, ``round(v / 257)``, not clipped.
+    8 bits, ``round(v / 257)``, not clipped at 255 as torchvision's loader does.
 
     Parameters
     ----------
-    path : path-like
-        The image file (any format Pillow reads: JPEG, PNG, GIF, BMP, WebP, TIFF, ...).
+    source : path-like or binary file
+        The image file (any format Pillow reads: JPEG, PNG, GIF, BMP, WebP, TIFF, ...), or the
+        file opened for binary reading (seekable: an upload held in memory, say); errors then
+        name the file's ``name``, or ``photo``.
 
     Returns
     -------
@@ -165,12 +219,13 @@ def open_photo(path: str | os.PathLike) -> Image.Image:
     Raises
     ------
     PhotoError
-        If ``path`` is missing, a folder, empty, unreadable (permission), not an image, truncated
-        or corrupt, or larger than Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``).
+        If ``source`` is missing, a folder, empty, unreadable (permission), not an image,
+        truncated or corrupt, over `MAX_PHOTO_PIXELS` or over Pillow's decompression-bomb limit
+        (``Image.MAX_IMAGE_PIXELS``), the last two found from the header, before decoding.
     """
-    path = Path(path)
-    _check_file(path)
-    return _to_rgb(_decode(path), path)
+    path = _source_name(source)
+    _check_file(source, path)
+    return _to_rgb(_decode(source, path), path)
 
 
 def _resized_size(width: int, height: int, short: int = RESIZE) -> tuple[int, int]:
@@ -220,12 +275,12 @@ def to_tensor(image: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
-def load_photo(path: str | os.PathLike) -> np.ndarray:
-    """``to_tensor(open_photo(path))``: the (3, 224, 224) float32 network input of a photo.
+def load_photo(source: PhotoSource) -> np.ndarray:
+    """``to_tensor(open_photo(source))``: the (3, 224, 224) float32 network input of a photo.
 
     Raises
     ------
     PhotoError
         As `open_photo`.
     """
-    return to_tensor(open_photo(path))
+    return to_tensor(open_photo(source))

@@ -8,7 +8,7 @@ from resnet_support import random_state
 from werkzeug.serving import make_server
 
 from capstone.dataset import load_dataset
-from capstone.frontends.web.app import create_app
+from capstone.frontends.web.app import RequestHandler, create_app
 from capstone.frontends.web.service import SearchService
 from capstone.image.photos import PhotoDescriber
 from capstone.runs import Run
@@ -65,7 +65,8 @@ def client(web_service):
 @pytest.fixture(scope="module")
 def live_url(web_service):
     """The app on a real loopback port, in a thread, for the browser."""
-    server = make_server("127.0.0.1", 0, create_app(web_service), threaded=True)
+    app = create_app(web_service)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=RequestHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"

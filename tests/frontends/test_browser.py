@@ -1,14 +1,11 @@
 """The web app in a real browser: headless Chromium from Debian (``chromium``,
 ``chromium-driver``) driven by selenium, against the tiny demo served on a loopback port.
 
-CI installs both packages (``.ci/run``); elsewhere these tests are skipped, saying why. Set
-``CAPSTONE_SCREENSHOT=path.png`` to keep the search page's screenshot (the README's picture).
+CI installs both packages (``.ci/run``); elsewhere these tests are skipped, saying why.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -70,8 +67,6 @@ def test_search_click_an_image_and_come_back(browser, live_url, tmp_path):
     ids = [t.get_attribute("data-image-id") for t in tiles]
     shot = tmp_path / "search.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
-    if os.environ.get("CAPSTONE_SCREENSHOT"):
-        shutil.copy(shot, os.environ["CAPSTONE_SCREENSHOT"])
 
     tiles[0].find_element(By.TAG_NAME, "a").click()
     similar = wait_for(browser, "#similar .tile")
@@ -122,3 +117,62 @@ def test_search_by_an_uploaded_photo(browser, live_url, tmp_path):
     assert browser.find_elements(By.CSS_SELECTOR, "#tags li")
     assert all(t.find_element(By.CSS_SELECTOR, ".placeholder").is_displayed() for t in tiles)
     assert browser.save_screenshot(str(tmp_path / "photo.png"))
+
+
+@pytest.fixture
+def phone(browser):
+    """The browser as a 390 px wide phone for one test."""
+    metrics = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    yield browser
+    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_every_page_fits_a_phone(phone, live_url, hostile_image):
+    """No page is wider than a 390 px phone: no sideways scrolling, nothing cut off."""
+    pages = ["/", "/?q=a+dog+in+a+park&k=6", f"/image/{hostile_image}?q=a+dog", "/photo",
+             "/about", "/nowhere"]  # fmt: skip
+    for path in pages:
+        phone.get(live_url + path)
+        wait_for(phone, "header nav a")
+        width, viewport = phone.execute_script(
+            "return [document.documentElement.scrollWidth, window.innerWidth]"
+        )
+        assert viewport == 390 and width <= viewport, (path, width)
+        about = phone.find_element(By.LINK_TEXT, "About")
+        right = phone.execute_script("return arguments[0].getBoundingClientRect().right", about)
+        assert right <= viewport, path
+
+
+def test_a_threshold_of_hundredths_is_accepted(browser, live_url):
+    browser.get(live_url + "/")
+    browser.find_element(By.NAME, "q").send_keys("a dog")
+    browser.find_element(By.NAME, "threshold").send_keys("0.33")
+    browser.find_element(By.CSS_SELECTOR, "form.search button").click()
+    WebDriverWait(browser, 15).until(lambda d: "threshold=0.33" in d.current_url)
+    summary = wait_for(browser, "p.summary")[0].text
+    assert "with score ≥ 0.33" in summary
+
+
+def test_the_photo_page_says_it_is_describing_then_shows_the_photo(browser, live_url, tmp_path):
+    photo = tmp_path / "holiday.png"
+    Image.new("RGB", (120, 90), (200, 40, 40)).save(photo)
+    browser.get(live_url + "/photo")
+    browser.find_element(By.NAME, "photo").send_keys(str(photo))
+    button = browser.find_element(By.CSS_SELECTOR, "form.search button")
+    status = browser.find_element(By.ID, "status")
+    assert button.text == "Search" and not status.is_displayed()
+    # a listener after the app's holds the form back: the page shows its waiting state
+    browser.execute_script(
+        "document.querySelector('form.photo').addEventListener('submit', e => e.preventDefault())"
+    )
+    button.click()
+    assert not button.is_enabled() and button.text == "Describing…" and status.is_displayed()
+    browser.get(live_url + "/photo")  # again, and this time the form goes
+    browser.find_element(By.NAME, "photo").send_keys(str(photo))
+    browser.find_element(By.CSS_SELECTOR, "form.search button").click()
+    preview = wait_for(browser, "img#preview")[0]
+    assert preview.get_attribute("src").startswith("data:image/jpeg;base64,")
+    # a thumbnail never enlarges: this 120 x 90 photo shows at its own size
+    assert browser.execute_script("return arguments[0].naturalWidth", preview) == 120
+    assert wait_for(browser, "#results .tile")

@@ -3,6 +3,7 @@ every bad input, escaping, the security headers, and answers equal to the librar
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import html
 import io
@@ -12,12 +13,14 @@ import re
 import signal
 import subprocess
 import sys
+import threading
+import urllib.error
 import urllib.request
 
 import numpy as np
 import pytest
 from cli_support import RUN, argparse_exit, run
-from conftest import HOSTILE
+from conftest import BROKEN_PHOTO, HOSTILE
 from markupsafe import escape
 from PIL import Image
 
@@ -382,3 +385,374 @@ def test_no_weights_means_a_503_that_says_how_to_get_them(web_service):
     assert response.status_code == 503
     assert "--weights FILE" in response.get_json()["error"]
     assert "need ResNet-18's weights" in client.get("/photo").get_data(as_text=True)
+
+
+# -- hardening (issue 16) -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "usable"),
+    [
+        ("http://images.cocodataset.org/val2014/x.jpg", True),
+        ("HTTPS://example.org/a.png", True),
+        ("javascript:alert(3)", False),
+        ("JavaScript:alert(3)", False),
+        ("  javascript:alert(3)", False),
+        ("java\nscript:alert(3)", False),
+        ("data:image/png;base64,AAAA", False),
+        ('=HYPERLINK("http://evil")', False),
+        ("ftp://example.org/a.jpg", False),
+        ("http://", False),
+        ("//example.org/a.jpg", False),
+        ("http://[::1", False),
+        (None, False),
+    ],
+)
+def test_usable_url_allows_http_and_https_only(url, usable):
+    from capstone.frontends.web.service import usable_url
+
+    assert (usable_url(url) is not None) is usable
+    if usable:
+        assert usable_url(url) == url
+
+
+@contextlib.contextmanager
+def coco_url(service, i: int, url: str):
+    """The i-th validation image (its id), with ``url`` as its coco_url while in the block."""
+    image_id = int(service.engines["validation"].database.image_ids[i])
+    urls, row = service.dataset.data.urls, int(service.dataset.data.image_index(image_id))
+    saved, urls[row] = urls[row], url
+    try:
+        yield image_id
+    finally:
+        urls[row] = saved
+
+
+@pytest.fixture
+def scripted_image(web_service) -> int:
+    """A validation image whose coco_url is ``javascript:alert(3)`` for one test."""
+    with coco_url(web_service, 2, "javascript:alert(3)") as image_id:
+        yield image_id
+
+
+def test_a_javascript_url_is_never_rendered_or_exported(
+    client, web_service, scripted_image, broken_photo_image
+):
+    caption = web_service.image(scripted_image)["captions"][0]
+    query = {"q": caption, "k": 100, "images": "all"}
+    answer = client.get("/api/search", query_string=query).get_json()
+    assert scripted_image in [r["image_id"] for r in answer["results"]]
+    assert next(r["url"] for r in answer["results"] if r["image_id"] == scripted_image) is None
+    assert client.get(f"/api/similar/{scripted_image}").get_json()["image_id"] == scripted_image
+    for route, params in [("/", query), (f"/image/{scripted_image}", {}),
+                          ("/api/search", {**query, "format": "csv"})]:  # fmt: skip
+        body = client.get(route, query_string=params).get_data(as_text=True)
+        assert "javascript" not in body.lower(), route
+    page = client.get(f"/image/{scripted_image}").get_data(as_text=True)
+    assert "coco_url</a>" not in page and 'class="tile big no-photo"' in page
+    tile = re.search(rf'<li class="tile([^"]*)" data-image-id="{scripted_image}"',
+                     client.get("/", query_string=query).get_data(as_text=True))  # fmt: skip
+    assert tile and "no-photo" in tile[1]  # the tile shows the captions
+    # an http URL is shown and linked (here one that cannot load: the browser test's)
+    page = client.get(f"/image/{broken_photo_image}").get_data(as_text=True)
+    assert f'<img class="photo" src="{BROKEN_PHOTO}"' in page
+    assert f'<a href="{BROKEN_PHOTO}" rel="noreferrer">coco_url</a>' in page
+
+
+@pytest.mark.parametrize(
+    ("text", "cell"),
+    [("=HYPERLINK(1)", "'=HYPERLINK(1)"), ("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"),
+     ("\t=1", "'\t=1"), ("\r=1", "'\r=1"), ("a dog", "a dog"), ("", "")],
+)  # fmt: skip
+def test_spreadsheet_text_defuses_formulas(text, cell):
+    from capstone.frontends.web.app import spreadsheet_text
+
+    assert spreadsheet_text(text) == cell
+
+
+def test_csv_export_defuses_every_text_cell(web_service, client):
+    from capstone.frontends.web.app import csv_response
+
+    answer = {"results": [{"rank": 1, "image_id": 5, "score": -0.5, "url": "=HYPERLINK(1)",
+                           "captions": ["@cmd"]}]}  # fmt: skip
+    rows = list(csv.reader(io.StringIO(csv_response(answer).get_data(as_text=True))))
+    assert rows[1] == ["1", "5", "-0.5", "'=HYPERLINK(1)", "'@cmd"]
+    # through the app: a formula as coco_url is no URL at all, so its cell is empty
+    with coco_url(web_service, 3, '=HYPERLINK("http://x")') as image_id:
+        caption = web_service.image(image_id)["captions"][0]
+        query = {"q": caption, "k": 100, "format": "csv"}
+        export = client.get("/api/search", query_string=query)
+    row = next(r for r in csv.reader(io.StringIO(export.get_data(as_text=True)))
+               if r[1] == str(image_id))  # fmt: skip
+    assert row[3] == ""
+
+
+# -- uploads: the decode limit, the concurrency limit, nothing on disk, the form's limits
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def test_a_photo_over_50_megapixels_is_refused_before_decoding(client):
+    data = png_bytes(Image.new("1", (9000, 9000)))  # 81 MP in a few kB
+    assert len(data) < 100_000
+    response = upload(client, "/api/photo", data)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == (
+        "photo: too many pixels: 9000 x 9000 is 81.0 MP, over the 50 MP a photo may have "
+        "(scale it down)"
+    )
+
+
+class GatedDescriber:
+    """A describer that says when it starts and waits to be let go."""
+
+    def __init__(self, describer):
+        self.describer = describer
+        self.started = threading.Semaphore(0)
+        self.go = threading.Event()
+
+    def describe_image(self, image):
+        self.started.release()
+        assert self.go.wait(30)
+        return self.describer.describe_image(image)
+
+
+def test_at_most_two_photos_are_described_at_once(web_service):
+    from dataclasses import replace
+
+    from capstone.frontends.web.app import create_app
+    from capstone.frontends.web.service import MAX_PHOTOS_AT_ONCE
+
+    gated = GatedDescriber(web_service.describer)
+    slots = threading.BoundedSemaphore(MAX_PHOTOS_AT_ONCE)
+    service = replace(web_service, describer=gated, photo_slots=slots, photo_wait=0)
+    app = create_app(service)
+    statuses = []
+
+    def post():
+        statuses.append(upload(app.test_client(), "/api/photo", jpeg_bytes()).status_code)
+
+    workers = [threading.Thread(target=post) for _ in range(MAX_PHOTOS_AT_ONCE)]
+    for worker in workers:
+        worker.start()
+    try:
+        for _ in workers:  # both are describing now
+            assert gated.started.acquire(timeout=30)
+        third = upload(app.test_client(), "/api/photo", jpeg_bytes())
+        assert third.status_code == 503 and third.headers["Retry-After"] == "5"
+        assert third.get_json()["error"] == (
+            "the server is describing 2 other photos: try again in a few seconds"
+        )
+    finally:
+        gated.go.set()
+        for worker in workers:
+            worker.join(30)
+    assert statuses == [200, 200]
+    assert upload(app.test_client(), "/api/photo", jpeg_bytes()).status_code == 200
+
+
+def test_an_upload_is_never_a_named_file(client, web_service, monkeypatch, tmp_path):
+    """Over 500 kB werkzeug spools an upload to an anonymous temporary file; nothing in the
+    temporary folder has a name while the photo is described (so Ctrl-C leaves nothing)."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    seen = []
+    real = web_service.describer.describe_image
+
+    def spy(image):
+        seen.append(sorted(os.listdir(tmp_path)))
+        return real(image)
+
+    monkeypatch.setattr(web_service.describer, "describe_image", spy)
+    pixels = np.random.default_rng(5).integers(0, 256, (600, 600, 3), dtype=np.uint8)
+    data = png_bytes(Image.fromarray(pixels))
+    assert len(data) > 1_000_000
+    assert upload(client, "/api/photo", data).status_code == 200
+    assert seen == [[]] and os.listdir(tmp_path) == []
+
+
+def test_a_form_with_too_many_fields_says_so(client):
+    from capstone.frontends.web.app import MAX_FORM_PARTS
+
+    fields = {f"f{i}": "1" for i in range(1100)}
+    for route in ("/api/photo", "/photo"):
+        response = upload(client, route, jpeg_bytes(), **fields)
+        assert response.status_code == 413
+        body = response.get_data(as_text=True)
+        assert f"the form is too large: more than {MAX_FORM_PARTS} fields" in body
+        assert "20 MB" not in body
+    long_field = upload(client, "/api/photo", jpeg_bytes(), k="1" * 600_000)
+    assert long_field.status_code == 413 and "over 500 kB" in long_field.get_json()["error"]
+
+
+def test_the_413_page_leads_back_to_the_photo_form(client):
+    response = upload(client, "/photo", b"x" * (21 * 2**20))
+    page = response.get_data(as_text=True)
+    assert response.status_code == 413 and "the upload is larger than 20 MB" in page
+    assert '<a href="/photo">Back to the photo search</a>' in page
+    assert '<a href="/">Back to the search</a>' in client.get("/nowhere").get_data(as_text=True)
+
+
+# -- the Host header and werkzeug's own responses
+
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
+
+@pytest.mark.parametrize(
+    ("host", "names"),
+    [("127.0.0.1", LOOPBACK), ("::1", LOOPBACK), ("localhost", LOOPBACK), ("0.0.0.0", None),
+     ("::", None),
+     ("192.168.1.5", ("192.168.1.5",)), ("fe80::1", ("[fe80::1]",)), ("My-Box", ("my-box",))],
+)  # fmt: skip
+def test_host_names_of_a_bound_address(host, names):
+    from capstone.frontends.web.app import host_names
+
+    assert host_names(host) == names
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [("localhost", 200), ("127.0.0.1", 200), ("[::1]", 200), ("LOCALHOST:80", 200),
+     ("evil.example", 400), ("evil.example:80", 400), ("localhost:8000", 400),
+     ("localhost.evil.example", 400), ("127.0.0.1@evil", 400), ("", 400)],
+)  # fmt: skip
+def test_a_request_for_another_host_name_is_400(client, host, status):
+    response = client.get("/api/about", headers={"Host": host})
+    assert response.status_code == status
+    assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    if status == 400:
+        assert response.get_json()["error"] == (
+            f"this server answers requests for 127.0.0.1:80, [::1]:80 or localhost:80, not "
+            f"Host: {host or '(none)'}; to serve another name, start it with --host NAME"
+        )
+        page = client.get("/", headers={"Host": host})
+        assert page.status_code == 400 and "to serve another name" in page.get_data(as_text=True)
+
+
+def test_a_server_bound_to_every_interface_answers_any_name(web_service):
+    from capstone.frontends.web.app import create_app, host_names
+
+    client = create_app(web_service, hosts=host_names("0.0.0.0")).test_client()
+    assert client.get("/api/about", headers={"Host": "my-laptop.lan:8000"}).status_code == 200
+
+
+def test_werkzeugs_own_errors_carry_the_headers_and_no_versions(live_url):
+    import http.client
+    from urllib.parse import urlsplit
+
+    from capstone.frontends.web.app import SECURITY_HEADERS
+
+    address = urlsplit(live_url)
+
+    def get(path, headers=()):
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+        connection.putrequest("GET", path)
+        for name, value in headers:
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        response.read()
+        connection.close()
+        return response
+
+    for response, status in [
+        (get("/about"), 200),
+        (get("/?q=" + "a" * 70_000), 414),
+        (get("/", [(f"X-{i}", "1") for i in range(120)]), 431),
+    ]:
+        assert response.status == status
+        assert response.getheader("Server") == "capstone"
+        for name, value in SECURITY_HEADERS.items():
+            assert response.getheader(name) == value, (status, name)
+
+
+def test_the_live_server_refuses_a_rebound_name(live_url):
+    request = urllib.request.Request(live_url + "/api/about", headers={"Host": "evil.example"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=30)
+    assert info.value.code == 400
+    port = live_url.rsplit(":", 1)[1]
+    assert f"answers requests for 127.0.0.1:{port}" in json.load(info.value)["error"]
+
+
+def test_serve_refuses_a_run_of_other_data(home, capsys, tmp_path, monkeypatch):
+    """As `search` does: the newest run was trained on other data, so serve stops (exit 2)."""
+    from werkzeug.serving import BaseWSGIServer
+
+    from capstone.data import minicoco
+
+    def never(self, *args, **kwargs):
+        pytest.fail("serve served a run of other data")
+
+    monkeypatch.setattr(BaseWSGIServer, "serve_forever", never)
+    other = tmp_path / "other"
+    minicoco.generate(other, 60, seed=1)
+    for command in (["search", "a dog"], ["serve", "--port", "0"]):
+        code, out, err = run(capsys, *command, "--data", other)
+        assert code == 2 and out == ""
+        assert f"error: run {RUN} (" in err and "does not match: data: trained on" in err
+        assert "pass --other-data to go on anyway" in err
+
+
+# -- the pages' smaller promises
+
+
+def test_a_threshold_that_leaves_nothing_says_the_best_score(client):
+    best = client.get("/api/search?q=dog&k=5").get_json()["results"][0]["score"]
+    answer = client.get("/api/search?q=dog&k=5&threshold=0.99").get_json()
+    assert answer["results"] == [] and answer["best_score"] == best
+    page = client.get("/?q=dog&k=5&threshold=0.99").get_data(as_text=True)
+    assert f"No image scores ≥ 0.99; the best scores {best:.3f}." in page
+    assert 'name="threshold" value="0.99" min="-1" max="1" step="any"' in page
+    assert 'id="empty"' not in client.get("/?q=dog&k=5").get_data(as_text=True)
+
+
+def test_the_image_page_keeps_the_search_to_go_back_to(client, hostile_image):
+    search = client.get("/?q=a+dog&k=7&threshold=0.1&images=all").get_data(as_text=True)
+    link = re.search(rf'data-image-id="{tiles(search)[0]}">\s*<a href="([^"]+)"', search)[1]
+    link = html.unescape(link)
+    assert "k=7" in link and "threshold=0.1" in link and "images=all" in link
+    page = client.get(link).get_data(as_text=True)
+    back = html.unescape(re.search(r'<p class="back"><a href="([^"]+)"', page)[1])
+    assert back.startswith("/?") and all(
+        part in back for part in ("q=a+dog", "k=7", "threshold=0.1", "images=all")
+    )
+    assert "k=7" in html.unescape(re.search(r'id="similar">\s*<li[^>]*>\s*<a href="([^"]+)"',
+                                             page)[1])  # fmt: skip
+
+
+def test_the_image_page_counts_the_images_the_search_counted(client, web_service):
+    validation = set(web_service.engines["validation"].database.image_ids.tolist())
+    training = next(int(i) for i in web_service.engines["all"].database.image_ids
+                    if int(i) not in validation)  # fmt: skip
+    n_images = client.get("/api/search?q=dog").get_json()["n_images"]
+    rank = client.get(f"/api/rank?q=dog&image_id={training}").get_json()
+    assert rank["n_images"] == n_images == len(validation) and not rank["in_database"]
+    page = client.get(f"/image/{training}?q=dog").get_data(as_text=True)
+    assert re.search(rf"It would rank\s+<strong>[\d,]+</strong> among the {n_images:,} "
+                     r"validation images \(it is not one of them\)", page)  # fmt: skip
+
+
+def test_every_page_links_the_favicon(client):
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in (
+        client.get("/about").get_data(as_text=True)
+    )
+    icon = client.get("/static/favicon.svg")
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+    assert icon.get_data(as_text=True).startswith("<svg")
+
+
+def test_the_photo_page_shows_the_photo_it_describes(client):
+    page = upload(client, "/photo", jpeg_bytes(size=(640, 480)), k="3").get_data(as_text=True)
+    src = re.search(r'<img id="preview" src="([^"]+)"', page)[1]
+    assert src.startswith("data:image/jpeg;base64,")
+    import base64
+
+    thumbnail = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+    assert thumbnail.size == (200, 150)
+    assert "preview" not in upload(client, "/api/photo", jpeg_bytes()).get_json()

@@ -11,7 +11,7 @@ from PIL import Image
 from resnet_support import random_state, write_safetensors
 
 from capstone.image.photos import PhotoDescriber, PhotoError, find_photos
-from capstone.image.preprocess import load_photo
+from capstone.image.preprocess import load_photo, open_photo
 from capstone.image.resnet import ResNet18
 
 
@@ -111,6 +111,14 @@ def test_describer_from_a_weights_file(describer, tmp_path):
     assert isinstance(from_file.network, ResNet18)
     picture = photo(tmp_path / "p.jpg", size=(80, 60))
     np.testing.assert_array_equal(from_file.describe(picture), describer.describe(picture))
+
+
+def test_describe_an_open_file_or_an_opened_image(describer, tmp_path):
+    picture = photo(tmp_path / "p.png", size=(70, 50))
+    expected = describer.describe(picture)
+    with open(picture, "rb") as file:
+        np.testing.assert_array_equal(describer.describe(file), expected)
+    np.testing.assert_array_equal(describer.describe_image(open_photo(picture)), expected)
 
 
 def test_describer_refuses_other_weights():

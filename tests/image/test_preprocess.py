@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from capstone.image import preprocess
 from capstone.image.preprocess import PhotoError, load_photo, open_photo, to_tensor
 
 MEAN = np.array([0.485, 0.456, 0.406])
@@ -182,6 +184,10 @@ def test_sixteen_bits_are_scaled_not_clipped(tmp_path, mode, dtype):
     rgb = np.asarray(open_photo(path))
     np.testing.assert_array_equal(rgb[0, :, 0], [0, 1, 100, 255])
     np.testing.assert_array_equal(rgb[..., 0], rgb[..., 2])
+    # torchvision's loader, Image.convert("RGB"), clips instead: the documented difference
+    clipped = np.asarray(Image.open(path).convert("RGB"))[0, :, 0]
+    np.testing.assert_array_equal(clipped, [0, 255, 255, 255])
+    assert "clips every value above 255" in preprocess.__doc__
 
 
 def test_alpha_is_dropped_not_composited(tmp_path):
@@ -272,3 +278,30 @@ def test_the_pixel_limit_holds_without_the_warning_filter(tmp_path, monkeypatch)
     monkeypatch.setattr(warnings, "simplefilter", lambda *args, **kwargs: None)
     with pytest.raises(PhotoError, match="decompression-bomb limit of 30,000"):
         open_photo(path)
+
+
+def test_a_photo_over_the_pixel_cap_is_refused_from_its_header(tmp_path):
+    """A 9000 x 9000 PNG (81 MP, under Pillow's 89 MP limit) is refused before decoding: its
+    pixel data is cut off, so decoding it would fail another way."""
+    path = tmp_path / "huge.png"
+    Image.new("1", (9000, 9000)).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    assert 9000 * 9000 < Image.MAX_IMAGE_PIXELS
+    with pytest.raises(PhotoError, match=r"huge.png: too many pixels: 9000 x 9000 is 81.0 MP, "
+                       r"over the 50 MP a photo may have \(scale it down\)"):  # fmt: skip
+        open_photo(path)
+    assert 8064 * 6048 <= preprocess.MAX_PHOTO_PIXELS  # a 48 MP phone photo is read
+
+
+def test_an_open_file_is_read_like_its_path(tmp_path):
+    path = save(noise(90, 70, seed=4), tmp_path / "upload.png")
+    in_memory = io.BytesIO(path.read_bytes())
+    np.testing.assert_array_equal(load_photo(in_memory), load_photo(path))
+    with open(path, "rb") as file:
+        np.testing.assert_array_equal(load_photo(file), load_photo(path))
+    with pytest.raises(PhotoError, match=r"^photo: empty file") as info:
+        open_photo(io.BytesIO())
+    assert info.value.reason == "empty file (0 bytes)"
+    with pytest.raises(PhotoError, match=r"^photo: not an image file"):
+        open_photo(io.BytesIO(b"no pixels here"))

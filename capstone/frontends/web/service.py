@@ -3,33 +3,51 @@
 `SearchService` turns request values (strings) into checked arguments, calls the search
 engine of the run and returns JSON-ready dicts; the HTML pages and the JSON API render the
 same dicts. A bad value raises `BadInput` (HTTP 400) naming the parameter; an unknown image id
-raises `NotFound` (HTTP 404).
+raises `NotFound` (HTTP 404). A URL reaches a page or an export only through `usable_url`.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
+import threading
+from dataclasses import asdict, dataclass, field
+from urllib.parse import urlsplit
 
 import numpy as np
+from PIL import Image
 
 from capstone.dataset import Dataset
 from capstone.evaluation.metrics import format_report
 from capstone.image.photos import PhotoDescriber
-from capstone.image.preprocess import PhotoError
+from capstone.image.preprocess import PhotoError, PhotoSource, open_photo
 from capstone.image.weights import WEIGHTS_FILE
 from capstone.runs import IMAGE_SETS, Run
 from capstone.search.display import is_generated_url
 from capstone.search.engine import SearchEngine, SearchResult
 from capstone.search.terms import parse_terms
 
-__all__ = ["MAX_K", "MAX_QUERY_CHARS", "BadInput", "NotFound", "PhotoUnavailable", "SearchService"]
+__all__ = [
+    "MAX_K",
+    "MAX_PHOTOS_AT_ONCE",
+    "MAX_QUERY_CHARS",
+    "BadInput",
+    "Busy",
+    "NotFound",
+    "PhotoUnavailable",
+    "SearchService",
+    "usable_url",
+]
 
 MAX_QUERY_CHARS = 200
 MAX_K = 100
 DEFAULT_K = 12
 SPACES = ("semantic", "descriptor")
+# a photo takes up to ~150 MB and a core while it is decoded and described: two at a time
+MAX_PHOTOS_AT_ONCE = 2
+PHOTO_WAIT_SECONDS = 10.0  # how long a third photo waits for a turn before a 503
+PREVIEW_PIXELS = 200  # the longer side of the thumbnail the photo page shows
 
 
 class BadInput(ValueError):
@@ -42,6 +60,27 @@ class NotFound(KeyError):
 
 class PhotoUnavailable(RuntimeError):
     """Photo queries asked of a server without ResNet-18's weights (HTTP 503)."""
+
+
+class Busy(RuntimeError):
+    """Every photo slot stayed taken for the whole wait (HTTP 503, try again)."""
+
+
+def usable_url(url) -> str | None:
+    """``url`` if a page may show or link it and an export may carry it, else None.
+
+    Only ``http`` and ``https`` URLs with a host qualify: a ``javascript:`` or ``data:`` URL
+    in the data must never become a link or an image source.
+    """
+    if not isinstance(url, str):
+        return None
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # an invalid IPv6 host or port, say
+        return None
+    return url if parts.scheme.lower() in ("http", "https") and host else None
 
 
 def _int(name: str, value, default: int, low: int, high: int) -> int:
@@ -90,12 +129,20 @@ class SearchService:
         ``"validation"`` (the course's database) and ``"all"``.
     describer : PhotoDescriber or None
         ResNet-18, for queries by an uploaded photo; None when no weights were found.
+    photo_slots : threading.Semaphore
+        Photos decoded and described at once (`MAX_PHOTOS_AT_ONCE`); others wait.
+    photo_wait : float
+        Seconds a photo waits for a slot before `Busy`.
     """
 
     run: Run
     dataset: Dataset
     engines: dict[str, SearchEngine]
     describer: PhotoDescriber | None = None
+    photo_slots: threading.Semaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(MAX_PHOTOS_AT_ONCE)
+    )
+    photo_wait: float = PHOTO_WAIT_SECONDS
 
     @classmethod
     def load(
@@ -149,22 +196,27 @@ class SearchService:
     # -- answers ---------------------------------------------------------------------------------
 
     def _result(self, rank: int, r: SearchResult) -> dict:
+        url = usable_url(r.url)
         return {
             "rank": rank,
             "image_id": r.image_id,
             "score": round(r.score, 4),
-            "url": r.url,
-            "generated": is_generated_url(r.url),
+            "url": url,
+            "generated": url is not None and is_generated_url(url),
             "captions": [c.strip() for c in r.captions],
         }
 
     def search(self, query, k=None, threshold=None, images=None) -> dict:
-        """Top ``k`` images for a query (``2:dog + beach - sand``), scores >= ``threshold``."""
+        """Top ``k`` images for a query (``2:dog + beach - sand``), scores >= ``threshold``.
+
+        ``best_score`` is the top score before the threshold: why a threshold left nothing.
+        """
         query, terms, q, ignored = self._query(query)
         k = _int("k", k, DEFAULT_K, 1, MAX_K)
         threshold = _threshold(threshold)
         images, engine = self._engine(images)
-        results = [r for r in engine.search_vector(q, k) if r.score >= threshold]
+        top = engine.search_vector(q, k)
+        results = [r for r in top if r.score >= threshold]
         return {
             "query": query,
             "terms": [{"weight": w, "text": t} for w, t in terms],
@@ -173,6 +225,7 @@ class SearchService:
             "n_images": len(engine.database),
             "k": k,
             "threshold": threshold,
+            "best_score": round(top[0].score, 4) if top else None,
             "results": [self._result(i, r) for i, r in enumerate(results, 1)],
         }
 
@@ -180,11 +233,11 @@ class SearchService:
         """An image's id, URL and captions, and whether it is one of the validation images."""
         image_id, row = self._image_id(image_id)
         data = self.dataset.data
-        url = data.urls[row]
+        url = usable_url(data.urls[row])
         return {
             "image_id": image_id,
             "url": url,
-            "generated": is_generated_url(url),
+            "generated": url is not None and is_generated_url(url),
             "captions": [c.strip() for c in data.caption_texts_of_image(row)],
             "validation": image_id in self.engines["validation"].database,
         }
@@ -214,12 +267,17 @@ class SearchService:
         }
 
     def rank(self, query, image_id, images=None) -> dict:
-        """Where ``image_id`` ranks for ``query`` among the chosen images."""
+        """Where ``image_id`` ranks for ``query`` among the chosen images.
+
+        ``n_images`` is the number of images searched, as `search` says; an image that is not
+        one of them is ranked as if it were added.
+        """
         query, _, q, ignored = self._query(query)
         image_id, _ = self._image_id(image_id)
         images, engine = self._engine(images)
         rank = asdict(engine.rank_of_vector(q, image_id))
         rank["score"] = round(rank["score"], 4)
+        rank["n_images"] = len(engine.database)
         return {"query": query, "ignored_words": ignored, "images": images, **rank}
 
     def check_photo_queries(self) -> None:
@@ -231,32 +289,52 @@ class SearchService:
                 "describe PHOTO` once online to download them"
             )
 
-    def photo(self, path: Path, k=None, space=None, images=None) -> dict:
-        """Images like an uploaded photo (saved by the app at ``path``) and its tags.
+    def photo(
+        self, source: PhotoSource, k=None, space=None, images=None, *, preview: bool = False
+    ) -> dict:
+        """Images like an uploaded photo (``source``: the upload, open) and its tags.
+
+        At most `MAX_PHOTOS_AT_ONCE` photos are decoded and described at a time; another waits
+        up to ``photo_wait`` seconds for a turn. ``preview`` adds ``preview``, a ``data:`` URL of
+        a small JPEG of the photo (as the network saw it: upright, RGB) for the page.
 
         Raises
         ------
         PhotoUnavailable
             When the server has no ResNet-18 weights.
+        Busy
+            When no slot came free in time.
         BadInput
             For a file that is not a readable photo (the reason, without the server's path).
         """
         self.check_photo_queries()
         k = _int("k", k, DEFAULT_K, 1, MAX_K)
         space, images, engine = self._space(space, images)
+        if not self.photo_slots.acquire(timeout=self.photo_wait):
+            raise Busy(
+                f"the server is describing {MAX_PHOTOS_AT_ONCE} other photos: try again in a "
+                "few seconds"
+            )
         try:
-            descriptor = self.describer.describe(path)
+            image = open_photo(source)
+            descriptor = self.describer.describe_image(image)
+            thumbnail = _data_url(image) if preview else None
         except PhotoError as e:
             raise BadInput(f"photo: {e.reason}") from None
+        finally:
+            self.photo_slots.release()
         results = engine.similar_to_descriptor(descriptor, k, space=space)
         tags = engine.tags_of_descriptor(descriptor, 8)
-        return {
+        answer = {
             "space": space,
             "images": images,
             "k": k,
             "tags": [{"word": w, "score": round(s, 4)} for w, s in tags],
             "results": [self._result(i, r) for i, r in enumerate(results, 1)],
         }
+        if preview:
+            answer["preview"] = thumbnail
+        return answer
 
     def about(self) -> dict:
         """The run, its data and how well it retrieves (from its saved report, if any)."""
@@ -283,3 +361,12 @@ class SearchService:
             "metrics": format_report(report) if report else None,
             "photo_queries": self.describer is not None,
         }
+
+
+def _data_url(image: Image.Image) -> str:
+    """A ``data:image/jpeg`` URL of ``image`` scaled to `PREVIEW_PIXELS` on its longer side."""
+    small = image.copy()
+    small.thumbnail((PREVIEW_PIXELS, PREVIEW_PIXELS))
+    out = io.BytesIO()
+    small.save(out, "JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")
