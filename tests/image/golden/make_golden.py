@@ -1,9 +1,9 @@
 """Make the golden fixture: torchvision's own answer for a handful of photos, to test capstone
 against without torch.
 
-    python -m venv /work/torchvenv
-    /work/torchvenv/bin/pip install torch torchvision numpy pillow
-    /work/torchvenv/bin/python tests/image/golden/make_golden.py
+    python -m venv /tmp/torchvenv   # a private venv: torch stays out of capstone's
+    /tmp/torchvenv/bin/pip install torch torchvision numpy pillow
+    /tmp/torchvenv/bin/python tests/image/golden/make_golden.py
 
 Run once, where torch is installed (never a dependency of capstone or its CI). It writes, beside
 itself:
