@@ -1,5 +1,6 @@
 """ResNet-18 test helpers: torchvision's state-dict shapes written out independently of
-`capstone.image.resnet`, random weights in that layout, and a hand-written .safetensors writer."""
+`capstone.image.resnet`, seeded random weights in that layout and their fingerprint, and a
+hand-written .safetensors writer."""
 
 from __future__ import annotations
 
@@ -53,7 +54,22 @@ def random_state(seed: int = 0) -> dict[str, np.ndarray]:
     return state
 
 
-def write_safetensors(path: Path, arrays: dict[str, np.ndarray], codes: dict[str, str]) -> Path:
+def state_fingerprint(state: dict[str, np.ndarray]) -> np.ndarray:
+    """``sum(|w|)`` of each weight, keys sorted, shape-(len(state),) float64: whether a seed still
+    draws the weights a fixture was made with (NumPy does not promise the same stream forever)."""
+    return np.array([np.abs(state[k]).sum(dtype=np.float64) for k in sorted(state)])
+
+
+SAFETENSORS_CODES = {"float16": "F16", "float32": "F32", "float64": "F64", "int64": "I64"}
+
+
+def write_safetensors(
+    path: Path, arrays: dict[str, np.ndarray], codes: dict[str, str] | None = None
+) -> Path:
+    """Write ``arrays`` as a .safetensors file; ``codes`` (name -> dtype code, e.g. ``"F32"``)
+    default to each array's own dtype (`SAFETENSORS_CODES`)."""
+    if codes is None:
+        codes = {name: SAFETENSORS_CODES[array.dtype.name] for name, array in arrays.items()}
     header, chunks, offset = {"__metadata__": {"format": "pt"}}, [], 0
     for name, array in arrays.items():
         data = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
