@@ -22,18 +22,18 @@ public API.
 
 from capstone.data.coco import CocoData
 from capstone.data.glove import WordVectors, load_glove
-from capstone.data.triples import make_triples, split_images
+from capstone.data.split import split_images
 from capstone.dataset import Dataset, load_dataset
+from capstone.embeddings.image import ImageEmbedder
+from capstone.embeddings.text import TextEmbedder
 from capstone.evaluation.metrics import evaluation_report, retrieval_metrics, triple_accuracy
-from capstone.image.model import ImageEmbedder
-from capstone.runs import Run, list_runs
+from capstone.runs import Run, list_runs, train
 from capstone.search.database import ImageDatabase, Match
 from capstone.search.engine import SearchEngine, SearchResult
-from capstone.text.embedding import TextEmbedder
 from capstone.text.idf import IDF
 from capstone.text.tokens import tokenize
 from capstone.training.recipes import TrainConfig
-from capstone.training.train import train
+from capstone.training.triples import make_triples
 
 __all__ = [
     "IDF",

@@ -1,6 +1,6 @@
 """A collection: your own photos, searchable by text with a trained run (as rclip does).
 
-`index_folder` describes the photos of a folder with ResNet-18 (`capstone.image.photos`),
+`index_folder` describes the photos of a folder with ResNet-18 (`capstone.photos.describer`),
 embeds the descriptors with a run's model, and keeps paths, file sizes and modification times,
 descriptors and unit embeddings in one archive (``<data home>/collections/<name>.npz``,
 `capstone.common.archive`: pickle-free, written atomically). Indexing again describes only
@@ -26,7 +26,7 @@ from capstone.common.locks import holding
 from capstone.common.progress import Progress
 from capstone.common.vectors import normalize_rows, top_k
 from capstone.data.paths import data_home
-from capstone.image.model import ImageEmbedder
+from capstone.embeddings.image import ImageEmbedder
 
 __all__ = ["COLLECTION_KIND", "Collection", "IndexReport", "collection_file", "index_folder"]
 
@@ -183,9 +183,9 @@ def index_folder(
     describe : callable
         ``describe(paths) -> (descriptors (n, 512), described paths, failures)``, e.g.
         ``partial(PhotoDescriber.describe_paths, progress=False)``
-        (`capstone.image.photos`).
+        (`capstone.photos.describer`).
     photos : list[Path]
-        The photos of the folder now (`capstone.image.photos.find_photos`).
+        The photos of the folder now (`capstone.photos.describer.find_photos`).
     batch_size : int
         Photos described between two saves of the archive.
     progress : bool

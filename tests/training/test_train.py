@@ -16,17 +16,18 @@ from mynn.optimizers.sgd import SGD
 
 from capstone.common.archive import load_archive
 from capstone.data.coco import CocoData
-from capstone.data.triples import split_images, validation_triples
+from capstone.data.split import split_images
+from capstone.embeddings.image import ImageEmbedder
 from capstone.evaluation.metrics import retrieval_metrics, triple_accuracy
-from capstone.image.model import ImageEmbedder
+from capstone.training.checkpoint import CHECKPOINT_KIND
 from capstone.training.recipes import TrainConfig
 from capstone.training.train import (
-    CHECKPOINT_KIND,
     TrainingDiverged,
     hold_out_selection,
     train,
     train_step,
 )
+from capstone.training.triples import validation_triples
 
 # Fast settings for the toy problem (the course's 1e-3 is for 400k real triples per epoch).
 FAST = TrainConfig(recipe="course", epochs=4, learning_rate=0.05, seed=0)

@@ -20,9 +20,9 @@ from PIL import Image
 
 from capstone.dataset import Dataset
 from capstone.evaluation.metrics import format_report
-from capstone.image.photos import PhotoDescriber
-from capstone.image.preprocess import PhotoError, PhotoSource, open_photo
-from capstone.image.weights import WEIGHTS_FILE
+from capstone.photos.describer import PhotoDescriber
+from capstone.photos.preprocess import PhotoError, PhotoSource, open_photo
+from capstone.photos.weights import WEIGHTS_FILE
 from capstone.runs import IMAGE_SETS, Run
 from capstone.search.display import is_generated_url
 from capstone.search.engine import SearchEngine, SearchResult
