@@ -3,21 +3,26 @@
 The folders follow the data (read `course_math` first: the same formulas, plainly)::
 
     data/        paths.locate_data -> coco.CocoData (captions, descriptors)   glove.load_glove
-                 triples (the image-level split; caption, true, confusor)        |
-    text/        tokens -> idf -> embedding.TextEmbedder (IDF-weighted GloVe) <--+
-    dataset.py   load_dataset: the two rows above in one call
-    image/       photos: preprocess -> resnet (ResNet-18, weights) -> 512-d descriptors;
-                 model.ImageEmbedder (dense 512 -> d, unit length)
+                 split.split_images (the image-level 4/5 split)                     |
+    text/        tokens -> idf (caption statistics)                                 |
+    photos/      preprocess -> resnet (ResNet-18, weights) -> describer:            |
+                 your photos -> 512-d descriptors like COCO's                       |
+    embeddings/  text.TextEmbedder (IDF-weighted GloVe) <---------------------------+
+                 image.ImageEmbedder (the trained map 512 -> d, unit length)
+    dataset.py   load_dataset: data, word vectors and caption embeddings in one call
     evaluation/  metrics (Recall@K, median rank, MRR, triple accuracy)
+    training/    triples (caption, true image, confusor), losses, optimizers,
+                 recipes.TrainConfig -> train.train (a TrainResult); checkpoint (run files)
     search/      database.ImageDatabase -> engine.SearchEngine -> display (grids); terms;
                  collection (your own photos)
-    runs.py      Run: one trained model with its split, data and word vectors
-    training/    losses, optimizers, recipes.TrainConfig -> train.train (returns a Run)
+    runs.py      Run: a trained model with its split, data and word vectors;
+                 train (``capstone.train``: training's result, with ``.run``)
     frontends/   cli (``python -m capstone``), web (``python -m capstone serve``)
-    common/      checks, archive, locks, vectors, progress, memory: used by every stage
+    common/      checks, archive, locks, vectors, progress, memory, unpickle: used by every row
+    course_math.py  the course's formulas in plain Python: imports nothing of capstone
 
-A module imports only from the rows above it and from ``common``; the names below are the
-public API.
+A module imports only from the rows above it and from ``common`` (``tests/test_layout.py``
+holds the package to it); the names below are the public API.
 """
 
 from capstone.data.coco import CocoData
