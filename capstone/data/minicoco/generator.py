@@ -47,7 +47,6 @@ other objects or the scene. Every word comes from the tables in ``words.json`` (
 from __future__ import annotations
 
 import json
-import numbers
 import pickle
 from dataclasses import dataclass
 from functools import cache
@@ -56,6 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from capstone.common.archive import atomic_write
+from capstone.common.checks import count
 from capstone.data.minicoco.words import (
     ACTS,
     ANY_PERSON_VERBS,
@@ -531,18 +531,6 @@ def _scene_records(
     ]
 
 
-def _check_int(
-    value, name: str, minimum: int, error: type[Exception], maximum: int | None = None, why=""
-) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise error(f"`{name}` must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be at least {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"`{name}` must be at most {maximum:,}{why}, got {value:,}")
-    return int(value)
-
-
 def check_n_images(n_images) -> int:
     """``n_images`` as an int in ``[10, MAX_IMAGES]``: the sizes `generate` makes.
 
@@ -553,9 +541,9 @@ def check_n_images(n_images) -> int:
     >>> check_n_images(10**11)
     Traceback (most recent call last):
         ...
-    ValueError: `n_images` must be at most 200,000 (the generator needs about 10 KB of memory per image; COCO has 82,783), got 100,000,000,000
+    ValueError: `n_images` must be a whole number from 10 to 200,000 (the generator needs about 10 KB of memory per image; COCO has 82,783), got 100,000,000,000
     """  # noqa: E501
-    return _check_int(n_images, "n_images", 10, ValueError, MAX_IMAGES, _MEMORY_WHY)
+    return count("n_images", n_images, least=10, most=MAX_IMAGES, why=_MEMORY_WHY)
 
 
 def generate(
@@ -599,8 +587,8 @@ def generate(
     ------
     FileExistsError
         If one of the files exists and ``overwrite`` is False (nothing is written).
-    ValueError, TypeError
-        For a bad argument; the message names it.
+    ValueError
+        For a bad argument; the message names it (`capstone.common.checks.count`).
 
     Examples
     --------
@@ -612,10 +600,10 @@ def generate(
     n_images = check_n_images(n_images)
     if n_captions is None:
         n_captions = 5 * n_images
-    n_captions = _check_int(
-        n_captions, "n_captions", 5 * n_images, ValueError, MAX_CAPTIONS, " (COCO has 414,113)"
+    n_captions = count(
+        "n_captions", n_captions, least=5 * n_images, most=MAX_CAPTIONS, why=" (COCO has 414,113)"
     )
-    seed = _check_int(seed, "seed", 0, TypeError)
+    seed = count("seed", seed, least=0)
     out_dir = Path(out_dir).expanduser()
     paths = {
         "captions": out_dir / CAPTIONS_FILE,

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from PIL import Image
 
+from capstone.common.checks import count
 from capstone.dataset import Dataset
 from capstone.evaluation.metrics import format_report
 from capstone.photos.describer import PhotoDescriber
@@ -87,14 +88,13 @@ def _int(name: str, value, default: int, low: int, high: int) -> int:
     if value is None or value == "":
         return default
     try:
-        number = int(value)
+        value = int(value)
     except (TypeError, ValueError):
-        raise BadInput(
-            f"{name} must be a whole number from {low} to {high}, got {value!r}"
-        ) from None
-    if not low <= number <= high:
-        raise BadInput(f"{name} must be a whole number from {low} to {high}, got {number}")
-    return number
+        pass  # `count` refuses it, naming it as given
+    try:
+        return count(name, value, least=low, most=high)
+    except ValueError as e:
+        raise BadInput(str(e)) from None
 
 
 def _threshold(value) -> float:
