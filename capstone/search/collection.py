@@ -24,9 +24,10 @@ from capstone.common.archive import ArchiveError, load_archive, save_archive
 from capstone.common.checks import count
 from capstone.common.locks import holding
 from capstone.common.progress import Progress
-from capstone.common.vectors import normalize_rows, top_k
+from capstone.common.vectors import normalize_rows
 from capstone.data.paths import data_home
 from capstone.embeddings.image import ImageEmbedder
+from capstone.search.database import best_matches
 
 __all__ = ["COLLECTION_KIND", "Collection", "IndexReport", "collection_file", "index_folder"]
 
@@ -120,12 +121,15 @@ class Collection:
         self.embeddings = np.concatenate([self.embeddings, embeddings])
 
     def query(self, q: np.ndarray, k: int = 10) -> list[tuple[Path, float]]:
-        """The ``k`` photos whose embeddings have the highest cosine with the (d,) ``q``."""
+        """The ``k`` photos whose embeddings have the highest cosine with the (d,) ``q``.
+
+        The top k of `capstone.search.database.best_matches`, as an `ImageDatabase` query
+        takes them, over the collection's rows.
+        """
         k = count("k", k)
-        if not len(self):
-            return []
         scores = self.embeddings @ normalize_rows(np.asarray(q, dtype=np.float32))
-        return [(self.folder / self.paths[i], float(scores[i])) for i in top_k(scores, k)]
+        (matches,) = best_matches(scores[None], np.arange(len(self)), k)
+        return [(self.folder / self.paths[m.image_id], m.score) for m in matches]
 
 
 @dataclass
