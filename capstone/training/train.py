@@ -404,7 +404,8 @@ def train(
     info : dict, optional
         Saved with the model (GloVe source, data fingerprint, ...).
     plot : bool
-        Show a live noggin plot of loss and accuracy (in a notebook).
+        Plot loss and accuracy with noggin (`capstone.training.plot`): live with the nbAgg
+        backend (``%matplotlib notebook``), else drawn once at the end (``%matplotlib inline``).
     progress : bool
         Print a progress bar and one line per epoch to stderr.
 
