@@ -31,9 +31,9 @@ sys.path.insert(0, str(HERE.parent / "tests"))  # the tests' random ResNet-18 we
 
 from resnet_support import random_state  # noqa: E402
 
-from capstone.image.photos import PhotoDescriber  # noqa: E402
-from capstone.image.preprocess import load_photo  # noqa: E402
-from capstone.image.resnet import resnet18_reference  # noqa: E402
+from capstone.photos.describer import PhotoDescriber  # noqa: E402
+from capstone.photos.preprocess import load_photo  # noqa: E402
+from capstone.photos.resnet import resnet18_reference  # noqa: E402
 
 
 def make_photos(folder: Path, n: int) -> list[Path]:

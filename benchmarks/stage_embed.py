@@ -18,7 +18,7 @@ def stage_embed(files: dict, rows: list[Row], notes: list[str], repeat: int = 3)
     """
     from capstone.data.coco import CocoData
     from capstone.data.glove import load_word2vec_text
-    from capstone.text.embedding import TextEmbedder
+    from capstone.embeddings.text import TextEmbedder
 
     t_data, data = timed(lambda: CocoData.load(files["captions"], files["features"]))
     glove = load_word2vec_text(files["glove"], cache_dir=files["glove_cache"])

@@ -26,9 +26,9 @@ def pipeline(kw: dict) -> dict:
     from capstone.data.glove import load_word2vec_text
     from capstone.data.paths import DataFiles
     from capstone.dataset import Dataset
+    from capstone.embeddings.text import TextEmbedder
     from capstone.search.database import ImageDatabase
     from capstone.search.engine import SearchEngine
-    from capstone.text.embedding import TextEmbedder
     from capstone.training.recipes import TrainConfig
     from capstone.training.train import train
 

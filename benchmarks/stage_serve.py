@@ -24,7 +24,7 @@ def _service(files: dict, data, glove, text, caption_embeddings, model_path: Pat
 
 def _save_model(ctx: dict, path: Path) -> None:
     """Stage 3's model, saved with the course's split (seed 0) as its validation images."""
-    from capstone.data.triples import split_images
+    from capstone.data.split import split_images
 
     data, model = ctx["data"], ctx["model"]
     _, val = split_images(data.n_images, val_fraction=0.2, seed=0)
@@ -38,8 +38,8 @@ def server(kw: dict) -> dict:
     from capstone.common.memory import release_freed_memory
     from capstone.data.coco import CocoData
     from capstone.data.glove import load_word2vec_text
+    from capstone.embeddings.text import TextEmbedder
     from capstone.frontends.web.app import create_app
-    from capstone.text.embedding import TextEmbedder
     from capstone.text.idf import IDF
 
     data = CocoData.load(Path(kw["captions"]), Path(kw["features"]))

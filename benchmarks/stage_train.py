@@ -29,10 +29,11 @@ def stage_train(
     """
     from mynn.optimizers.sgd import SGD
 
-    from capstone.data.triples import make_triples, split_images
-    from capstone.image.model import ImageEmbedder
+    from capstone.data.split import split_images
+    from capstone.embeddings.image import ImageEmbedder
     from capstone.training.recipes import TrainConfig
     from capstone.training.train import train_step
+    from capstone.training.triples import make_triples
 
     config = TrainConfig(recipe="course")
     data, captions = ctx["data"], ctx["caption_embeddings"]

@@ -3,37 +3,42 @@
 The folders follow the data (read `course_math` first: the same formulas, plainly)::
 
     data/        paths.locate_data -> coco.CocoData (captions, descriptors)   glove.load_glove
-                 triples (the image-level split; caption, true, confusor)        |
-    text/        tokens -> idf -> embedding.TextEmbedder (IDF-weighted GloVe) <--+
-    dataset.py   load_dataset: the two rows above in one call
-    image/       photos: preprocess -> resnet (ResNet-18, weights) -> 512-d descriptors;
-                 model.ImageEmbedder (dense 512 -> d, unit length)
+                 split.split_images (the image-level 4/5 split)                     |
+    text/        tokens -> idf (caption statistics)                                 |
+    photos/      preprocess -> resnet (ResNet-18, weights) -> describer:            |
+                 your photos -> 512-d descriptors like COCO's                       |
+    embeddings/  text.TextEmbedder (IDF-weighted GloVe) <---------------------------+
+                 image.ImageEmbedder (the trained map 512 -> d, unit length)
+    dataset.py   load_dataset: data, word vectors and caption embeddings in one call
     evaluation/  metrics (Recall@K, median rank, MRR, triple accuracy)
+    training/    triples (caption, true image, confusor), losses, optimizers,
+                 recipes.TrainConfig -> train.train (a TrainResult); checkpoint (run files)
     search/      database.ImageDatabase -> engine.SearchEngine -> display (grids); terms;
                  collection (your own photos)
-    runs.py      Run: one trained model with its split, data and word vectors
-    training/    losses, optimizers, recipes.TrainConfig -> train.train (returns a Run)
+    runs.py      Run: a trained model with its split, data and word vectors;
+                 train (``capstone.train``: training's result, with ``.run``)
     frontends/   cli (``python -m capstone``), web (``python -m capstone serve``)
-    common/      checks, archive, locks, vectors, progress, memory: used by every stage
+    common/      checks, archive, locks, vectors, progress, memory, unpickle: used by every row
+    course_math.py  the course's formulas in plain Python: imports nothing of capstone
 
-A module imports only from the rows above it and from ``common``; the names below are the
-public API.
+A module imports only from the rows above it and from ``common`` (``tests/test_layout.py``
+holds the package to it); the names below are the public API.
 """
 
 from capstone.data.coco import CocoData
 from capstone.data.glove import WordVectors, load_glove
-from capstone.data.triples import make_triples, split_images
+from capstone.data.split import split_images
 from capstone.dataset import Dataset, load_dataset
+from capstone.embeddings.image import ImageEmbedder
+from capstone.embeddings.text import TextEmbedder
 from capstone.evaluation.metrics import evaluation_report, retrieval_metrics, triple_accuracy
-from capstone.image.model import ImageEmbedder
-from capstone.runs import Run, list_runs
+from capstone.runs import Run, list_runs, train
 from capstone.search.database import ImageDatabase, Match
 from capstone.search.engine import SearchEngine, SearchResult
-from capstone.text.embedding import TextEmbedder
 from capstone.text.idf import IDF
 from capstone.text.tokens import tokenize
 from capstone.training.recipes import TrainConfig
-from capstone.training.train import train
+from capstone.training.triples import make_triples
 
 __all__ = [
     "IDF",

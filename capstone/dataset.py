@@ -2,7 +2,7 @@
 
 `load_dataset` finds the data (`capstone.data.paths.locate_data`), generates the embedded demo if
 that is what is used and it is absent, reads captions and descriptors (`capstone.data.coco`), loads
-GloVe (`capstone.data.glove`), computes IDF and embeds every caption (`capstone.text.embedding`).
+GloVe (`capstone.data.glove`), computes IDF and embeds every caption (`capstone.embeddings.text`).
 
 With real data (shown, not run as a test)::
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,10 +22,10 @@ import numpy as np
 from capstone.data.coco import CocoData
 from capstone.data.glove import WordVectors, load_glove
 from capstone.data.paths import DataFiles, demo_files, locate_data
-from capstone.text.embedding import TextEmbedder
+from capstone.embeddings.text import TextEmbedder
 from capstone.text.idf import IDF
 
-__all__ = ["DEMO_IMAGES", "Dataset", "DemoSizeMismatch", "load_dataset"]
+__all__ = ["DEMO_IMAGES", "Dataset", "DemoSizeMismatch", "load_dataset", "run_differences"]
 
 #: Size of the embedded demo dataset that `load_dataset` generates when none exists.
 DEMO_IMAGES = 20_000
@@ -32,6 +33,48 @@ DEMO_IMAGES = 20_000
 
 class DemoSizeMismatch(ValueError):
     """A demo of one size was asked for while the data home holds one of another size."""
+
+
+def run_differences(
+    info: Mapping, data_fingerprint: str, glove: str | None
+) -> dict[str, tuple[str, str]]:
+    """What differs between the data and word vectors a model records and those in use.
+
+    The one compatibility rule of a trained model with a dataset: a run used on a dataset
+    (`capstone.runs.Run.check`) and a checkpoint resumed
+    (`capstone.training.checkpoint.load_checkpoint`) both ask it. The data must have the
+    fingerprint the model records (`CocoData.fingerprint`), the word vectors the source it
+    records (`WordVectors.source`); what the model does not record (saved by hand, or by an
+    older capstone) or what is unknown now is not held against it.
+
+    Parameters
+    ----------
+    info : Mapping
+        What the model records (`Dataset.info`): ``data_fingerprint`` and ``glove``.
+    data_fingerprint : str
+        The fingerprint of the data in use.
+    glove : str or None
+        The source of the word vectors in use.
+
+    Returns
+    -------
+    dict
+        ``{key: (recorded, in use)}`` for ``"data_fingerprint"`` and ``"glove"`` when they
+        differ; empty when the model fits.
+
+    Examples
+    --------
+    >>> run_differences({"data_fingerprint": "a1", "glove": "g.txt"}, "b2", "g.txt")
+    {'data_fingerprint': ('a1', 'b2')}
+    >>> run_differences({}, "b2", "g.txt")  # a model that records neither
+    {}
+    """
+    in_use = {"data_fingerprint": data_fingerprint, "glove": glove}
+    return {
+        key: (info[key], now)
+        for key, now in in_use.items()
+        if info.get(key) and now and info[key] != now
+    }
 
 
 @dataclass

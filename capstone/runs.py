@@ -24,6 +24,7 @@ import json
 import os
 import warnings
 from dataclasses import dataclass, field
+from functools import wraps
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +32,16 @@ import numpy as np
 from capstone.common.archive import ArchiveError, load_archive
 from capstone.common.checks import instance
 from capstone.data.paths import runs_dir
-from capstone.data.triples import split_images
-from capstone.dataset import Dataset
+from capstone.data.split import split_images
+from capstone.dataset import Dataset, run_differences
+from capstone.embeddings.image import ImageEmbedder
 from capstone.evaluation.metrics import evaluation_report
-from capstone.image.model import ImageEmbedder
 from capstone.search.database import ImageDatabase
 from capstone.search.engine import SearchEngine
+from capstone.training.checkpoint import CHECKPOINT_FILE, CHECKPOINT_KIND, MODEL_FILE
+from capstone.training.train import TrainResult
+from capstone.training.train import train as train_model
+from capstone.training.triples import evaluation_triples
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -47,15 +52,14 @@ __all__ = [
     "Interrupted",
     "Run",
     "RunMismatch",
+    "Trained",
     "list_interrupted",
     "list_runs",
     "resume_command",
     "runs_folder",
+    "train",
 ]
 
-MODEL_FILE = "model.npz"
-CHECKPOINT_FILE = "checkpoint.npz"
-CHECKPOINT_KIND = "capstone.checkpoint"
 METRICS_FILE = "metrics.json"
 IMAGE_SETS = ("validation", "all")
 
@@ -185,7 +189,7 @@ class Run:
     ----------
     path : Path or None
         The model file; None for a model trained in this session and not saved
-        (`capstone.training.train.TrainResult.run`).
+        (`Trained.run`).
     model : ImageEmbedder
     warnings : list[str]
         Set by `check` when the run is used on data it was not trained on.
@@ -308,17 +312,18 @@ class Run:
                 f"trained with other GloVe vectors? it records {self.model.info.get('glove')!r}"
             )
         info = self.model.info
+        differences = run_differences(info, dataset.data.fingerprint, dataset.glove.source)
         differ = []
-        trained_on = info.get("data_fingerprint")
-        if trained_on and trained_on != dataset.data.fingerprint:
+        if "data_fingerprint" in differences:
+            trained_on, now = differences["data_fingerprint"]
             was = info.get("data_folder") or f"{info.get('data_source', '?')} data"
             differ.append(
                 f"data: trained on {was} (fingerprint {trained_on}), this is "
-                f"{dataset.files.captions.parent} (fingerprint {dataset.data.fingerprint})"
+                f"{dataset.files.captions.parent} (fingerprint {now})"
             )
-        glove = info.get("glove")
-        if glove and glove != dataset.glove.source:
-            differ.append(f"word vectors: trained with {glove}, these are {dataset.glove.source}")
+        if "glove" in differences:
+            glove, now = differences["glove"]
+            differ.append(f"word vectors: trained with {glove}, these are {now}")
         seen = (dataset.data.fingerprint, dataset.glove.source)
         if seen == self._checked:
             return differ
@@ -436,16 +441,48 @@ class Run:
         if dataset.caption_embeddings is None:
             raise ValueError("evaluating needs the caption embeddings: load the dataset with "
                              "embed_captions=True")  # fmt: skip
-        rows = self.images(dataset.data, "validation")
+        rows, seed = self.images(dataset.data, "validation"), self.config.get("seed", 0)
         report = evaluation_report(
             self.model,
             dataset.data,
             dataset.caption_embeddings,
             rows,
-            seed=self.config.get("seed", 0),
+            evaluation_triples(dataset.data, rows, seed, dataset.caption_embeddings),
+            seed=seed,
         )
         report["run"] = self.name
         report["model"] = str(self.path) if self.path is not None else None
         if self.warnings:
             report["warnings"] = list(self.warnings)
         return report
+
+
+@dataclass
+class Trained(TrainResult):
+    """What `train` returns: the `capstone.training.train.TrainResult`, and its `Run`."""
+
+    @property
+    def run(self) -> Run:
+        """The trained model as a `Run`: evaluate and search on its split.
+
+        With real data (shown, not run as a test)::
+
+            engine = result.run.engine(dataset)
+        """
+        return Run(self.path, self.model)
+
+
+@wraps(train_model, assigned=())  # its signature (inspect.signature follows __wrapped__)
+def train(*args, **kwargs) -> Trained:
+    """`capstone.training.train.train`, whose result also gives the trained `Run` (``.run``).
+
+    This is ``capstone.train``. Training sits below runs and returns the plain `TrainResult`
+    (`capstone.training`); this adds ``result.run``. The arguments, errors and the result's
+    other attributes are `capstone.training.train.train`'s.
+
+    With real data (shown, not run as a test)::
+
+        result = train(ds.data, ds.caption_embeddings, TrainConfig(epochs=5))
+        result.run.evaluate(ds)
+    """
+    return Trained(**vars(train_model(*args, **kwargs)))

@@ -1,5 +1,5 @@
 """ResNet-18 test helpers: torchvision's state-dict shapes written out independently of
-`capstone.image.resnet`, seeded random weights in that layout and their fingerprint, and a
+`capstone.photos.resnet`, seeded random weights in that layout and their fingerprint, and a
 hand-written .safetensors writer."""
 
 from __future__ import annotations

@@ -12,13 +12,13 @@ from capstone import course_math as plain
 from capstone.common.vectors import top_k
 from capstone.data.coco import CocoData
 from capstone.data.glove import WordVectors
-from capstone.data.triples import Triples
+from capstone.embeddings.image import ImageEmbedder
+from capstone.embeddings.text import TextEmbedder
 from capstone.evaluation.metrics import caption_ranks, retrieval_metrics, triple_accuracy
-from capstone.image.model import ImageEmbedder
-from capstone.text.embedding import TextEmbedder
 from capstone.text.idf import IDF
 from capstone.text.tokens import tokenize_batch
 from capstone.training.train import train_step
+from capstone.training.triples import Triples
 
 WORDS = ["a", "dog", "cat", "on", "the", "beach", "red", "bus", "two", "Dogs", "zebra"]
 #: Captions from a small vocabulary with punctuation, case and repeats; some empty.

@@ -121,11 +121,13 @@ def test_a_huge_demo_is_refused_before_anything_is_allocated(no_cogworks, capsys
     if present:
         load_dataset(demo=True, demo_images=40)
     before = sorted(paths.data_home().rglob("*"))
-    with pytest.raises(ValueError, match=r"`n_images` must be at most 200,000 \(the generator"):
+    refused = r"`n_images` must be a whole number from 10 to 200,000 \(the generator"
+    with pytest.raises(ValueError, match=refused):
         load_dataset(demo=True, demo_images=10**11)
     assert main(["demo", "--images", str(10**11)]) == 2
     assert capsys.readouterr().err == (
-        "error: `n_images` must be at most 200,000 (the generator needs about 10 KB of memory "
+        "error: `n_images` must be a whole number from 10 to 200,000 (the generator needs about "
+        "10 KB of memory "
         "per image; COCO has 82,783), got 100,000,000,000\n"
     )
     assert sorted(paths.data_home().rglob("*")) == before

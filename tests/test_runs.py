@@ -11,14 +11,15 @@ import pytest
 
 from capstone.data import minicoco
 from capstone.data.paths import runs_dir
-from capstone.data.triples import split_images
+from capstone.data.split import split_images
 from capstone.dataset import load_dataset
+from capstone.embeddings.image import ImageEmbedder
 from capstone.evaluation.metrics import evaluation_report
-from capstone.image.model import ImageEmbedder
 from capstone.runs import Run, RunMismatch, list_interrupted, list_runs
 from capstone.search.database import ImageDatabase
 from capstone.training.recipes import TrainConfig
 from capstone.training.train import train
+from capstone.training.triples import evaluation_triples
 
 CONFIG = TrainConfig(epochs=2, batch_size=32, seed=7, val_fraction=0.25, select_images=20)
 
@@ -66,8 +67,9 @@ def test_a_non_default_seed_end_to_end(setup, home):
     run = Run.load("seven")
     run.check(ds)
     report = run.evaluate(ds)
+    triples = evaluation_triples(ds.data, result.val_images, 7, ds.caption_embeddings)
     expected = evaluation_report(
-        result.model, ds.data, ds.caption_embeddings, result.val_images, seed=7
+        result.model, ds.data, ds.caption_embeddings, result.val_images, triples, seed=7
     )
     assert report["models"] == expected["models"]
     assert report["val_images"] == len(result.val_images)
@@ -226,14 +228,14 @@ def interrupted(setup, home):
     _, ds, _ = setup
     import capstone.training.train as train_module
 
-    real = train_module._save_checkpoint
+    real = train_module.save_checkpoint
 
     def save_then_ctrl_c(*args, **kwargs):
         real(*args, **kwargs)
         raise KeyboardInterrupt
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train_module, "_save_checkpoint", save_then_ctrl_c)
+        mp.setattr(train_module, "save_checkpoint", save_then_ctrl_c)
         with pytest.raises(KeyboardInterrupt):
             train(ds.data, ds.caption_embeddings, CONFIG, run_dir=runs_dir() / "stopped",
                   info=ds.info(), progress=False)  # fmt: skip

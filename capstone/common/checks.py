@@ -72,19 +72,46 @@ def instance(name: str, value, expected: type | tuple[type, ...], *, hint: str =
     )
 
 
-def count(name: str, value, *, least: int = 1) -> int:
-    """``value`` as an ``int`` of at least ``least``; a bool, a float or a string is an error.
+def count(name: str, value, *, least: int = 1, most: int | None = None, why: str = "") -> int:
+    """``value`` as an ``int`` from ``least`` to ``most``; a bool, a float or a string is an error.
+
+    The one integer check: every count, size and seed of the package, and the web app's query
+    numbers once parsed.
+
+    Parameters
+    ----------
+    name : str
+        The parameter, as the message names it.
+    value : object
+    least : int, optional (default=1)
+    most : int, optional
+        No upper bound when None.
+    why : str, optional
+        Said after the bound, e.g. " (COCO has 414,113)".
 
     Raises
     ------
     ValueError
-        ```name` must be a positive integer, got 0`` (or non-negative, for ``least=0``).
-    """
-    what = {1: "a positive integer", 0: "a non-negative integer"}.get(
-        least, f"an integer of at least {least}"
-    )
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
-        raise ValueError(f"`{name}` must be {what}, got {value!r}")
+        ```name` must be a positive integer, got 0`` (or non-negative, for ``least=0``); with
+        ``most``, ```name` must be a whole number from 1 to 100, got 101``.
+
+    Examples
+    --------
+    >>> count("n_captions", 10**12, least=100, most=10**6, why=" (COCO has 414,113)")
+    Traceback (most recent call last):
+        ...
+    ValueError: `n_captions` must be a whole number from 100 to 1,000,000 (COCO has 414,113), got 1,000,000,000,000
+    """  # noqa: E501
+    if most is not None:
+        what = f"a whole number from {least:,} to {most:,}"
+    else:
+        what = {1: "a positive integer", 0: "a non-negative integer"}.get(
+            least, f"an integer of at least {least:,}"
+        )
+    is_int = isinstance(value, int | np.integer) and not isinstance(value, bool)
+    if not is_int or value < least or (most is not None and value > most):
+        shown = f"{value:,}" if is_int else repr(value)
+        raise ValueError(f"`{name}` must be {what}{why}, got {shown}")
     return int(value)
 
 

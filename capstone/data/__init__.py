@@ -1,2 +1,2 @@
-"""Stage 1, data: where the files live, COCO's captions and descriptors, GloVe, the demo data,
-and the image-level split with its (caption, true image, confusor) triples."""
+"""Data: where the files live, COCO's captions and descriptors, GloVe, the demo data, and the
+image-level split."""

@@ -1,1 +1,1 @@
-"""Stage 5, evaluation: triple accuracy and retrieval metrics on held-out images."""
+"""Evaluation: triple accuracy and retrieval metrics on held-out images."""

@@ -24,8 +24,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from capstone.data.coco import CocoData
-from capstone.data.triples import Triples, validation_triples
-from capstone.image.model import ImageEmbedder
+from capstone.embeddings.image import ImageEmbedder
 
 __all__ = [
     "RetrievalMetrics",
@@ -215,11 +214,14 @@ def retrieval_metrics(
 
 
 def triple_accuracy(
-    model: ImageEmbedder, data: CocoData, caption_embeddings: np.ndarray, triples: Triples
+    model: ImageEmbedder, data: CocoData, caption_embeddings: np.ndarray, triples
 ) -> float:
     """Fraction of triples with sim(caption, true image) > sim(caption, confusor).
 
     `capstone.course_math.triple_accuracy` of all triples, the images embedded in two products.
+    ``triples`` holds M (caption, true image, confusor) rows as three int index arrays of shape
+    (M,), ``caption``, ``true_image`` and ``confusor`` (`capstone.training.triples.Triples`,
+    made above this module).
     """
     caption = model.embed_text(caption_embeddings[triples.caption])
     sim_true = np.einsum("nd,nd->n", caption, model.embed(data.descriptors[triples.true_image]))
@@ -232,6 +234,7 @@ def evaluation_report(
     data: CocoData,
     caption_embeddings: np.ndarray,
     val_images: np.ndarray,
+    triples: tuple,
     *,
     seed: int = 0,
     pool_size: int = 1000,
@@ -239,8 +242,9 @@ def evaluation_report(
     """Everything `python -m capstone evaluate` prints, as plain data.
 
     The trained model is compared with an untrained one (its glorot-normal initialization for
-    the same seed) and with chance. Triple accuracy is measured on the run's fixed validation
-    triples, with random and with hard confusors.
+    the same seed) and with chance. Triple accuracy is measured on ``triples``: the run's fixed
+    validation triples with random and with hard confusors, a pair
+    (`capstone.training.triples.evaluation_triples` makes it; see `triple_accuracy`).
 
     Returns
     -------
@@ -249,10 +253,7 @@ def evaluation_report(
         where name is "trained", "untrained" or "chance" and figures hold recall_at_1/5/10,
         median_rank, mrr, triple_accuracy and hard_triple_accuracy (0.5 for chance).
     """
-    random_triples = validation_triples(data, val_images, seed)
-    hard_triples = validation_triples(
-        data, val_images, seed, caption_embeddings=caption_embeddings, hard=True
-    )
+    random_triples, hard_triples = triples
     models = {
         "trained": model,
         "untrained": ImageEmbedder(model.d, d_in=model.d_in, seed=seed),

@@ -32,9 +32,10 @@ from capstone.common.locks import FolderLocked
 from capstone.common.memory import release_freed_memory
 from capstone.data.paths import cache_dir, runs_dir
 from capstone.dataset import DEMO_IMAGES, Dataset, DemoSizeMismatch, load_dataset
+from capstone.embeddings.image import ImageEmbedder
+from capstone.embeddings.text import TextEmbedder
 from capstone.evaluation.metrics import format_report
-from capstone.image.model import ImageEmbedder
-from capstone.image.weights import WeightsUnavailable
+from capstone.photos.weights import WeightsUnavailable
 from capstone.runs import (
     CHECKPOINT_FILE,
     METRICS_FILE,
@@ -47,10 +48,10 @@ from capstone.runs import (
 )
 from capstone.search.engine import Describe, SearchEngine, plus_minus, query_vector
 from capstone.search.terms import MAX_TERMS, MAX_WEIGHT, Term, parse_terms, photo_term
-from capstone.text.embedding import TextEmbedder
+from capstone.training.checkpoint import CHECKPOINT_KIND
 from capstone.training.optimizers import OPTIMIZERS
 from capstone.training.recipes import DEFAULT_RECIPE, RECIPES, SGD_MOMENTUM, TrainConfig
-from capstone.training.train import CHECKPOINT_KIND, check_run_folder, train
+from capstone.training.train import check_run_folder, train
 
 __all__ = ["main"]
 
@@ -551,8 +552,8 @@ def cmd_search(args) -> int:
 
 def _describer(args, *, download: bool = True):
     """The ResNet-18 of ``--weights`` (else the cached weights, else downloaded if allowed)."""
-    from capstone.image.photos import PhotoDescriber  # the network loads only when asked
-    from capstone.image.weights import locate_weights
+    from capstone.photos.describer import PhotoDescriber  # the network loads only when asked
+    from capstone.photos.weights import locate_weights
 
     progress = download and not getattr(args, "json", False)
     return PhotoDescriber(locate_weights(args.weights, download=download, progress=progress))
@@ -772,7 +773,7 @@ def cmd_describe(args) -> int:
 
 
 def cmd_index(args) -> int:
-    from capstone.image.photos import find_photos
+    from capstone.photos.describer import find_photos
     from capstone.search.collection import collection_file, index_folder
 
     run = Run.load(args.model or args.run)

@@ -1,1 +1,1 @@
-"""Stage 6, search: a database of image embeddings, queries over it, and result grids."""
+"""Search: a database of image embeddings, queries over it, result grids, your own photos."""

@@ -1,6 +1,6 @@
 """A collection: your own photos, searchable by text with a trained run (as rclip does).
 
-`index_folder` describes the photos of a folder with ResNet-18 (`capstone.image.photos`),
+`index_folder` describes the photos of a folder with ResNet-18 (`capstone.photos.describer`),
 embeds the descriptors with a run's model, and keeps paths, file sizes and modification times,
 descriptors and unit embeddings in one archive (``<data home>/collections/<name>.npz``,
 `capstone.common.archive`: pickle-free, written atomically). Indexing again describes only
@@ -24,9 +24,10 @@ from capstone.common.archive import ArchiveError, load_archive, save_archive
 from capstone.common.checks import count
 from capstone.common.locks import holding
 from capstone.common.progress import Progress
-from capstone.common.vectors import normalize_rows, top_k
+from capstone.common.vectors import normalize_rows
 from capstone.data.paths import data_home
-from capstone.image.model import ImageEmbedder
+from capstone.embeddings.image import ImageEmbedder
+from capstone.search.database import best_matches
 
 __all__ = ["COLLECTION_KIND", "Collection", "IndexReport", "collection_file", "index_folder"]
 
@@ -120,12 +121,15 @@ class Collection:
         self.embeddings = np.concatenate([self.embeddings, embeddings])
 
     def query(self, q: np.ndarray, k: int = 10) -> list[tuple[Path, float]]:
-        """The ``k`` photos whose embeddings have the highest cosine with the (d,) ``q``."""
+        """The ``k`` photos whose embeddings have the highest cosine with the (d,) ``q``.
+
+        The top k of `capstone.search.database.best_matches`, as an `ImageDatabase` query
+        takes them, over the collection's rows.
+        """
         k = count("k", k)
-        if not len(self):
-            return []
         scores = self.embeddings @ normalize_rows(np.asarray(q, dtype=np.float32))
-        return [(self.folder / self.paths[i], float(scores[i])) for i in top_k(scores, k)]
+        (matches,) = best_matches(scores[None], np.arange(len(self)), k)
+        return [(self.folder / self.paths[m.image_id], m.score) for m in matches]
 
 
 @dataclass
@@ -183,9 +187,9 @@ def index_folder(
     describe : callable
         ``describe(paths) -> (descriptors (n, 512), described paths, failures)``, e.g.
         ``partial(PhotoDescriber.describe_paths, progress=False)``
-        (`capstone.image.photos`).
+        (`capstone.photos.describer`).
     photos : list[Path]
-        The photos of the folder now (`capstone.image.photos.find_photos`).
+        The photos of the folder now (`capstone.photos.describer.find_photos`).
     batch_size : int
         Photos described between two saves of the archive.
     progress : bool

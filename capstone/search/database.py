@@ -17,7 +17,7 @@ import numpy as np
 from capstone.common.archive import ArchiveError, load_archive, save_archive
 from capstone.common.checks import count
 from capstone.common.vectors import normalize_rows, top_k
-from capstone.image.model import ImageEmbedder
+from capstone.embeddings.image import ImageEmbedder
 
 __all__ = ["DATABASE_KIND", "ImageDatabase", "Match", "best_matches"]
 

@@ -27,10 +27,10 @@ import numpy as np
 from capstone.common.checks import count, instance
 from capstone.common.vectors import normalize_rows, row_norms, top_k
 from capstone.dataset import Dataset
-from capstone.image.model import ImageEmbedder
+from capstone.embeddings.image import ImageEmbedder
+from capstone.embeddings.text import TextEmbedder
 from capstone.search.database import ImageDatabase, Match, best_matches
 from capstone.search.terms import Term, format_terms, parse_terms
-from capstone.text.embedding import TextEmbedder
 
 __all__ = [
     "Rank",
@@ -84,7 +84,7 @@ def terms_vector(
             if describe is None:
                 raise ValueError(
                     f"the photo term '{term}' needs a photo describer: pass "
-                    "describe=PhotoDescriber(weights).describe (capstone.image.photos)"
+                    "describe=PhotoDescriber(weights).describe (capstone.photos.describer)"
                 )
             v = model.embed(np.asarray(describe(term), np.float32).reshape(1, -1))[0]
         else:

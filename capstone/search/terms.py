@@ -22,7 +22,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from capstone.image.photos import PHOTO_SUFFIXES
+from capstone.photos.describer import PHOTO_SUFFIXES
 
 __all__ = ["MAX_TERMS", "MAX_WEIGHT", "format_terms", "parse_terms", "photo_term"]
 

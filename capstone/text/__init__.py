@@ -1,1 +1,1 @@
-"""Stage 2, text: tokens, IDF, and IDF-weighted GloVe embeddings of captions and queries."""
+"""Caption statistics: tokens and IDF (the embeddings made from them: `capstone.embeddings`)."""

@@ -4,7 +4,7 @@ A token is a lowercased, punctuation-free, whitespace-separated word. All texts 
 joined into one string, lowercased, stripped and split once, and tokens become integer ids
 through one dict lookup each: there is no Python loop over texts. The ids make the sparse
 (texts, vocabulary) count matrix that IDF (`capstone.text.idf`) and the embeddings
-(`capstone.text.embedding`) are computed from.
+(`capstone.embeddings.text`) are computed from.
 """
 
 from __future__ import annotations

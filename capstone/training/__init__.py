@@ -1,1 +1,1 @@
-"""Stage 4, training: losses, optimizers, recipes and the MyGrad training loop."""
+"""Training: triples, losses, optimizers, recipes, checkpoints and the MyGrad training loop."""

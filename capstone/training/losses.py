@@ -22,7 +22,7 @@ is caption j (the diagonal), and caption i of another image is a confusor, ``hin
 margin - (S[j, j] - S[i, j]))``; the loss is then the mean of the two directions' losses.
 
 `in_batch_loss_reference` computes the same loss with plain loops over enumerated triples;
-`tests/test_losses.py` holds the two equal.
+`tests/training/test_losses.py` holds the two equal.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ class TrainConfig:
     warmup_epochs : int
         vse++: epochs of the vse0 loss first (max violation alone can stall at the start).
     text_map : bool
-        Also learn a (d, d) map of the text side (`capstone.image.model.ImageEmbedder`).
+        Also learn a (d, d) map of the text side (`capstone.embeddings.image.ImageEmbedder`).
     select_images : int
         Training images held out of training to pick the best epoch by their retrieval
         (R@1 + R@5 + R@10), at most a tenth of the training images; 0: keep the last epoch.

@@ -5,10 +5,10 @@ For a triple (caption c, true image t, confusor f), with unit vectors
     s_t = <g(c), f(x_t)>,   s_f = <g(c), f(x_f)>
     loss = mean(max(0, margin - (s_t - s_f)))      mygrad.nnet.margin_ranking_loss(s_t, s_f, 1, m)
 
-(f: the image map, g: the text map or the identity; `capstone.image.model`). Recipes differ in where
-the confusors come from (`RECIPES`):
+(f: the image map, g: the text map or the identity; `capstone.embeddings.image`). Recipes
+differ in where the confusors come from (`RECIPES`):
 
-- ``course``: one sampled confusor per caption (random or hard, `capstone.data.triples`),
+- ``course``: one sampled confusor per caption (random or hard, `capstone.training.triples`),
   SGD with momentum: the assignment, reproduced bit for bit;
 - ``vse0`` / ``vse++``: every other image of a batch is a confusor; the mean hinge over all,
   or the hardest per caption (`capstone.training.losses`), with Adam.
@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import mygrad as mg
@@ -35,23 +35,28 @@ import numpy as np
 from mygrad.nnet.losses import margin_ranking_loss
 from threadpoolctl import threadpool_limits
 
-from capstone.common.archive import load_archive, save_archive
 from capstone.common.checks import instance
 from capstone.common.locks import LOCK_FILE, exclusive
 from capstone.common.memory import available_memory
 from capstone.common.progress import Progress
 from capstone.data.coco import CocoData
-from capstone.data.triples import make_triples, split_images, validation_triples
+from capstone.data.split import split_images
 from capstone.dataset import Dataset
+from capstone.embeddings.image import ImageEmbedder
 from capstone.evaluation.metrics import retrieval_metrics, triple_accuracy
-from capstone.image.model import ImageEmbedder
-from capstone.runs import CHECKPOINT_FILE, CHECKPOINT_KIND, MODEL_FILE, Run
+from capstone.training.checkpoint import (
+    CHECKPOINT_FILE,
+    MODEL_FILE,
+    load_checkpoint,
+    nothing_to_resume,
+    save_checkpoint,
+)
 from capstone.training.losses import in_batch_loss
-from capstone.training.optimizers import load_optimizer_state, make_optimizer, optimizer_state
+from capstone.training.optimizers import make_optimizer
 from capstone.training.recipes import TrainConfig
+from capstone.training.triples import Triples, make_triples, validation_triples
 
 __all__ = [
-    "CHECKPOINT_KIND",
     "Setup",
     "TrainResult",
     "TrainingDiverged",
@@ -93,6 +98,9 @@ class TrainResult:
         The epoch whose weights ``model`` holds.
     path : Path or None
         The saved ``model.npz`` (None without ``run_dir``).
+
+    ``capstone.train`` (`capstone.runs.train`) returns it with ``.run``, the trained model as a
+    `capstone.runs.Run`: training sits below runs and does not build one.
     """
 
     model: ImageEmbedder
@@ -102,16 +110,6 @@ class TrainResult:
     selection_images: np.ndarray
     best_epoch: int
     path: Path | None = None
-
-    @property
-    def run(self) -> Run:
-        """The trained model as a `capstone.runs.Run`: evaluate and search on its split.
-
-        With real data (shown, not run as a test)::
-
-            engine = result.run.engine(dataset)
-        """
-        return Run(self.path, self.model)
 
 
 def train_step(
@@ -316,7 +314,7 @@ def epoch_steps(model, optimizer, config, epoch, data, caption_embeddings, fit_i
 def epoch_rows(data: CocoData, fit_images: np.ndarray) -> np.ndarray:
     """The captions an epoch goes over: every caption of the images trained on, once.
 
-    The course recipe makes one triple of each (`capstone.data.triples.make_triples`), the
+    The course recipe makes one triple of each (`capstone.training.triples.make_triples`), the
     in-batch recipes take them in batches: either way an epoch has ``len(epoch_rows)`` rows.
     """
     return np.flatnonzero(np.isin(data.caption_image, fit_images))
@@ -378,73 +376,6 @@ def check_step_size(config: TrainConfig, data: CocoData, d: int, n_rows: int) ->
     )
 
 
-def _selection_score(record: dict) -> float:
-    return record["selection_r1"] + record["selection_r5"] + record["selection_r10"]
-
-
-def _save_checkpoint(path: Path, model, optimizer, config, history, best) -> None:
-    names = list(model.named_parameters)
-    state, optimizer_meta = optimizer_state(optimizer, names)
-    arrays = {name: p.data for name, p in model.named_parameters.items()}
-    arrays.update({f"best.{name}": w for name, w in best.items()})
-    save_archive(
-        path,
-        {**arrays, **state},
-        {"config": asdict(config), "history": history, "info": model.info, **optimizer_meta},
-        kind=CHECKPOINT_KIND,
-        overwrite=True,
-    )
-
-
-def _resume(path: Path, model, optimizer, config) -> tuple[list[dict], dict]:
-    """Load the checkpoint into model and optimizer; returns (history, best weights)."""
-    arrays, meta = load_archive(path, kind=CHECKPOINT_KIND)
-    saved, info = meta.get("config", {}), meta.get("info", {})
-    if "recipe" not in saved:
-        raise ValueError(
-            f"{path}: written by an older capstone (it records no recipe): it cannot be "
-            "resumed; train a new run (its model.npz still works for search)"
-        )
-    trained_on = info.get("data_fingerprint")
-    if trained_on and trained_on != model.info["data_fingerprint"]:
-        raise ValueError(
-            f"{path}: cannot resume on other data: the run trained on data with fingerprint "
-            f"{trained_on}, this data has {model.info['data_fingerprint']}"
-        )
-    glove = model.info.get("glove")
-    if info.get("glove") and glove and info["glove"] != glove:
-        raise ValueError(
-            f"{path}: cannot resume with other word vectors: the run trained with "
-            f"{info['glove']}, these are {glove}"
-        )
-    # epochs (and patience) may grow on resume; everything else must match or the run would
-    # not be the same.
-    differ = [
-        f.name
-        for f in fields(TrainConfig)
-        if f.name not in ("epochs", "patience") and saved.get(f.name) != getattr(config, f.name)
-    ]
-    if differ:
-        raise ValueError(
-            f"{path}: cannot resume with different settings: "
-            + ", ".join(f"{n} was {saved.get(n)!r}, now {getattr(config, n)!r}" for n in differ)
-        )
-    missing = [name for name in model.named_parameters if name not in arrays]
-    if missing:
-        raise ValueError(f"{path}: the checkpoint lacks {', '.join(missing)}")
-    for name, p in model.named_parameters.items():
-        if arrays[name].shape != p.shape:
-            raise ValueError(
-                f"{path}: checkpoint {name} has shape {arrays[name].shape}, "
-                f"the model needs {p.shape}"
-            )
-        p.data[...] = arrays[name]
-    names = list(model.named_parameters)
-    load_optimizer_state(optimizer, names, arrays, meta, path)
-    best = {name: arrays[f"best.{name}"] for name in names if f"best.{name}" in arrays}
-    return list(meta.get("history", [])), best
-
-
 def train(
     data: CocoData,
     caption_embeddings: np.ndarray,
@@ -462,7 +393,7 @@ def train(
     ----------
     data : CocoData
     caption_embeddings : numpy.ndarray, shape (n_captions, d)
-        Unit caption embeddings (`capstone.text.embedding.TextEmbedder.fit`).
+        Unit caption embeddings (`capstone.embeddings.text.TextEmbedder.fit`).
     config : TrainConfig
     run_dir : path-like, optional
         Folder for ``checkpoint.npz`` (each epoch) and ``model.npz`` (at the end), held
@@ -473,7 +404,8 @@ def train(
     info : dict, optional
         Saved with the model (GloVe source, data fingerprint, ...).
     plot : bool
-        Show a live noggin plot of loss and accuracy (in a notebook).
+        Plot loss and accuracy with noggin (`capstone.training.plot`): live with the nbAgg
+        backend (``%matplotlib notebook``), else drawn once at the end (``%matplotlib inline``).
     progress : bool
         Print a progress bar and one line per epoch to stderr.
 
@@ -492,7 +424,7 @@ def train(
     """
     _check_arguments(data, caption_embeddings, config, run_dir, info)
     if resume and run_dir is None:
-        raise FileNotFoundError("nothing to resume: no run folder (`run_dir`) given")
+        raise nothing_to_resume("no run folder (`run_dir`) given")
     init = setup(data, caption_embeddings, config, info)
     # sizes before any folder is made or step allocated
     check_step_size(
@@ -538,7 +470,7 @@ def _folder_problem(folder: Path, resume: bool) -> Exception | None:
     checkpoint, model = folder / CHECKPOINT_FILE, folder / MODEL_FILE
     if resume:
         if not checkpoint.is_file():
-            return FileNotFoundError(f"nothing to resume: {checkpoint} not found")
+            return nothing_to_resume(f"{checkpoint} not found")
     elif checkpoint.exists():
         return FileExistsError(
             f"{checkpoint} exists: resume it (--resume) or train into another run folder"
@@ -570,106 +502,142 @@ def _check_arguments(data, caption_embeddings, config, run_dir, info) -> None:
 
 
 def _train(data, caption_embeddings, config, init: Setup, *, run_dir, resume, plot, progress):
-    """`train` from ``init``, its run folder (if any) held."""
-    model, optimizer, val_images = init.model, init.optimizer, init.val_images
-    train_images, fit_images, selection = init.train_images, init.fit_images, init.selection
+    """`train` from ``init``, its run folder (if any) held: the epoch loop."""
+    model, optimizer, selection = init.model, init.optimizer, init.selection
+    checkpoint = Path(run_dir) / CHECKPOINT_FILE if run_dir is not None else None
     history: list[dict] = []
     best: dict[str, np.ndarray] = {}
-    checkpoint = Path(run_dir) / CHECKPOINT_FILE if run_dir is not None else None
     if resume:  # `check_run_folder` found the checkpoint
-        history, best = _resume(checkpoint, model, optimizer, config)
-        if len(history) > config.epochs:
-            raise ValueError(
-                f"{checkpoint}: {len(history)} epochs are done already; epochs={config.epochs} "
-                f"would train none (and keep epoch {len(history)}): ask for more than "
-                f"{len(history)}"
-            )
-
-    val_triples = validation_triples(data, val_images, config.seed)
-    plotter = _noggin_plot() if plot else None
+        history, best = load_checkpoint(checkpoint, model, optimizer, config)
+    val_triples = validation_triples(data, init.val_images, config.seed)
+    plotter = _plot(config) if plot else None
     bar = Progress(enabled=progress)
-
-    def best_epoch() -> int:
-        if not len(selection) or not history:
-            return len(history)
-        return max(history, key=_selection_score)["epoch"]  # the first of equals
 
     # Each step's products are tiny (2B x 512 x d): a second BLAS thread costs more in hand-offs
     # than it saves, and ten times more when another process holds the other core.
     with threadpool_limits(limits=1, user_api="blas"):
         for epoch in range(len(history) + 1, config.epochs + 1):
-            if config.patience is not None and len(history) - best_epoch() >= config.patience:
-                break
+            if config.patience is not None:
+                if len(history) - _best_epoch(history, selection) >= config.patience:
+                    break
             start = time.perf_counter()
-            n, step = epoch_steps(
-                model, optimizer, config, epoch, data, caption_embeddings, fit_images
-            )
-            n_batches = -(-n // config.batch_size)
-            losses, accuracies = np.empty(n_batches), np.empty(n_batches)
-            bar.start(f"epoch {epoch}/{config.epochs}", n_batches)
-            for i in range(n_batches):
-                rows = slice(i * config.batch_size, (i + 1) * config.batch_size)
-                losses[i], accuracies[i] = step(rows)
-                if not np.isfinite(losses[i]):
-                    raise TrainingDiverged(
-                        f"epoch {epoch}, step {i + 1}: the loss is {losses[i]}: training stopped"
-                        + (
-                            f"; {checkpoint} keeps epoch {len(history)}, the last good one"
-                            if checkpoint is not None and history
-                            else "; nothing was saved"
-                        )
-                        + " (non-finite descriptors, or a learning rate too large?)"
-                    )
-                if plotter is not None:
-                    plotter.set_train_batch(
-                        {"loss": losses[i], "accuracy": accuracies[i]},
-                        batch_size=len(range(n)[rows]),
-                    )
-                bar.update(i + 1)
-            val_accuracy = triple_accuracy(model, data, caption_embeddings, val_triples)
-            record = {
-                "epoch": epoch,
-                "loss": float(losses.mean()),
-                "accuracy": float(np.nanmean(accuracies)),
-                "val_accuracy": val_accuracy,
-            }
-            summary = ""
-            if config.violation(epoch) == "sum" and config.recipe == "vse++":
-                summary = "  (warm-up: vse0 loss)"
-            if len(selection):
-                metrics = retrieval_metrics(
-                    model, data, caption_embeddings, selection, seed=config.seed
-                )
-                record.update(
-                    selection_r1=metrics.recall_at_1,
-                    selection_r5=metrics.recall_at_5,
-                    selection_r10=metrics.recall_at_10,
-                )
-                # the best epoch is the one with the best R@1 + R@5 + R@10, so show that sum
-                summary += (
-                    f"  selection R@1 {metrics.recall_at_1:.3f}, "
-                    f"R@1+5+10 {_selection_score(record):.3f}"
-                )
+            losses, accuracies = _fit_epoch(
+                model, optimizer, config, epoch, data, caption_embeddings, init.fit_images,
+                bar=bar, plotter=plotter, checkpoint=checkpoint, epochs_kept=len(history),
+            )  # fmt: skip
+            record = _epoch_record(
+                epoch, losses, accuracies, model, data, caption_embeddings, val_triples,
+                selection, config.seed,
+            )  # fmt: skip
             record["seconds"] = round(time.perf_counter() - start, 3)
             history.append(record)
-            if best_epoch() == epoch:
+            is_best = _best_epoch(history, selection) == epoch
+            if is_best:
                 best = {name: p.data.copy() for name, p in model.named_parameters.items()}
-                summary += " (best)" if summary else ""
-            bar.finish(
-                f"epoch {epoch}/{config.epochs}  loss {record['loss']:.4f}  "
-                f"accuracy {record['accuracy']:.3f}  val accuracy {val_accuracy:.3f}"
-                f"{summary}  ({record['seconds']:.1f} s)"
-            )
+            bar.finish(_epoch_line(record, config, is_best))
             if plotter is not None:
-                plotter.set_train_epoch()
-                plotter.set_test_batch({"accuracy": val_accuracy}, batch_size=len(val_triples))
-                plotter.set_test_epoch()
+                plotter.epoch(epoch, record["val_accuracy"], len(val_triples))
             if checkpoint is not None:
-                _save_checkpoint(checkpoint, model, optimizer, config, history, best)
+                save_checkpoint(checkpoint, model, optimizer, config, history, best)
 
     if plotter is not None:
         plotter.plot()
-    chosen = best_epoch()
+    return _result(init, history, best, run_dir)
+
+
+def _fit_epoch(
+    model, optimizer, config, epoch, data, caption_embeddings, fit_images,
+    *, bar, plotter, checkpoint, epochs_kept,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """One epoch of optimizer steps: the (loss, accuracy) of each batch.
+
+    Raises
+    ------
+    TrainingDiverged
+        At the first non-finite loss; ``checkpoint`` keeps ``epochs_kept`` epochs.
+    """
+    n, step = epoch_steps(model, optimizer, config, epoch, data, caption_embeddings, fit_images)
+    n_batches = -(-n // config.batch_size)
+    losses, accuracies = np.empty(n_batches), np.empty(n_batches)
+    bar.start(f"epoch {epoch}/{config.epochs}", n_batches)
+    for i in range(n_batches):
+        rows = slice(i * config.batch_size, (i + 1) * config.batch_size)
+        losses[i], accuracies[i] = step(rows)
+        if not np.isfinite(losses[i]):
+            raise TrainingDiverged(
+                f"epoch {epoch}, step {i + 1}: the loss is {losses[i]}: training stopped"
+                + (
+                    f"; {checkpoint} keeps epoch {epochs_kept}, the last good one"
+                    if checkpoint is not None and epochs_kept
+                    else "; nothing was saved"
+                )
+                + " (non-finite descriptors, or a learning rate too large?)"
+            )
+        if plotter is not None:
+            plotter.batch(losses[i], accuracies[i], len(range(n)[rows]))
+        bar.update(i + 1)
+    return losses, accuracies
+
+
+def _epoch_record(
+    epoch, losses, accuracies, model, data, caption_embeddings, val_triples: Triples, selection,
+    seed,
+) -> dict:  # fmt: skip
+    """The history record of an epoch: its mean loss and accuracy, the validation triples'
+    accuracy and, with a selection slice, its caption -> image recall (seconds come later)."""
+    record = {
+        "epoch": epoch,
+        "loss": float(losses.mean()),
+        "accuracy": float(np.nanmean(accuracies)),
+        "val_accuracy": triple_accuracy(model, data, caption_embeddings, val_triples),
+    }
+    if len(selection):
+        metrics = retrieval_metrics(model, data, caption_embeddings, selection, seed=seed)
+        record.update(
+            selection_r1=metrics.recall_at_1,
+            selection_r5=metrics.recall_at_5,
+            selection_r10=metrics.recall_at_10,
+        )
+    return record
+
+
+def _selection_score(record: dict) -> float:
+    return record["selection_r1"] + record["selection_r5"] + record["selection_r10"]
+
+
+def _best_epoch(history: list[dict], selection: np.ndarray) -> int:
+    """The epoch the model keeps: the best on the selection slice (the first of equals), or,
+    without one, the last."""
+    if not len(selection) or not history:
+        return len(history)
+    return max(history, key=_selection_score)["epoch"]
+
+
+def _epoch_line(record: dict, config: TrainConfig, is_best: bool) -> str:
+    """The line printed after an epoch."""
+    epoch = record["epoch"]
+    notes = ""
+    if config.violation(epoch) == "sum" and config.recipe == "vse++":
+        notes = "  (warm-up: vse0 loss)"
+    if "selection_r1" in record:
+        # the best epoch is the one with the best R@1 + R@5 + R@10, so show that sum
+        notes += (
+            f"  selection R@1 {record['selection_r1']:.3f}, "
+            f"R@1+5+10 {_selection_score(record):.3f}"
+        )
+    if is_best and notes:
+        notes += " (best)"
+    return (
+        f"epoch {epoch}/{config.epochs}  loss {record['loss']:.4f}  "
+        f"accuracy {record['accuracy']:.3f}  val accuracy {record['val_accuracy']:.3f}"
+        f"{notes}  ({record['seconds']:.1f} s)"
+    )
+
+
+def _result(init: Setup, history: list[dict], best: dict, run_dir) -> TrainResult:
+    """The model of the best epoch (with a selection slice) or the last, saved in ``run_dir``."""
+    model, selection = init.model, init.selection
+    chosen = _best_epoch(history, selection)
     if len(selection) and best:
         for name, p in model.named_parameters.items():
             p.data[...] = best[name]
@@ -678,11 +646,15 @@ def _train(data, caption_embeddings, config, init: Setup, *, run_dir, resume, pl
     path = None
     if run_dir is not None:
         path = model.save(Path(run_dir) / MODEL_FILE, overwrite=True)
-    return TrainResult(model, history, train_images, val_images, selection, chosen, path)
+    return TrainResult(
+        model, history, init.train_images, init.val_images, selection, chosen, path
+    )
 
 
-def _noggin_plot():
-    from noggin import create_plot  # imports matplotlib: only when a plot is wanted
+def _plot(config: TrainConfig):
+    """The noggin plot of a training (`capstone.training.plot.TrainingPlot`)."""
+    from capstone.training.plot import TrainingPlot  # imports matplotlib: only when wanted
 
-    plotter, _, _ = create_plot(metrics=["loss", "accuracy"], max_fraction_spent_plotting=0.1)
-    return plotter
+    # the warm-up ends inside the training only when a later epoch takes the max violation
+    ends = config.violation(config.epochs) == "max"
+    return TrainingPlot(warmup_epochs=config.warmup_epochs if ends else 0)

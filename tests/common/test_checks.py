@@ -32,6 +32,16 @@ def test_count_with_other_least():
         count("n", 1, least=2)
 
 
+@pytest.mark.parametrize("value", [0, 101, 10**12, 50.0, "50", True])
+def test_count_with_a_bound_says_the_range(value):
+    assert count("k", 100, least=1, most=100) == 100 and count("k", 1, least=1, most=100) == 1
+    shown = f"{value:,}" if type(value) is int else repr(value)  # big counts with commas
+    with pytest.raises(ValueError) as info:
+        count("k", value, least=1, most=100, why=" (the page's limit)")
+    said = f"`k` must be a whole number from 1 to 100 (the page's limit), got {shown}"
+    assert str(info.value) == said
+
+
 @pytest.mark.parametrize(
     ("value", "low_open", "high_open", "ok"),
     [

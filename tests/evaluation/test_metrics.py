@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from capstone.data.coco import CocoData
-from capstone.data.triples import Triples, make_triples, split_images, validation_triples
+from capstone.data.split import split_images
+from capstone.embeddings.image import ImageEmbedder
 from capstone.evaluation.metrics import (
     RetrievalMetrics,
     caption_ranks,
@@ -23,9 +24,9 @@ from capstone.evaluation.metrics import (
     retrieval_metrics,
     triple_accuracy,
 )
-from capstone.image.model import ImageEmbedder
 from capstone.training.recipes import TrainConfig
 from capstone.training.train import train
+from capstone.training.triples import Triples, evaluation_triples, make_triples, validation_triples
 
 T2I_KEYS = {"recall_at_1", "recall_at_5", "recall_at_10", "median_rank", "mrr"}
 METRIC_KEYS = T2I_KEYS | {f"i2t_{key}" for key in T2I_KEYS}
@@ -413,7 +414,8 @@ def report_setup():
     data, embeddings = toy_problem()
     config = TrainConfig(recipe="course", epochs=4, learning_rate=0.05, seed=3)
     result = train(data, embeddings, config, progress=False)
-    report = evaluation_report(result.model, data, embeddings, result.val_images, seed=3)
+    triples = evaluation_triples(data, result.val_images, 3, embeddings)
+    report = evaluation_report(result.model, data, embeddings, result.val_images, triples, seed=3)
     return data, embeddings, result, report
 
 
@@ -471,7 +473,9 @@ def test_trained_beats_untrained_and_chance(report_setup):
 def test_evaluation_report_on_coco_1k_pools():
     counts = np.random.default_rng(2).integers(5, 8, size=2500)
     data, embeddings, model = perfect_problem(counts)
-    report = evaluation_report(model, data, embeddings, np.arange(2500))
+    val = np.arange(2500)
+    triples = evaluation_triples(data, val, 0, embeddings)
+    report = evaluation_report(model, data, embeddings, val, triples)
     assert (report["pool_size"], report["n_pools"], report["n_queries"]) == (1000, 2, 10_000)
     assert report["val_images"] == 2500
     trained = report["models"]["trained"]

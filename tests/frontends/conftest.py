@@ -10,7 +10,7 @@ from werkzeug.serving import make_server
 from capstone.dataset import load_dataset
 from capstone.frontends.web.app import RequestHandler, create_app
 from capstone.frontends.web.service import SearchService
-from capstone.image.photos import PhotoDescriber
+from capstone.photos.describer import PhotoDescriber
 from capstone.runs import Run
 
 #: The first caption of one validation image is replaced by this: it must render as text.

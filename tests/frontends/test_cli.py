@@ -23,8 +23,8 @@ from cli_support import (
 from capstone import __version__
 from capstone.data import paths
 from capstone.dataset import load_dataset
+from capstone.embeddings.image import ImageEmbedder
 from capstone.frontends.cli import build_parser, main
-from capstone.image.model import ImageEmbedder
 from capstone.runs import Run
 from capstone.search.terms import MAX_TERMS, MAX_WEIGHT
 
@@ -364,7 +364,7 @@ def test_evaluate_refuses_a_run_of_other_data_unless_told(home, capsys, tmp_path
 def id_sets(shared_home):
     """(validation image ids, all image ids) of the shared run, as the CLI should split them."""
     from capstone.data.coco import CocoData
-    from capstone.data.triples import split_images
+    from capstone.data.split import split_images
 
     root, code, _, err = shared_home
     assert code == 0, err
@@ -470,9 +470,9 @@ def _query_scores(home, add, subtract=(), image_id=None):
     """Expected scores of a combined query over the run's validation images."""
     import numpy as np
 
-    from capstone.data.triples import split_images
+    from capstone.data.split import split_images
     from capstone.dataset import load_dataset
-    from capstone.image.model import ImageEmbedder
+    from capstone.embeddings.image import ImageEmbedder
 
     ds = load_dataset(home / "minicoco")
     model = ImageEmbedder.load(home / "runs" / RUN / "model.npz")

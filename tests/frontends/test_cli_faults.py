@@ -21,7 +21,7 @@ from cli_support import RUN, TRAIN, argparse_exit, run
 from capstone.common import archive
 from capstone.common.archive import save_archive
 from capstone.data import paths
-from capstone.image.model import MODEL_KIND, ImageEmbedder
+from capstone.embeddings.image import MODEL_KIND, ImageEmbedder
 from capstone.search.database import ImageDatabase
 
 
@@ -280,7 +280,7 @@ def test_two_trainings_into_one_run_folder(fresh_home, demo_data, tmp_path):
     assert f"is in use by a training (process {first.pid} on " in second.stderr
     assert "Traceback" not in second.stderr
     model = fresh_home / "runs" / "shared" / "model.npz"
-    from capstone.image.model import ImageEmbedder
+    from capstone.embeddings.image import ImageEmbedder
 
     assert len(ImageEmbedder.load(model).info["history"]) == 40  # the first run's, whole
     assert not holder.exists()
@@ -471,14 +471,14 @@ def test_a_run_interrupted_before_its_model_is_listed_and_resumable(
     """Ctrl-C after epoch 1 of 3: the folder holds a checkpoint, no model yet."""
     import capstone.training.train
 
-    real = capstone.training.train._save_checkpoint
+    real = capstone.training.train.save_checkpoint
 
     def save_then_ctrl_c(*args, **kwargs):
         real(*args, **kwargs)
         raise KeyboardInterrupt
 
     with monkeypatch.context() as mp:
-        mp.setattr(capstone.training.train, "_save_checkpoint", save_then_ctrl_c)
+        mp.setattr(capstone.training.train, "save_checkpoint", save_then_ctrl_c)
         code, _, err = run(capsys, "train", "--data", demo_data, "--run", "R", "--epochs", 3,
                            "--batch-size", 64)  # fmt: skip
     assert code == 130
@@ -582,7 +582,7 @@ def test_a_closed_pipe_ends_quietly(demo_data, shared_home):
 def test_a_full_disk_names_the_file_being_written(capsys, monkeypatch, tmp_path):
     """A write that fails for want of space names no file itself (OSError.filename is None):
     the message names the file being written, and nothing is left behind."""
-    from capstone.image import photos
+    from capstone.photos import describer as photos
 
     def full_disk(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -593,7 +593,7 @@ def test_a_full_disk_names_the_file_being_written(capsys, monkeypatch, tmp_path)
         lambda self, paths, progress: (np.ones((1, 512), np.float32), paths, []),
     )
     monkeypatch.setattr(photos.PhotoDescriber, "__init__", lambda self, weights: None)
-    monkeypatch.setattr("capstone.image.weights.locate_weights", lambda *a, **k: None)
+    monkeypatch.setattr("capstone.photos.weights.locate_weights", lambda *a, **k: None)
     monkeypatch.setattr(archive.os, "fsync", full_disk)
     out = tmp_path / "features.pkl"
     code, stdout, err = run(capsys, "describe", "p.jpg", "--out", out)

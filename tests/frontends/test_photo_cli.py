@@ -13,7 +13,7 @@ from PIL import Image
 from resnet_support import random_state, write_safetensors
 
 from capstone.dataset import load_dataset
-from capstone.image.photos import PhotoDescriber
+from capstone.photos.describer import PhotoDescriber
 from capstone.runs import Run
 
 

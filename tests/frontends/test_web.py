@@ -96,9 +96,9 @@ def test_a_caption_renders_as_text(client, hostile_image):
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("k=0", "k must be a whole number from 1 to 100, got 0"),
-        (f"k={MAX_K + 1}", f"k must be a whole number from 1 to 100, got {MAX_K + 1}"),
-        ("k=ten", "k must be a whole number from 1 to 100, got 'ten'"),
+        ("k=0", "`k` must be a whole number from 1 to 100, got 0"),
+        (f"k={MAX_K + 1}", f"`k` must be a whole number from 1 to 100, got {MAX_K + 1}"),
+        ("k=ten", "`k` must be a whole number from 1 to 100, got 'ten'"),
         ("threshold=2", "threshold must be a number from -1 to 1, got '2'"),
         ("threshold=nan", "threshold must be a number from -1 to 1, got 'nan'"),
         ("images=mine", "images must be one of validation, all, got 'mine'"),

@@ -16,8 +16,8 @@ import pytest
 
 from capstone.common.archive import ArchiveError
 from capstone.common.locks import FolderLocked
-from capstone.image.model import ImageEmbedder
-from capstone.image.photos import find_photos
+from capstone.embeddings.image import ImageEmbedder
+from capstone.photos.describer import find_photos
 from capstone.search.collection import Collection, collection_file, index_folder
 
 MODEL = ImageEmbedder(8, seed=0)

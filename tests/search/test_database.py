@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from capstone.common.archive import ArchiveError, save_archive
-from capstone.image.model import MODEL_KIND, ImageEmbedder
+from capstone.embeddings.image import MODEL_KIND, ImageEmbedder
 from capstone.search.database import DATABASE_KIND, ImageDatabase, Match
 
 D = 4

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 
 from capstone.data import minicoco
 from capstone.dataset import load_dataset
-from capstone.image.model import ImageEmbedder
+from capstone.embeddings.image import ImageEmbedder
 from capstone.search.database import ImageDatabase
 from capstone.search.engine import STOP_WORDS, SearchEngine
 

@@ -11,7 +11,7 @@ from gradcheck import numerical_grad
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from capstone.image.model import unit_rows
+from capstone.embeddings.image import unit_rows
 from capstone.training.losses import confusable, in_batch_loss, in_batch_loss_reference
 
 

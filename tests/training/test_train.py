@@ -16,17 +16,20 @@ from mynn.optimizers.sgd import SGD
 
 from capstone.common.archive import load_archive
 from capstone.data.coco import CocoData
-from capstone.data.triples import split_images, validation_triples
+from capstone.data.split import split_images
+from capstone.embeddings.image import ImageEmbedder
 from capstone.evaluation.metrics import retrieval_metrics, triple_accuracy
-from capstone.image.model import ImageEmbedder
+from capstone.training.checkpoint import CHECKPOINT_KIND
 from capstone.training.recipes import TrainConfig
 from capstone.training.train import (
-    CHECKPOINT_KIND,
     TrainingDiverged,
+    epoch_rows,
     hold_out_selection,
+    setup,
     train,
     train_step,
 )
+from capstone.training.triples import validation_triples
 
 # Fast settings for the toy problem (the course's 1e-3 is for 400k real triples per epoch).
 FAST = TrainConfig(recipe="course", epochs=4, learning_rate=0.05, seed=0)
@@ -462,11 +465,36 @@ def test_plot_with_agg_backend(toy, trained):
     plt.close("all")
     try:
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Live plotting is not supported")
+            warnings.simplefilter("error")  # not live: noggin has no "Live plotting" warning
             result = train(data, embeddings, FAST, plot=True, progress=False)
         assert plt.get_fignums()  # noggin drew its figure
+        _, accuracy = plt.gcf().axes  # loss, accuracy
+        train_label, validation_label = [t.get_text() for t in accuracy.get_legend().get_texts()]
+        assert train_label.startswith("train: ")  # noggin's "test" is the validation triples
+        assert validation_label == f"validation: {result.history[-1]['val_accuracy']:.2e}"
         # plotting does not change the training
         np.testing.assert_array_equal(result.model.weight.data, trained.model.weight.data)
+    finally:
+        plt.close("all")
+
+
+@pytest.mark.parametrize(("warmup_epochs", "marked"), [(1, True), (2, False), (0, False)])
+def test_plot_marks_where_the_warm_up_ends(toy, warmup_epochs, marked):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data, embeddings = toy
+    config = TrainConfig(recipe="vse++", epochs=2, warmup_epochs=warmup_epochs, batch_size=64)
+    plt.close("all")
+    try:
+        train(data, embeddings, config, plot=True, progress=False)
+        n_rows = len(epoch_rows(data, setup(data, embeddings, config).fit_images))
+        for ax in plt.gcf().axes:
+            lines = [line for line in ax.get_lines() if line.get_label() == "end of warm-up"]
+            # after epoch 1's batches; none when the warm-up lasts the whole training (or is 0)
+            assert [line.get_xdata()[0] for line in lines] == ([-(-n_rows // 64)] if marked else [])
     finally:
         plt.close("all")
 

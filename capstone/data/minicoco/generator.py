@@ -47,7 +47,6 @@ other objects or the scene. Every word comes from the tables in ``words.json`` (
 from __future__ import annotations
 
 import json
-import numbers
 import pickle
 from dataclasses import dataclass
 from functools import cache
@@ -56,6 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from capstone.common.archive import atomic_write
+from capstone.common.checks import count
 from capstone.data.minicoco.words import (
     ACTS,
     ANY_PERSON_VERBS,
@@ -131,20 +131,43 @@ _LATENT_NOISE = 0.5  # norm of the latent noise, against unit-norm codes
 # ---------------------------------------------------------------------------------------------
 
 
-def _p(probability: float) -> int:
-    """The byte threshold below which an event of this probability happens."""
+def _byte_threshold(probability: float) -> int:
+    """The byte (0..255) below which an event of this probability happens."""
     return round(probability * 256)
 
 
-_P_SHOW_SCENE, _P_SWAP, _P_PERSON_KIND = _p(0.7), _p(0.3), _p(0.75)
-_P_SCENE_NOUN, _P_SAY_COLOUR, _P_CONTRACT = _p(0.35), _p(0.55), _p(0.3)
-_P_LOWER, _P_UPPER = _p(0.1), _p(0.12)  # cumulative: 10% all lower case, 2% all upper case
-_P_PERIOD, _P_SPACED_PERIOD = _p(0.6), _p(0.63)  # cumulative; otherwise no final period
-_P_DOUBLE_SPACE, _P_TRAILING_SPACE = _p(0.03), _p(0.04)
-(_R_KIND, _R_SCENE, _R_TEMPLATE, _R_WHERE, _R_SCENE_NOUN, _R_SWAP, _R_ACT, _R_VERB, _R_CASE,
- _R_END, _R_SPACE, _R_SPACE_AT, _R_TRAIL, _R_CONTRACT, _R_NP) = range(15)  # fmt: skip
-_NP_BYTES = 5  # per noun phrase: scene noun?, noun, determiner, say colour?, spelling/garment
-_N_BYTES = _R_NP + 3 * _NP_BYTES
+# How often each decision goes one way: a uniform byte below the threshold.
+_P_SHOW_SCENE = _byte_threshold(0.7)
+_P_SWAP = _byte_threshold(0.3)
+_P_PERSON_KIND = _byte_threshold(0.75)
+_P_SCENE_NOUN = _byte_threshold(0.35)
+_P_SAY_COLOUR = _byte_threshold(0.55)
+_P_CONTRACT = _byte_threshold(0.3)
+# cumulative: 10% all lower case, 2% all upper case; 60% ".", 3% " .", otherwise no period
+_P_LOWER, _P_UPPER = _byte_threshold(0.1), _byte_threshold(0.12)
+_P_PERIOD, _P_SPACED_PERIOD = _byte_threshold(0.6), _byte_threshold(0.63)
+_P_DOUBLE_SPACE, _P_TRAILING_SPACE = _byte_threshold(0.03), _byte_threshold(0.04)
+
+# A caption's `draws`: one uniform byte per decision, at these positions (the order is part of
+# the generated data: the same seed gives the same files only while it stays).
+_AT_PERSON_KIND = 0  # lead with the people ("a man riding a horse")?
+_AT_SHOW_SCENE = 1  # a template that names the scene?
+_AT_TEMPLATE = 2  # which template
+_AT_WHERE = 3  # which phrase for where the scene is
+_AT_SCENE_PLACE = 4  # which noun for the scene's place
+_AT_SWAP = 5  # name the second object first?
+_AT_ACT = 6  # what the first object does
+_AT_VERB = 7  # what the person does with the second object
+_AT_CASE = 8  # sentence case, all lower or all upper
+_AT_FINAL_PERIOD = 9  # ".", " ." or none
+_AT_DOUBLE_SPACE = 10  # a stray double space?
+_AT_DOUBLE_SPACE_WHERE = 11  # between which words
+_AT_TRAILING_SPACE = 12  # a stray space at the end?
+_AT_CONTRACT = 13  # "there's" for "there is"?
+_AT_NOUN_PHRASES = 14  # then `_NP_BYTES` for each of up to 3 noun phrases:
+_NP_SCENE_FORM, _NP_NOUN, _NP_DETERMINER, _NP_SAY_COLOUR, _NP_COLOUR_WORD = range(5)
+_NP_BYTES = 5
+_N_BYTES = _AT_NOUN_PHRASES + 3 * _NP_BYTES
 
 # ---------------------------------------------------------------------------------------------
 # Tables derived from the word lists, indexed by category and scene number for speed
@@ -336,20 +359,21 @@ def _pick(options: tuple, byte: int):
     return options[byte * len(options) >> 8]
 
 
-def _noun_phrase(scene: int, category: int, count: int, colour: int, r: list[int], at: int):
-    """A noun phrase for one object ("two white dogs"), from the bytes ``r[at:at + 5]``."""
-    forms = _SCENE_FORMS.get((scene, category)) if r[at] < _P_SCENE_NOUN else None
-    singular, plural = _pick(forms or _FORMS[category], r[at + 1])
+def _noun_phrase(scene: int, category: int, count: int, colour: int, draws: list[int], at: int):
+    """A noun phrase for one object ("two white dogs"), from ``draws[at:at + _NP_BYTES]``."""
+    in_scene = draws[at + _NP_SCENE_FORM] < _P_SCENE_NOUN  # a form the scene suggests
+    forms = _SCENE_FORMS.get((scene, category)) if in_scene else None
+    singular, plural = _pick(forms or _FORMS[category], draws[at + _NP_NOUN])
     noun = singular if count == 0 else plural
-    determiner = _pick(_DETERMINERS[category][count], r[at + 2])
+    determiner = _pick(_DETERMINERS[category][count], draws[at + _NP_DETERMINER])
     if determiner == "a pair of" and " of " in noun:
         determiner = "two"  # not "a pair of pairs of skis"
     elif count == 0 and noun in PLURAL_ONLY:
         determiner = "a pair of"  # not "a skis"
-    if colour >= 0 and r[at + 3] < _P_SAY_COLOUR:
-        colour_word = _pick(_COLOUR_WORDS[colour], r[at + 4])
+    if colour >= 0 and draws[at + _NP_SAY_COLOUR] < _P_SAY_COLOUR:
+        colour_word = _pick(_COLOUR_WORDS[colour], draws[at + _NP_COLOUR_WORD])
         if category == _PERSON:  # people wear their colour
-            garment = _pick(GARMENTS, r[at + 4])
+            garment = _pick(GARMENTS, draws[at + _NP_COLOUR_WORD])
             worn = f"a {colour_word} {garment}" if count == 0 else f"{colour_word} {garment}s"
             noun += f" in {worn}"
         else:
@@ -359,53 +383,57 @@ def _noun_phrase(scene: int, category: int, count: int, colour: int, r: list[int
     return f"{determiner} {noun}"
 
 
-def _caption(scene: int, objects: list[tuple[int, int, int]], r: list[int]) -> str:
+def _caption(scene: int, objects: list[tuple[int, int, int]], draws: list[int]) -> str:
     """One caption naming ``objects`` ((category, count level, colour), most salient first).
 
-    ``r`` holds `_N_BYTES` uniform random bytes, one per decision, so that captions can be
-    written by a plain loop over pre-drawn numbers.
+    ``draws`` holds `_N_BYTES` uniform random bytes, one per decision (at the `_AT_*` positions),
+    so that captions can be written by a plain loop over pre-drawn numbers.
     """
-    if len(objects) > 1 and r[_R_SWAP] < _P_SWAP:
+    if len(objects) > 1 and draws[_AT_SWAP] < _P_SWAP:
         objects = [objects[1], objects[0], *objects[2:]]
     kind = ("one", "two", "three")[len(objects) - 1]
     people = [o for o in objects if o[0] == _PERSON]
-    if people and len(objects) > 1 and r[_R_KIND] < _P_PERSON_KIND:
+    if people and len(objects) > 1 and draws[_AT_PERSON_KIND] < _P_PERSON_KIND:
         objects = people + [o for o in objects if o[0] != _PERSON]
         kind = "person" if len(objects) == 2 else "person3"
-    phrases = [_noun_phrase(scene, *o, r, _R_NP + i * _NP_BYTES) for i, o in enumerate(objects)]
+    phrases = [
+        _noun_phrase(scene, *o, draws, _AT_NOUN_PHRASES + i * _NP_BYTES)
+        for i, o in enumerate(objects)
+    ]
     phrases += ["", ""]
-    verb = _pick(_VERBS_BY[objects[1][0]], r[_R_VERB]) if kind.startswith("person") else ""
-    text = _pick(TEMPLATES[kind, r[_R_SCENE] < _P_SHOW_SCENE], r[_R_TEMPLATE]).format(
+    verb = _pick(_VERBS_BY[objects[1][0]], draws[_AT_VERB]) if kind.startswith("person") else ""
+    templates = TEMPLATES[kind, draws[_AT_SHOW_SCENE] < _P_SHOW_SCENE]
+    text = _pick(templates, draws[_AT_TEMPLATE]).format(
         a=phrases[0],
         b=phrases[1],
         c=phrases[2],
-        act=_pick(_ACTS_BY[objects[0][0]], r[_R_ACT]),
+        act=_pick(_ACTS_BY[objects[0][0]], draws[_AT_ACT]),
         v=verb,
-        w=_pick(_WHERE[scene], r[_R_WHERE]),
-        n=_pick(_SCENE_PLACES[scene], r[_R_SCENE_NOUN]),
+        w=_pick(_WHERE[scene], draws[_AT_WHERE]),
+        n=_pick(_SCENE_PLACES[scene], draws[_AT_SCENE_PLACE]),
         be="is" if objects[0][1] == 0 else "are",
     )
-    return _styled(text, r)
+    return _styled(text, draws)
 
 
-def _styled(text: str, r: list[int]) -> str:
+def _styled(text: str, draws: list[int]) -> str:
     """The annotator's habits: case, final period, stray spaces, contractions."""
     text = " ".join(text.split()).replace(" ,", ",")
-    if text.startswith("there is ") and r[_R_CONTRACT] < _P_CONTRACT:
+    if text.startswith("there is ") and draws[_AT_CONTRACT] < _P_CONTRACT:
         text = "there's " + text[9:]
-    if r[_R_CASE] >= _P_UPPER:
+    if draws[_AT_CASE] >= _P_UPPER:
         text = text[0].upper() + text[1:]
-    elif r[_R_CASE] >= _P_LOWER:
+    elif draws[_AT_CASE] >= _P_LOWER:
         text = text.upper()
-    if r[_R_END] < _P_PERIOD:
+    if draws[_AT_FINAL_PERIOD] < _P_PERIOD:
         text += "."
-    elif r[_R_END] < _P_SPACED_PERIOD:
+    elif draws[_AT_FINAL_PERIOD] < _P_SPACED_PERIOD:
         text += " ."
-    if r[_R_SPACE] < _P_DOUBLE_SPACE:
+    if draws[_AT_DOUBLE_SPACE] < _P_DOUBLE_SPACE:
         words = text.split(" ")
-        at = 1 + (r[_R_SPACE_AT] * (len(words) - 1) >> 8)
+        at = 1 + (draws[_AT_DOUBLE_SPACE_WHERE] * (len(words) - 1) >> 8)
         text = " ".join(words[:at]) + "  " + " ".join(words[at:])
-    if r[_R_TRAIL] < _P_TRAILING_SPACE:
+    if draws[_AT_TRAILING_SPACE] < _P_TRAILING_SPACE:
         text += " "
     return text
 
@@ -433,8 +461,8 @@ def _caption_texts(
     random_bytes = rng.integers(0, 256, size=(n_captions, _N_BYTES), dtype=np.uint8).tolist()
     scene_of = scenes.scene.tolist()
     return [
-        _caption(scene_of[i], [o for j, o in enumerate(image_objects[i]) if bits >> j & 1], r)
-        for i, bits, r in zip(caption_image.tolist(), said_bits, random_bytes, strict=True)
+        _caption(scene_of[i], [o for j, o in enumerate(image_objects[i]) if bits >> j & 1], draws)
+        for i, bits, draws in zip(caption_image.tolist(), said_bits, random_bytes, strict=True)
     ]
 
 
@@ -531,18 +559,6 @@ def _scene_records(
     ]
 
 
-def _check_int(
-    value, name: str, minimum: int, error: type[Exception], maximum: int | None = None, why=""
-) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise error(f"`{name}` must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be at least {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"`{name}` must be at most {maximum:,}{why}, got {value:,}")
-    return int(value)
-
-
 def check_n_images(n_images) -> int:
     """``n_images`` as an int in ``[10, MAX_IMAGES]``: the sizes `generate` makes.
 
@@ -553,9 +569,9 @@ def check_n_images(n_images) -> int:
     >>> check_n_images(10**11)
     Traceback (most recent call last):
         ...
-    ValueError: `n_images` must be at most 200,000 (the generator needs about 10 KB of memory per image; COCO has 82,783), got 100,000,000,000
+    ValueError: `n_images` must be a whole number from 10 to 200,000 (the generator needs about 10 KB of memory per image; COCO has 82,783), got 100,000,000,000
     """  # noqa: E501
-    return _check_int(n_images, "n_images", 10, ValueError, MAX_IMAGES, _MEMORY_WHY)
+    return count("n_images", n_images, least=10, most=MAX_IMAGES, why=_MEMORY_WHY)
 
 
 def generate(
@@ -599,8 +615,8 @@ def generate(
     ------
     FileExistsError
         If one of the files exists and ``overwrite`` is False (nothing is written).
-    ValueError, TypeError
-        For a bad argument; the message names it.
+    ValueError
+        For a bad argument; the message names it (`capstone.common.checks.count`).
 
     Examples
     --------
@@ -612,10 +628,10 @@ def generate(
     n_images = check_n_images(n_images)
     if n_captions is None:
         n_captions = 5 * n_images
-    n_captions = _check_int(
-        n_captions, "n_captions", 5 * n_images, ValueError, MAX_CAPTIONS, " (COCO has 414,113)"
+    n_captions = count(
+        "n_captions", n_captions, least=5 * n_images, most=MAX_CAPTIONS, why=" (COCO has 414,113)"
     )
-    seed = _check_int(seed, "seed", 0, TypeError)
+    seed = count("seed", seed, least=0)
     out_dir = Path(out_dir).expanduser()
     paths = {
         "captions": out_dir / CAPTIONS_FILE,

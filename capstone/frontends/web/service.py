@@ -18,11 +18,12 @@ from urllib.parse import urlsplit
 import numpy as np
 from PIL import Image
 
+from capstone.common.checks import count
 from capstone.dataset import Dataset
 from capstone.evaluation.metrics import format_report
-from capstone.image.photos import PhotoDescriber
-from capstone.image.preprocess import PhotoError, PhotoSource, open_photo
-from capstone.image.weights import WEIGHTS_FILE
+from capstone.photos.describer import PhotoDescriber
+from capstone.photos.preprocess import PhotoError, PhotoSource, open_photo
+from capstone.photos.weights import WEIGHTS_FILE
 from capstone.runs import IMAGE_SETS, Run
 from capstone.search.display import is_generated_url
 from capstone.search.engine import SearchEngine, SearchResult
@@ -87,14 +88,13 @@ def _int(name: str, value, default: int, low: int, high: int) -> int:
     if value is None or value == "":
         return default
     try:
-        number = int(value)
+        value = int(value)
     except (TypeError, ValueError):
-        raise BadInput(
-            f"{name} must be a whole number from {low} to {high}, got {value!r}"
-        ) from None
-    if not low <= number <= high:
-        raise BadInput(f"{name} must be a whole number from {low} to {high}, got {number}")
-    return number
+        pass  # `count` refuses it, naming it as given
+    try:
+        return count(name, value, least=low, most=high)
+    except ValueError as e:
+        raise BadInput(str(e)) from None
 
 
 def _threshold(value) -> float:

@@ -1,4 +1,5 @@
-"""Tests of capstone.image.photos: describing a folder of photos, good and bad, and finding them."""
+"""Tests of capstone.photos.describer: describing a folder of photos, good and bad, and finding
+them."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import pytest
 from PIL import Image
 from resnet_support import random_state, write_safetensors
 
-from capstone.image.photos import PhotoDescriber, PhotoError, find_photos
-from capstone.image.preprocess import load_photo, open_photo
-from capstone.image.resnet import ResNet18
+from capstone.photos.describer import PhotoDescriber, PhotoError, find_photos
+from capstone.photos.preprocess import load_photo, open_photo
+from capstone.photos.resnet import ResNet18
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,12 @@
 """Describe your own photos as the course's 512-d ResNet-18 descriptors.
 
->>> from capstone.image.photos import PhotoDescriber, find_photos
->>> from capstone.image.weights import locate_weights
+>>> from capstone.photos.describer import PhotoDescriber, find_photos
+>>> from capstone.photos.weights import locate_weights
 >>> describer = PhotoDescriber(locate_weights())  # doctest: +SKIP
 >>> vectors, described, failures = describer.describe_paths(find_photos("photos"))  # doctest: +SKIP
 
-Each photo goes through torchvision's evaluation preprocessing (`capstone.image.preprocess`)
-and the NumPy ResNet-18 (`capstone.image.resnet`); a trained ``ImageEmbedder`` then maps the
+Each photo goes through torchvision's evaluation preprocessing (`capstone.photos.preprocess`)
+and the NumPy ResNet-18 (`capstone.photos.resnet`); a trained ``ImageEmbedder`` then maps the
 descriptors into caption space like any from the course's feature file.
 """
 
@@ -22,9 +22,9 @@ from PIL import Image
 
 from capstone.common.checks import count
 from capstone.common.progress import Progress
-from capstone.image.preprocess import PhotoError, PhotoSource, load_photo, to_tensor
-from capstone.image.resnet import DESCRIPTOR_SIZE, ResNet18
-from capstone.image.weights import load_state_dict
+from capstone.photos.preprocess import PhotoError, PhotoSource, load_photo, to_tensor
+from capstone.photos.resnet import DESCRIPTOR_SIZE, ResNet18
+from capstone.photos.weights import load_state_dict
 
 __all__ = ["PHOTO_SUFFIXES", "PhotoDescriber", "PhotoError", "find_photos"]
 
@@ -85,14 +85,14 @@ class PhotoDescriber:
     ----------
     weights : path-like or Mapping[str, numpy.ndarray]
         A ``resnet18-f37072fd.pth`` or ``.safetensors`` file
-        (``capstone.image.weights.locate_weights`` finds or downloads it), or a state dict in
+        (``capstone.photos.weights.locate_weights`` finds or downloads it), or a state dict in
         torchvision's layout.
 
     Raises
     ------
     ValueError
         If the weights are not ResNet-18's (naming the key), or the file is unreadable
-        (``capstone.image.weights.WeightsError``).
+        (``capstone.photos.weights.WeightsError``).
     """
 
     def __init__(self, weights: str | os.PathLike | Mapping[str, np.ndarray]):
@@ -105,7 +105,7 @@ class PhotoDescriber:
         Raises
         ------
         PhotoError
-            If ``source`` is not a readable photo (see ``capstone.image.preprocess.open_photo``).
+            If ``source`` is not a readable photo (see ``capstone.photos.preprocess.open_photo``).
         """
         return self.network.describe(load_photo(source)[None])
 

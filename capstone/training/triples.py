@@ -1,8 +1,8 @@
-"""Training triples: (caption, true image, confusor image), from an image-level split.
+"""Training triples: (caption, true image, confusor image), within one side of the split.
 
-Images, not captions, are split 4/5 train and 1/5 validation, so that no validation image was
-ever seen in training through another of its captions. A triple asks the model to place its
-caption nearer the true image than the confusor:
+The images of a triple come from one side of the image-level split (`capstone.data.split`):
+the training images for training, the validation images for its fixed validation triples. A
+triple asks the model to place its caption nearer the true image than the confusor:
 
 - a random confusor is any other image of the same split;
 - a hard confusor is, of ``n_candidates`` random images, the one whose (randomly chosen)
@@ -19,34 +19,7 @@ import numpy as np
 from capstone.common.checks import count, in_range
 from capstone.data.coco import CocoData
 
-__all__ = ["Triples", "make_triples", "split_images", "validation_triples"]
-
-
-def split_images(
-    n_images: int, *, val_fraction: float = 0.2, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split image indices 0..n_images-1 at random into training and validation sets.
-
-    Returns
-    -------
-    train, val : numpy.ndarray
-        Sorted int64 image indices; ``len(val) = round(val_fraction * n_images)``.
-
-    Examples
-    --------
-    >>> train, val = split_images(10, seed=0)
-    >>> len(train), len(val), sorted([*train, *val]) == list(range(10))
-    (8, 2, True)
-    """
-    in_range("val_fraction", val_fraction, 0, 1)
-    n_val = round(val_fraction * n_images)
-    if n_images < 2 or not 0 < n_val < n_images:
-        raise ValueError(
-            f"cannot split `n_images`={n_images} with val_fraction={val_fraction}: "
-            "both sides need at least one image"
-        )
-    order = np.random.default_rng(seed).permutation(n_images)
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
+__all__ = ["Triples", "evaluation_triples", "make_triples", "validation_triples"]
 
 
 @dataclass(frozen=True)
@@ -174,4 +147,20 @@ def validation_triples(
         rng,
         caption_embeddings=caption_embeddings,
         hard_fraction=1.0 if hard else 0.0,
+    )
+
+
+def evaluation_triples(
+    data: CocoData, val_images: np.ndarray, seed: int, caption_embeddings: np.ndarray
+) -> tuple[Triples, Triples]:
+    """The run's validation triples with random confusors and with hard ones.
+
+    What `capstone.evaluation.metrics.evaluation_report` measures triple accuracy on; the
+    random ones are those training reports each epoch (`validation_triples`).
+    """
+    return (
+        validation_triples(data, val_images, seed),
+        validation_triples(
+            data, val_images, seed, caption_embeddings=caption_embeddings, hard=True
+        ),
     )

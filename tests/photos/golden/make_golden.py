@@ -3,7 +3,7 @@ against without torch.
 
     python -m venv /tmp/torchvenv   # a private venv: torch stays out of capstone's
     /tmp/torchvenv/bin/pip install torch torchvision numpy pillow
-    /tmp/torchvenv/bin/python tests/image/golden/make_golden.py
+    /tmp/torchvenv/bin/python tests/photos/golden/make_golden.py
 
 Run once, where torch is installed (never a dependency of capstone or its CI). It writes, beside
 itself:

@@ -1,4 +1,4 @@
-"""Tests of capstone.image.preprocess against a step-by-step Pillow reference."""
+"""Tests of capstone.photos.preprocess against a step-by-step Pillow reference."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from capstone.image import preprocess
-from capstone.image.preprocess import PhotoError, load_photo, open_photo, to_tensor
+from capstone.photos import preprocess
+from capstone.photos.preprocess import PhotoError, load_photo, open_photo, to_tensor
 
 MEAN = np.array([0.485, 0.456, 0.406])
 STD = np.array([0.229, 0.224, 0.225])

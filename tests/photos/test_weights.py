@@ -1,4 +1,4 @@
-"""Tests of capstone.image.weights: torch's zip format and safetensors read without torch, the
+"""Tests of capstone.photos.weights: torch's zip format and safetensors read without torch, the
 restricted unpickler, and the download (with ``requests.get`` faked: no network)."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import pytest
 import requests
 from resnet_support import random_state, write_safetensors
 
-from capstone.image import weights
-from capstone.image.resnet import ResNet18
-from capstone.image.weights import (
+from capstone.photos import weights
+from capstone.photos.resnet import ResNet18
+from capstone.photos.weights import (
     WEIGHTS_FILE,
     WEIGHTS_URL,
     UnsafeWeights,

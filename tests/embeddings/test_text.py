@@ -1,4 +1,4 @@
-"""Tests for `capstone.text.embedding`: TextEmbedder against a per-word loop."""
+"""Tests for `capstone.embeddings.text`: TextEmbedder against a per-word loop."""
 
 import re
 from collections import Counter
@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 
 from capstone.course_math import idf as reference_idf
 from capstone.data.glove import WordVectors
-from capstone.text.embedding import TextEmbedder
+from capstone.embeddings.text import TextEmbedder
 from capstone.text.tokens import tokenize, tokenize_batch
 
 # ---------------------------------------------------------------------------------------------

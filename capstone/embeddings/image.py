@@ -30,6 +30,8 @@ from capstone.common.vectors import normalize_rows, row_norms
 
 __all__ = ["MODEL_KIND", "ImageEmbedder"]
 
+# What a model file says it holds (`capstone.common.archive`): the module's name when the format
+# was made, kept so that every saved model still loads.
 MODEL_KIND = "capstone.image.model"
 
 
@@ -41,7 +43,8 @@ class UnitRows(Operation):
         dL/dx = (dL/du - u <dL/du, u>) / n
 
     One fused operation instead of four (square, sum, sqrt, divide) saves MyGrad's per-node
-    bookkeeping on every training step; `tests/test_model.py` checks it against the composition.
+    bookkeeping on every training step; `tests/embeddings/test_image.py` checks it against the
+    composition.
     """
 
     def __call__(self, x: mg.Tensor) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Tests of capstone.image.model.ImageEmbedder against NumPy references."""
+"""Tests of capstone.embeddings.image.ImageEmbedder against NumPy references."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from mygrad.nnet.initializers import glorot_normal
 
 from capstone.common.archive import ArchiveError, save_archive
 from capstone.common.vectors import normalize_rows
-from capstone.image.model import MODEL_KIND, ImageEmbedder, unit_rows
+from capstone.embeddings.image import MODEL_KIND, ImageEmbedder, unit_rows
 from capstone.search.database import DATABASE_KIND, ImageDatabase
 
 

@@ -352,7 +352,7 @@ class BasicBlock:
 class ResNet18:
     """torchvision's ResNet-18 without its classifier: (B, 3, H, W) photos -> (B, 512).
 
-    Build it with `from_state_dict` (or ``capstone.image.photos.PhotoDescriber`` from a
+    Build it with `from_state_dict` (or ``capstone.photos.describer.PhotoDescriber`` from a
     weights file); batch norms are folded into the convolutions once, at load time.
     """
 
@@ -395,7 +395,7 @@ class ResNet18:
         Parameters
         ----------
         batch : numpy.ndarray, shape-(B, 3, H, W)
-            Normalized photos, channels first (``capstone.image.preprocess.to_tensor``); the
+            Normalized photos, channels first (``capstone.photos.preprocess.to_tensor``); the
             course uses H = W = 224.
 
         Returns

@@ -1,6 +1,6 @@
-"""Tests of capstone.image.resnet: every fast layer against its plain loop reference, the whole
+"""Tests of capstone.photos.resnet: every fast layer against its plain loop reference, the whole
 folded network against the unfolded one, and photo files to descriptors against torchvision's
-own answer (a fixture made once with torchvision, tests/image/golden/; and torchvision live,
+own answer (a fixture made once with torchvision, tests/photos/golden/; and torchvision live,
 where it is installed)."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from resnet_support import random_state, state_fingerprint, torchvision_shapes, write_safetensors
 
-from capstone.image.photos import PhotoDescriber
-from capstone.image.preprocess import load_photo
-from capstone.image.resnet import (
+from capstone.photos.describer import PhotoDescriber
+from capstone.photos.preprocess import load_photo
+from capstone.photos.resnet import (
     ResNet18,
     batch_norm_reference,
     conv2d,
