@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 import numpy as np
 import requests
@@ -34,7 +34,7 @@ from capstone.common.archive import atomic_write
 from capstone.common.checks import count
 from capstone.data.paths import cache_dir as default_cache_dir
 
-__all__ = ["FetchError", "fetch_image", "is_generated_url", "show_grid"]
+__all__ = ["FetchError", "fetch_image", "is_generated_url", "show_grid", "usable_url"]
 
 MAX_BYTES = 20_000_000  # COCO photos are ~160 kB; anything this large is not one
 TIMEOUT = 10.0  # seconds
@@ -48,6 +48,28 @@ class FetchError(RuntimeError):
         super().__init__(f"{url}: {reason}")
         self.url = url
         self.reason = reason
+
+
+def usable_url(url) -> str | None:
+    """``url`` (stripped of spaces) if it may be fetched, shown, linked or exported, else None.
+
+    Only ``http`` and ``https`` URLs with a host qualify: a ``javascript:`` or ``data:`` URL
+    in the data must never become a link or an image source, nor a local file be read.
+
+    >>> usable_url(" https://images.cocodataset.org/val2014/x.jpg ")
+    'https://images.cocodataset.org/val2014/x.jpg'
+    >>> usable_url("javascript:alert(1)") is None
+    True
+    """
+    if not isinstance(url, str):
+        return None
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # an invalid IPv6 host or port, say
+        return None
+    return url if parts.scheme.lower() in ("http", "https") and host else None
 
 
 @functools.lru_cache(maxsize=1 << 16)  # the web app asks for every result it shows
@@ -106,7 +128,8 @@ def fetch_image(
     Parameters
     ----------
     url : str
-        An ``http`` or ``https`` URL, such as a COCO image's ``coco_url``.
+        An ``http`` or ``https`` URL with a host (`usable_url`), such as a COCO image's
+        ``coco_url``.
     cache_dir : path-like, optional
         Where fetched images are kept (default: ``$CAPSTONE_HOME/cache/images``).
     timeout : float, optional (default=10)
@@ -127,7 +150,7 @@ def fetch_image(
         If the URL is not http(s), the server fails or is slow, the file is too large or is
         not an image.
     """
-    if not isinstance(url, str) or urlparse(url).scheme not in ("http", "https"):
+    if usable_url(url) is None:
         raise FetchError(str(url), "only http and https URLs are fetched")
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "images"
     path = folder / hashlib.sha256(url.encode()).hexdigest()

@@ -8,6 +8,7 @@ import csv
 import html
 import io
 import json
+import logging
 import os
 import re
 import signal
@@ -212,7 +213,7 @@ def test_csv_export_is_the_result_list_and_defuses_formulas(client, hostile_imag
 
 
 def test_csv_export_quotes_a_leading_formula_sign(web_service, monkeypatch):
-    from capstone.frontends.web.app import csv_response
+    from capstone.frontends.web.api import csv_response
 
     answer = {"results": [{"rank": 1, "image_id": 5, "score": 0.5, "url": "u",
                            "captions": ["=HYPERLINK(1)"]}]}  # fmt: skip
@@ -390,32 +391,6 @@ def test_no_weights_means_a_503_that_says_how_to_get_them(web_service):
 # -- hardening (issue 16) -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("url", "usable"),
-    [
-        ("http://images.cocodataset.org/val2014/x.jpg", True),
-        ("HTTPS://example.org/a.png", True),
-        ("javascript:alert(3)", False),
-        ("JavaScript:alert(3)", False),
-        ("  javascript:alert(3)", False),
-        ("java\nscript:alert(3)", False),
-        ("data:image/png;base64,AAAA", False),
-        ('=HYPERLINK("http://evil")', False),
-        ("ftp://example.org/a.jpg", False),
-        ("http://", False),
-        ("//example.org/a.jpg", False),
-        ("http://[::1", False),
-        (None, False),
-    ],
-)
-def test_usable_url_allows_http_and_https_only(url, usable):
-    from capstone.frontends.web.service import usable_url
-
-    assert (usable_url(url) is not None) is usable
-    if usable:
-        assert usable_url(url) == url
-
-
 @contextlib.contextmanager
 def coco_url(service, i: int, url: str):
     """The i-th validation image (its id), with ``url`` as its coco_url while in the block."""
@@ -465,13 +440,13 @@ def test_a_javascript_url_is_never_rendered_or_exported(
      ("\t=1", "'\t=1"), ("\r=1", "'\r=1"), ("a dog", "a dog"), ("", "")],
 )  # fmt: skip
 def test_spreadsheet_text_defuses_formulas(text, cell):
-    from capstone.frontends.web.app import spreadsheet_text
+    from capstone.frontends.web.api import spreadsheet_text
 
     assert spreadsheet_text(text) == cell
 
 
 def test_csv_export_defuses_every_text_cell(web_service, client):
-    from capstone.frontends.web.app import csv_response
+    from capstone.frontends.web.api import csv_response
 
     answer = {"results": [{"rank": 1, "image_id": 5, "score": -0.5, "url": "=HYPERLINK(1)",
                            "captions": ["@cmd"]}]}  # fmt: skip
@@ -669,6 +644,38 @@ def test_werkzeugs_own_errors_carry_the_headers_and_no_versions(live_url):
         assert response.getheader("Server") == "capstone"
         for name, value in SECURITY_HEADERS.items():
             assert response.getheader(name) == value, (status, name)
+
+
+def test_creating_an_app_leaves_the_werkzeug_logger_alone(web_service):
+    """No global side effect: the server's `RequestHandler` quiets werkzeug, not the app."""
+    from capstone.frontends.web.app import create_app
+
+    logger = logging.getLogger("werkzeug")
+    before = logger.level
+    try:
+        logger.setLevel(logging.INFO)
+        app = create_app(web_service)
+        assert logger.level == logging.INFO
+    finally:
+        logger.setLevel(before)
+    assert app.extensions["capstone"].service is web_service
+
+
+def test_the_server_logs_errors_but_no_line_per_request(live_url, caplog):
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(live_url)
+    with caplog.at_level(logging.INFO, logger="werkzeug"):
+        with urllib.request.urlopen(live_url + "/about", timeout=30) as response:
+            assert response.status == 200
+        # werkzeug answers a bad request line itself, logging it as an error
+        with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
+            sock.sendall(b"NONSENSE\r\n\r\n")
+            assert b"Error code: 400" in sock.makefile("rb").read()  # read to the end: logged
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "werkzeug"]
+    assert len(logged) == 1 and logged[0][0] == "ERROR", logged
+    assert "code 400" in logged[0][1] and "/about" not in logged[0][1]
 
 
 def test_the_live_server_refuses_a_rebound_name(live_url):

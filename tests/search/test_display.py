@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
-from capstone.search.display import FetchError, fetch_image, is_generated_url, show_grid
+from capstone.search.display import (
+    FetchError,
+    fetch_image,
+    is_generated_url,
+    show_grid,
+    usable_url,
+)
 from capstone.search.engine import SearchResult
 
 
@@ -125,7 +131,34 @@ def test_bad_responses_are_fetch_errors_and_not_cached(server, tmp_path, path, r
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("url", ["ftp://example.com/a.png", "file:///etc/passwd", "a.png", 3])
+@pytest.mark.parametrize(
+    ("url", "usable"),
+    [
+        ("http://images.cocodataset.org/val2014/x.jpg", True),
+        ("HTTPS://example.org/a.png", True),
+        ("javascript:alert(3)", False),
+        ("JavaScript:alert(3)", False),
+        ("  javascript:alert(3)", False),
+        ("java\nscript:alert(3)", False),
+        ("data:image/png;base64,AAAA", False),
+        ('=HYPERLINK("http://evil")', False),
+        ("ftp://example.org/a.jpg", False),
+        ("http://", False),
+        ("//example.org/a.jpg", False),
+        ("http://[::1", False),
+        (None, False),
+    ],
+)
+def test_usable_url_allows_http_and_https_only(url, usable):
+    """The one URL rule: what `fetch_image` fetches and the web app shows, links and exports."""
+    assert (usable_url(url) is not None) is usable
+    if usable:
+        assert usable_url(url) == url
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://example.com/a.png", "file:///etc/passwd", "a.png", 3, "http://", "javascript:x"]
+)
 def test_only_http_urls_are_fetched(tmp_path, url):
     with pytest.raises(FetchError, match="only http and https"):
         fetch(url, tmp_path)

@@ -3,7 +3,8 @@
 `SearchService` turns request values (strings) into checked arguments, calls the search
 engine of the run and returns JSON-ready dicts; the HTML pages and the JSON API render the
 same dicts. A bad value raises `BadInput` (HTTP 400) naming the parameter; an unknown image id
-raises `NotFound` (HTTP 404). A URL reaches a page or an export only through `usable_url`.
+raises `NotFound` (HTTP 404). A URL reaches a page or an export only through
+`capstone.search.display.usable_url`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import io
 import math
 import threading
 from dataclasses import asdict, dataclass, field
-from urllib.parse import urlsplit
 
 import numpy as np
 from PIL import Image
@@ -25,7 +25,7 @@ from capstone.photos.describer import PhotoDescriber
 from capstone.photos.preprocess import PhotoError, PhotoSource, open_photo
 from capstone.photos.weights import WEIGHTS_FILE
 from capstone.runs import IMAGE_SETS, Run
-from capstone.search.display import is_generated_url
+from capstone.search.display import is_generated_url, usable_url
 from capstone.search.engine import SearchEngine, SearchResult
 from capstone.search.terms import parse_terms
 
@@ -38,7 +38,6 @@ __all__ = [
     "NotFound",
     "PhotoUnavailable",
     "SearchService",
-    "usable_url",
 ]
 
 MAX_QUERY_CHARS = 200
@@ -67,24 +66,9 @@ class Busy(RuntimeError):
     """Every photo slot stayed taken for the whole wait (HTTP 503, try again)."""
 
 
-def usable_url(url) -> str | None:
-    """``url`` if a page may show or link it and an export may carry it, else None.
-
-    Only ``http`` and ``https`` URLs with a host qualify: a ``javascript:`` or ``data:`` URL
-    in the data must never become a link or an image source.
-    """
-    if not isinstance(url, str):
-        return None
-    url = url.strip()
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:  # an invalid IPv6 host or port, say
-        return None
-    return url if parts.scheme.lower() in ("http", "https") and host else None
-
-
-def _int(name: str, value, default: int, low: int, high: int) -> int:
+def _k(value, default: int = DEFAULT_K) -> int:
+    """A request's ``k`` (a string, or None or "" for ``default``) as a whole number from 1 to
+    `MAX_K`; `checks.count` is the rule for "a positive integer"."""
     if value is None or value == "":
         return default
     try:
@@ -92,7 +76,7 @@ def _int(name: str, value, default: int, low: int, high: int) -> int:
     except (TypeError, ValueError):
         pass  # `count` refuses it, naming it as given
     try:
-        return count(name, value, least=low, most=high)
+        return count("k", value, most=MAX_K)
     except ValueError as e:
         raise BadInput(str(e)) from None
 
@@ -212,7 +196,7 @@ class SearchService:
         ``best_score`` is the top score before the threshold: why a threshold left nothing.
         """
         query, terms, q, ignored = self._query(query)
-        k = _int("k", k, DEFAULT_K, 1, MAX_K)
+        k = _k(k)
         threshold = _threshold(threshold)
         images, engine = self._engine(images)
         top = engine.search_vector(q, k)
@@ -245,7 +229,7 @@ class SearchService:
     def similar(self, image_id, k=None, space=None, images=None) -> dict:
         """Images like ``image_id`` (itself left out), in the semantic or descriptor space."""
         image_id, _ = self._image_id(image_id)
-        k = _int("k", k, DEFAULT_K, 1, MAX_K)
+        k = _k(k)
         space, images, engine = self._space(space, images)
         results = engine.similar(image_id, k, space=space)
         return {
@@ -259,7 +243,7 @@ class SearchService:
     def tags(self, image_id, k=None) -> dict:
         """The caption words nearest the image's embedding."""
         image_id, _ = self._image_id(image_id)
-        k = _int("k", k, 8, 1, MAX_K)
+        k = _k(k, 8)
         pairs = self.engines["all"].tags(image_id, k)
         return {
             "image_id": image_id,
@@ -308,7 +292,7 @@ class SearchService:
             For a file that is not a readable photo (the reason, without the server's path).
         """
         self.check_photo_queries()
-        k = _int("k", k, DEFAULT_K, 1, MAX_K)
+        k = _k(k)
         space, images, engine = self._space(space, images)
         if not self.photo_slots.acquire(timeout=self.photo_wait):
             raise Busy(
