@@ -242,7 +242,7 @@ def test_two_unnamed_runs_in_one_second_get_two_folders(fresh_home, demo_data, c
 
 
 def test_ctrl_c_says_how_to_resume(fresh_home, demo_data, capsys, monkeypatch):
-    import capstone.frontends.cli
+    import capstone.frontends.cli.training
 
     code, _, err = run(capsys, "train", "--data", demo_data, "--run", "r", *TRAIN)
     assert code == 0, err
@@ -250,7 +250,7 @@ def test_ctrl_c_says_how_to_resume(fresh_home, demo_data, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(capstone.frontends.cli, "train", interrupted)
+    monkeypatch.setattr(capstone.frontends.cli.training, "train", interrupted)
     code, _out, err = run(
         capsys, "train", "--data", demo_data, "--run", "r", "--resume", "--epochs", 5
     )
@@ -321,7 +321,7 @@ def test_resume_takes_the_runs_own_settings(fresh_home, demo_data, capsys):
 
 
 def test_the_ctrl_c_hint_resumes_a_course_recipe_demo(fresh_home, capsys, monkeypatch):
-    import capstone.frontends.cli
+    import capstone.frontends.cli.training
 
     code, _, err = run(
         capsys,
@@ -338,18 +338,18 @@ def test_the_ctrl_c_hint_resumes_a_course_recipe_demo(fresh_home, capsys, monkey
         "d",
     )
     assert code == 0, err
-    train_for_real = capstone.frontends.cli.train
+    train_for_real = capstone.frontends.cli.training.train
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(capstone.frontends.cli, "train", interrupted)
+    monkeypatch.setattr(capstone.frontends.cli.training, "train", interrupted)
     resume = ["--run", "d", "--resume", "--epochs", 2]
     code, _, err = run(capsys, "train", "--data", fresh_home / "minicoco", *resume)
     assert code == 130
     hint = err.split("continue it with\n")[1].split()
     assert hint[:3] == ["python", "-m", "capstone"]
-    monkeypatch.setattr(capstone.frontends.cli, "train", train_for_real)
+    monkeypatch.setattr(capstone.frontends.cli.training, "train", train_for_real)
     code, _, err = run(capsys, *hint[3:])  # the hint, as printed
     assert code == 0, err
     assert len(ImageEmbedder.load(fresh_home / "runs" / "d" / "model.npz").info["history"]) == 2
