@@ -20,9 +20,9 @@ __all__ = [
     "add_json_arg",
     "add_model_args",
     "add_weights_arg",
+    "coco_id",
     "command",
     "folder_name",
-    "image_id",
     "input_file",
     "integer",
     "load_run",
@@ -50,7 +50,7 @@ def integer(least: int):
     return parse
 
 
-def image_id(text: str) -> int:
+def coco_id(text: str) -> int:
     """An argparse type: a COCO image id (a non-negative 64-bit integer)."""
     try:
         value = int(text)

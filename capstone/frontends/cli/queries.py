@@ -18,8 +18,8 @@ from capstone.frontends.cli.args import (
     add_json_arg,
     add_model_args,
     add_weights_arg,
+    coco_id,
     command,
-    image_id,
     input_file,
     integer,
     load_run,
@@ -148,7 +148,7 @@ def add_parsers(sub) -> None:
         "space or in the raw ResNet descriptor space; --add and --subtract move it by terms "
         "of search's query language (words or photo files).",
     )
-    p.add_argument("image_id", type=image_id, metavar="IMAGE_ID", nargs="?")
+    p.add_argument("image_id", type=coco_id, metavar="IMAGE_ID", nargs="?")
     p.add_argument("--photo", type=input_file, metavar="PHOTO", help="an unseen photo instead")
     add_weights_arg(p)
     p.add_argument(
@@ -167,7 +167,7 @@ def add_parsers(sub) -> None:
         description="The caption words nearest the image's embedding (from the run's "
         "vocabulary; no image is searched, so any image of the data may be given).",
     )
-    p.add_argument("image_id", type=image_id, metavar="IMAGE_ID", nargs="?")
+    p.add_argument("image_id", type=coco_id, metavar="IMAGE_ID", nargs="?")
     p.add_argument("--photo", type=input_file, metavar="PHOTO", help="an unseen photo instead")
     add_weights_arg(p)
     _add_search_args(p, k=5, results=False, images=False)
@@ -192,7 +192,7 @@ def add_parsers(sub) -> None:
         'query, e.g. python -m capstone rank "two dogs playing in the snow" 57870. ' + QUERY_SYNTAX,
     )
     p.add_argument("text", metavar="QUERY", help="the query (as search's)")
-    p.add_argument("image_id", type=image_id, metavar="IMAGE_ID")
+    p.add_argument("image_id", type=coco_id, metavar="IMAGE_ID")
     add_weights_arg(p)
     _add_search_args(p, k=None, results=False)
 
