@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from capstone.search.engine import SearchResult
 from capstone.search.terms import Term
@@ -48,7 +48,7 @@ class Result:
 
     lines: tuple[str, ...] = ()
     data: object = None
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
 
 def show(result: Result, *, as_json: bool) -> None:
