@@ -23,7 +23,23 @@ import reprlib
 
 import numpy as np
 
-__all__ = ["count", "in_range", "instance"]
+__all__ = ["UnknownKey", "count", "in_range", "instance"]
+
+
+class UnknownKey(KeyError):
+    """A key the user gave that the data does not hold: an image id, a word without a vector.
+
+    A `KeyError` (a lookup failed: ``except KeyError`` still catches it) whose message is
+    what the user reads: ``str()`` gives the message itself, not the quoted repr a KeyError
+    prints. The command line turns it into ``error: ...`` and exit status 2, while a bare
+    KeyError stays what it is, a bug, with its traceback.
+
+    >>> str(UnknownKey("unknown image id 7"))
+    'unknown image id 7'
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 def _type_names(expected: type | tuple[type, ...]) -> str:

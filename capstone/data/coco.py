@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from capstone.common.checks import UnknownKey
 from capstone.common.unpickle import RestrictedUnpickler, UnsafePickle
 
 __all__ = ["CocoData", "load_captions", "load_descriptors"]
@@ -372,11 +373,11 @@ class CocoData:
         return np.argsort(self.caption_ids)
 
     def image_index(self, image_ids) -> np.ndarray:
-        """Indices of ``image_ids`` (int or array); a KeyError names an unknown id."""
+        """Indices of ``image_ids`` (int or array); `UnknownKey` names an unknown id."""
         return _index_of(self.image_ids, None, image_ids, "image id")  # rows: the positions
 
     def caption_index(self, caption_ids) -> np.ndarray:
-        """Indices of ``caption_ids`` (int or array); a KeyError names an unknown id."""
+        """Indices of ``caption_ids`` (int or array); `UnknownKey` names an unknown id."""
         order = self._caption_order
         return _index_of(self.caption_ids[order], order, caption_ids, "caption id")
 
@@ -419,5 +420,5 @@ def _index_of(sorted_ids: np.ndarray, rows: np.ndarray | None, wanted, what: str
     found = sorted_ids[pos] == wanted
     if not np.all(found):
         missing = wanted[~found] if wanted.ndim else wanted
-        raise KeyError(f"unknown {what} {np.ravel(missing)[0]}")
+        raise UnknownKey(f"unknown {what} {np.ravel(missing)[0]}")
     return pos if rows is None else rows[pos]

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from capstone.common.archive import atomic_write
+from capstone.common.checks import UnknownKey
 from capstone.data.paths import cache_dir as default_cache_dir
 
 __all__ = ["EMBEDDED", "WordVectors", "load_glove", "load_word2vec_text"]
@@ -73,7 +74,7 @@ class WordVectors:
         try:
             return self.vectors[self.index[word]]
         except KeyError:
-            raise KeyError(f"{word!r} has no GloVe vector in {self.source}") from None
+            raise UnknownKey(f"{word!r} has no GloVe vector in {self.source}") from None
 
     def lookup(self, words: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """Vectors of many words at once.

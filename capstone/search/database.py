@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from capstone.common.archive import ArchiveError, load_archive, save_archive
-from capstone.common.checks import count
+from capstone.common.checks import UnknownKey, count
 from capstone.common.vectors import normalize_rows, top_k
 from capstone.embeddings.image import ImageEmbedder
 
@@ -139,14 +139,14 @@ class ImageDatabase:
         self._rows.update({int(i): start + r for r, i in enumerate(new.image_ids)})
 
     def row(self, image_id) -> int:
-        """The row of one image; KeyError for an id not in the database."""
+        """The row of one image; `UnknownKey` (a KeyError) for an id not in the database."""
         try:
             return self._rows[int(image_id)]
         except KeyError:
-            raise KeyError(f"image id {image_id} is not in the database") from None
+            raise UnknownKey(f"image id {image_id} is not in the database") from None
 
     def embedding(self, image_id) -> np.ndarray:
-        """The (d,) embedding of one image; KeyError for an id not in the database."""
+        """The (d,) embedding of one image; `UnknownKey` (a KeyError) for an unknown id."""
         return self.embeddings[self.row(image_id)]
 
     def scores(self, vectors: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from capstone.common.checks import count, instance
+from capstone.common.checks import UnknownKey, count, instance
 from capstone.common.vectors import normalize_rows, row_norms, top_k
 from capstone.dataset import Dataset
 from capstone.embeddings.image import ImageEmbedder
@@ -397,6 +397,6 @@ class SearchEngine:
             raise ValueError(f"`word` must be a non-empty string, got {word!r}")
         word = word.strip().lower()
         if word not in self.dataset.glove:
-            raise KeyError(f"{word!r} has no GloVe vector in {self.dataset.glove.source}")
+            raise UnknownKey(f"{word!r} has no GloVe vector in {self.dataset.glove.source}")
         vector = self.model.embed_text(normalize_rows(self.dataset.glove[word]))
         return self._nearest_words(vector, k, exclude=[word])

@@ -753,7 +753,7 @@ def test_words_table(home, capsys):
 
 
 def test_words_of_a_word_in_no_caption(home, capsys):
-    # "feline" is in GloVe but in no demo caption (see capstone.frontends.cli.DEMO_QUERIES)
+    # "feline" is in GloVe but in no demo caption (see capstone.frontends.cli.training.DEMO_QUERIES)
     code, out, err = run(capsys, "words", "feline", "--run", RUN, "-k", 3)
     assert code == 0, err
     assert out.startswith("feline (IDF 0.00): ")

@@ -242,7 +242,7 @@ def test_two_unnamed_runs_in_one_second_get_two_folders(fresh_home, demo_data, c
 
 
 def test_ctrl_c_says_how_to_resume(fresh_home, demo_data, capsys, monkeypatch):
-    import capstone.frontends.cli
+    import capstone.frontends.cli.training
 
     code, _, err = run(capsys, "train", "--data", demo_data, "--run", "r", *TRAIN)
     assert code == 0, err
@@ -250,7 +250,7 @@ def test_ctrl_c_says_how_to_resume(fresh_home, demo_data, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(capstone.frontends.cli, "train", interrupted)
+    monkeypatch.setattr(capstone.frontends.cli.training, "train", interrupted)
     code, _out, err = run(
         capsys, "train", "--data", demo_data, "--run", "r", "--resume", "--epochs", 5
     )
@@ -321,7 +321,7 @@ def test_resume_takes_the_runs_own_settings(fresh_home, demo_data, capsys):
 
 
 def test_the_ctrl_c_hint_resumes_a_course_recipe_demo(fresh_home, capsys, monkeypatch):
-    import capstone.frontends.cli
+    import capstone.frontends.cli.training
 
     code, _, err = run(
         capsys,
@@ -338,18 +338,18 @@ def test_the_ctrl_c_hint_resumes_a_course_recipe_demo(fresh_home, capsys, monkey
         "d",
     )
     assert code == 0, err
-    train_for_real = capstone.frontends.cli.train
+    train_for_real = capstone.frontends.cli.training.train
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(capstone.frontends.cli, "train", interrupted)
+    monkeypatch.setattr(capstone.frontends.cli.training, "train", interrupted)
     resume = ["--run", "d", "--resume", "--epochs", 2]
     code, _, err = run(capsys, "train", "--data", fresh_home / "minicoco", *resume)
     assert code == 130
     hint = err.split("continue it with\n")[1].split()
     assert hint[:3] == ["python", "-m", "capstone"]
-    monkeypatch.setattr(capstone.frontends.cli, "train", train_for_real)
+    monkeypatch.setattr(capstone.frontends.cli.training, "train", train_for_real)
     code, _, err = run(capsys, *hint[3:])  # the hint, as printed
     assert code == 0, err
     assert len(ImageEmbedder.load(fresh_home / "runs" / "d" / "model.npz").info["history"]) == 2
@@ -601,3 +601,36 @@ def test_a_full_disk_names_the_file_being_written(capsys, monkeypatch, tmp_path)
     assert f"error: could not write {out}: No space left on device" in err
     assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary copy
     no_traceback(err)
+
+
+# -- a bug is not a user error ----------------------------------------------------------------
+
+
+def test_a_bare_key_error_is_a_bug_with_its_traceback(fresh_home, capsys, monkeypatch):
+    import capstone.frontends.cli.runs
+
+    def broken():
+        return {}["no such key"]  # a programming error, not the user's
+
+    monkeypatch.setattr(capstone.frontends.cli.runs, "list_runs", broken)
+    with pytest.raises(KeyError, match="no such key"):
+        run(capsys, "runs")
+    assert "error:" not in capsys.readouterr().err
+
+
+def test_every_training_flag_sets_its_config_field(capsys):
+    """`training.FLAGS` and the parsers agree: each flag exists on train and demo, and its
+    value reaches the `TrainConfig` field the table names."""
+    from capstone.frontends.cli import build_parser
+    from capstone.frontends.cli.training import FLAGS, train_config, train_settings
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name in ("train", "demo"):
+        flags = {f for a in sub.choices[name]._actions for f in a.option_strings}
+        assert set(FLAGS.values()) <= flags, name
+    argv = ["--recipe", "course", "--lr", "0.25", "--batch-size", "7", "--hard", "0.5"]
+    values = vars(sub.choices["train"].parse_args(argv))
+    config = train_config(train_settings(values))
+    assert (config.learning_rate, config.batch_size, config.hard_fraction) == (0.25, 7, 0.5)
+    with pytest.raises(ValueError, match="--lr"):
+        train_config(train_settings({**values, "lr": -1.0}))

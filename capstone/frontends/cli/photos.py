@@ -1,0 +1,220 @@
+"""Photos and collections: ``describe`` (ResNet-18 descriptors of photo files), ``index`` (a
+folder of photos made searchable by text) and ``search --collection``; the ResNet-18 that
+every photo flag and photo term loads."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from capstone.common.archive import atomic_write
+from capstone.frontends.cli.args import (
+    add_json_arg,
+    add_weights_arg,
+    command,
+    folder_name,
+    load_run,
+    output_file,
+    query_terms,
+    run_name,
+)
+from capstone.frontends.cli.output import Result, ignored_line, ignored_words, note
+from capstone.runs import Run
+from capstone.search.engine import Describe, query_vector
+from capstone.search.terms import Term
+
+__all__ = [
+    "add_parsers",
+    "cmd_describe",
+    "cmd_index",
+    "describe_photo",
+    "describe_photo_terms",
+    "load_describer",
+    "search_collection",
+]
+
+
+def load_describer(weights: Path | None, *, download: bool = True, progress: bool = True):
+    """The ResNet-18 (`capstone.photos.describer.PhotoDescriber`) of ``--weights``, else of the
+    cached weights, else of weights downloaded now if ``download`` (with a progress bar if
+    ``progress``); `capstone.photos.weights.WeightsUnavailable` when there are none."""
+    from capstone.photos.describer import PhotoDescriber  # the network loads only when asked
+    from capstone.photos.weights import locate_weights
+
+    progress = download and progress
+    return PhotoDescriber(locate_weights(weights, download=download, progress=progress))
+
+
+def describe_photo_terms(
+    terms: list[Term], weights: Path | None, *, progress: bool
+) -> Describe | None:
+    """The photo terms' descriptors, computed now (before any data loads, so a missing weight
+    file is said at once), as a lookup; None when no term is a photo."""
+    photos = {t for _, t in terms if isinstance(t, Path)}
+    if not photos:
+        return None
+    describer = load_describer(weights, progress=progress)
+    return {photo: describer.describe(photo) for photo in photos}.__getitem__
+
+
+def describe_photo(photo: Path | None, weights: Path | None, *, progress: bool):
+    """The (1, 512) descriptor of the photo of ``--image``/``--photo`` (described before any
+    data loads), or None without one."""
+    if photo is None:
+        return None
+    return load_describer(weights, progress=progress).describe(photo)
+
+
+def add_parsers(sub) -> None:
+    """The ``describe`` and ``index`` commands."""
+    p = command(
+        sub,
+        "describe",
+        cmd_describe,
+        help="ResNet-18 descriptors of photos (the course's 512-d features)",
+        description="Describe photos with torchvision's ResNet-18 (ImageNet weights), computed "
+        "in NumPy; --out writes them in the course's resnet18_features.pkl format.",
+    )
+    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
+    p.add_argument(
+        "--out",
+        type=output_file(".pkl", replace=False),
+        metavar="FILE.pkl",
+        help="write the descriptors (a new file)",
+    )
+    add_json_arg(p, "the result")
+    add_weights_arg(p)
+
+    p = command(
+        sub,
+        "index",
+        cmd_index,
+        help="make a folder of photos searchable by text (a collection)",
+        description="Describe every photo of DIR (recursively) and embed it with a run's model; "
+        "again later, only new or changed photos are described. Then: "
+        'python -m capstone search "TEXT" --collection NAME',
+    )
+    p.add_argument("folder", metavar="DIR")
+    p.add_argument(
+        "--name",
+        type=folder_name("collection"),
+        metavar="NAME",
+        help="collection name (default: the folder's name)",
+    )
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--run", type=run_name, metavar="NAME", help="the run's model (newest)")
+    group.add_argument("--model", metavar="FILE", help="use this model.npz")
+    add_weights_arg(p)
+
+
+def cmd_describe(
+    *, photos: list[Path], out: Path | None, as_json: bool, weights: Path | None
+) -> Result:
+    """``describe``: the descriptors of ``photos``, written to ``out`` (the course's format)
+    if given; photos that cannot be read are skipped, and said."""
+    describer = load_describer(weights, progress=not as_json)
+    descriptors, described, failures = describer.describe_paths(photos, progress=not as_json)
+    for path, reason in failures:
+        note(f"skipped {path}: {reason}")
+    if not described:
+        raise ValueError("no photo could be described")
+    if out is not None:
+        # the course's format: int id -> (1, 512) float32, ids 1..n in the order given
+        features = {i: descriptors[i - 1 : i] for i in range(1, len(described) + 1)}
+        atomic_write(out, lambda f: pickle.dump(features, f, protocol=4))
+    rows = [
+        {"id": i, "path": str(path), "norm": float(np.linalg.norm(descriptors[i - 1]))}
+        for i, path in enumerate(described, 1)
+    ]
+    data = {
+        "out": str(out) if out else None,
+        "photos": rows,
+        "skipped": [{"path": str(p), "reason": r} for p, r in failures],
+    }
+    lines = tuple(f"{row['id']:>5}  |x| {row['norm']:7.2f}  {row['path']}" for row in rows)
+    notes = ()
+    if out is not None and not as_json:
+        notes = (f"wrote {len(rows)} descriptors to {out} (id -> (1, 512) float32, the "
+                 "course's resnet18_features.pkl format)",)  # fmt: skip
+    return Result(lines, data, notes)
+
+
+def cmd_index(
+    *, folder: str, name: str | None, run: str | None, model: str | None, weights: Path | None
+) -> Result:
+    """``index``: the collection of the photos of ``folder`` (named ``name``, else after the
+    folder), embedded by the run's model; only new or changed photos are described."""
+    from capstone.photos.describer import find_photos
+    from capstone.search.collection import collection_file, index_folder
+
+    found = Run.load(model or run)
+    folder = Path(folder).expanduser()
+    photos = find_photos(folder)
+    name = name or folder.resolve().name
+    archive = collection_file(name)
+    describers = []  # the network loads on the first photo to describe: maybe never
+
+    def describe_paths(paths):
+        if not describers:
+            describers.append(load_describer(weights))
+        return describers[0].describe_paths(paths, progress=False)
+
+    info = {"run": found.name, "model_sha256": found.weights_sha256}
+    collection, report = index_folder(folder, archive, found.model, info, describe_paths, photos)
+    for path, reason in report.failures:
+        note(f"skipped {path}: {reason}")
+    return Result((
+        f"collection {name}: {len(collection):,} photos of {collection.folder} in {archive} "
+        f"({report.added} added, {report.changed} changed, {report.removed} removed, "
+        f"{report.unchanged} unchanged, {len(report.failures)} skipped); search it with "
+        f'python -m capstone search "TEXT" --collection {name}',
+    ))  # fmt: skip
+
+
+def search_collection(
+    name: str,
+    query: str | None,
+    add: list[str],
+    subtract: list[str],
+    *,
+    k: int,
+    paths: bool,
+    weights: Path | None,
+    as_json: bool,
+    source: dict,
+) -> Result:
+    """``search --collection``: the ``k`` photos of collection ``name`` best matching the
+    query (``query``, ``add`` and ``subtract`` terms), embedded by the model of the run that
+    ``source`` (`load_run`'s flags) names; ``paths``: the bare paths, one a line."""
+    from capstone.search.collection import Collection, collection_file
+
+    archive = collection_file(name)
+    if not archive.is_file():
+        raise FileNotFoundError(
+            f"no collection {name!r} ({archive}): index a folder first, "
+            f"python -m capstone index DIR --name {name}"
+        )
+    collection = Collection.load(archive)
+    if not len(collection):
+        raise ValueError(f"collection {name!r} ({archive}) holds no photos")
+    terms = query_terms(query, add, subtract)
+    describe = describe_photo_terms(terms, weights, progress=not as_json)
+    run, ds = load_run(**source, verbose=not as_json, embed_captions=False)
+    if collection.info.get("model_sha256") != run.weights_sha256:
+        collection.embeddings = run.model.embed(collection.descriptors)  # this run's model
+    found = collection.query(query_vector(run.model, ds.text, terms, describe), k)
+    ignored = ignored_words(ds.text, terms)
+    data = {
+        "collection": name,
+        "run": run.name,
+        "folder": str(collection.folder),
+        "ignored_words": ignored,
+        "results": [{"rank": i, "path": str(p), "score": s} for i, (p, s) in enumerate(found, 1)],
+    }
+    if paths:
+        return Result(("\n".join(str(p) for p, _ in found),), data)
+    lines = ignored_line(ignored)
+    lines.extend(f"#{i:<3} {score:6.3f}  {path}" for i, (path, score) in enumerate(found, 1))
+    return Result(tuple(lines), data)
