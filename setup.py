@@ -55,6 +55,13 @@ setup(
             # drives Debian's chromium in the web app's browser test
             "selenium>=4.10",
         ],
+        # the documentation site: `mkdocs serve`, `mkdocs build --strict` (mkdocs.yml, docs/)
+        "docs": [
+            "mkdocs>=1.6,<2",
+            "mkdocs-material>=9.5,<10",
+            # renders the API reference from the NumPy docstrings (mkdocstrings-python)
+            "mkdocstrings[python]>=1.0,<2",
+        ],
         "course": ["cogworks-data"],
     },
     entry_points={"console_scripts": ["capstone=capstone.frontends.cli:main"]},
