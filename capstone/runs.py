@@ -261,6 +261,12 @@ class Run:
         return dict(self.model.info.get("train", {}))
 
     @property
+    def recipe(self) -> str | None:
+        """The recipe it was trained with; runs from before recipes existed all trained the
+        course's; None for a model saved by hand."""
+        return self.config.get("recipe", "course" if self.config else None)
+
+    @property
     def history(self) -> list[dict]:
         return list(self.model.info.get("history", []))
 

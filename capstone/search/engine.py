@@ -36,6 +36,7 @@ __all__ = [
     "Rank",
     "SearchEngine",
     "SearchResult",
+    "ignored_words",
     "plus_minus",
     "query_vector",
     "terms_vector",
@@ -120,6 +121,12 @@ def query_vector(
             f"the terms of {format_terms(terms)!r} cancel out: nothing is left to search"
         )
     return q
+
+
+def ignored_words(text: TextEmbedder, terms: Sequence[Term]) -> list[str]:
+    """The words of a query's text terms that add nothing (IDF 0 or no GloVe vector): every
+    front end says them above the results. Photo terms have no words."""
+    return [w for _, t in terms if isinstance(t, str) for w in text.known_words(t)[1]]
 
 
 def plus_minus(add: Sequence[str], subtract: Sequence[str] = ()) -> list[tuple[float, str]]:

@@ -527,6 +527,18 @@ def test_a_runs_folder_that_is_a_file_is_named(fresh_home, demo_data, capsys, ar
     assert runs.read_text() == "not a folder"
 
 
+def test_a_runs_folder_that_is_a_file_stops_the_demo_before_its_data(fresh_home, capsys):
+    runs = fresh_home / "runs"
+    runs.parent.mkdir(parents=True, exist_ok=True)
+    runs.write_text("not a folder")
+    code, out, err = run(capsys, "demo", "--images", 200, "--epochs", 1)
+    assert code == 2 and out == ""
+    assert err == f"error: {runs} is a file, but runs are kept in a folder of that name: move " \
+        "the file away (or set CAPSTONE_HOME to another data home)\n"  # fmt: skip
+    assert runs.read_text() == "not a folder"
+    assert sorted(p.name for p in fresh_home.iterdir()) == ["runs"]  # no demo generated
+
+
 # -- issue 16: hardening ----------------------------------------------------------------------
 
 

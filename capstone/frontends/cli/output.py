@@ -12,16 +12,13 @@ import json
 import sys
 from dataclasses import asdict, dataclass
 
-from capstone.embeddings.text import TextEmbedder
 from capstone.search.engine import SearchResult
-from capstone.search.terms import Term
 
 __all__ = [
     "Result",
     "announce",
     "error_message",
     "ignored_line",
-    "ignored_words",
     "note",
     "other_data_warnings",
     "result_lines",
@@ -79,12 +76,6 @@ def other_data_warnings(warnings: list[str]) -> None:
         for warning in warnings:
             note(f"warning: --other-data: {warning}")
         note("warning: the run's validation split means nothing on this data")
-
-
-def ignored_words(text: TextEmbedder, terms: list[Term]) -> list[str]:
-    """The words of a query's text terms that add nothing (IDF 0 or no GloVe vector): said
-    above the results, and listed in their JSON."""
-    return [w for _, t in terms if isinstance(t, str) for w in text.known_words(t)[1]]
 
 
 def ignored_line(ignored: list[str], indent: str = "") -> list[str]:

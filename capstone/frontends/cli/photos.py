@@ -20,9 +20,9 @@ from capstone.frontends.cli.args import (
     query_terms,
     run_name,
 )
-from capstone.frontends.cli.output import Result, ignored_line, ignored_words, note
+from capstone.frontends.cli.output import Result, ignored_line, note
 from capstone.runs import Run
-from capstone.search.engine import Describe, query_vector
+from capstone.search.engine import Describe, ignored_words, query_vector
 from capstone.search.terms import Term
 
 __all__ = [

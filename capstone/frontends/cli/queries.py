@@ -29,7 +29,6 @@ from capstone.frontends.cli.args import (
 from capstone.frontends.cli.output import (
     Result,
     ignored_line,
-    ignored_words,
     note,
     other_data_warnings,
     result_lines,
@@ -37,7 +36,7 @@ from capstone.frontends.cli.output import (
     word_rows,
 )
 from capstone.frontends.cli.photos import describe_photo, describe_photo_terms, search_collection
-from capstone.search.engine import SearchEngine, SearchResult
+from capstone.search.engine import SearchEngine, SearchResult, ignored_words
 from capstone.search.terms import MAX_TERMS, MAX_WEIGHT, parse_terms
 
 __all__ = [

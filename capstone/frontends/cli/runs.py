@@ -100,7 +100,7 @@ def cmd_runs(*, as_json: bool) -> Result:
     oldest first."""
     rows = []
     for run in list_runs():
-        info, config = run.model.info, run.config
+        info = run.model.info
         try:
             r1 = run.saved_report()["models"]["trained"]["recall_at_1"]
         except (KeyError, TypeError):
@@ -112,8 +112,7 @@ def cmd_runs(*, as_json: bool) -> Result:
                 "date": _date(run.path),
                 "data": info.get("data_source", "?"),
                 "data_fingerprint": info.get("data_fingerprint"),
-                # runs from before recipes existed all trained the course's
-                "recipe": config.get("recipe", "course" if config else "?"),
+                "recipe": run.recipe or "?",
                 "epochs": len(run.history),
                 "best_epoch": info.get("best_epoch"),
                 "val_r1": r1,

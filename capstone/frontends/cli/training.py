@@ -14,7 +14,6 @@ from dataclasses import fields
 from pathlib import Path
 
 from capstone.common.archive import load_archive
-from capstone.data.paths import runs_dir
 from capstone.dataset import DEMO_IMAGES, Dataset, DemoSizeMismatch, load_dataset
 from capstone.embeddings.image import ImageEmbedder
 from capstone.evaluation.metrics import format_report
@@ -216,15 +215,15 @@ def _resumed_config(run: str, checkpoint: Path, settings: dict) -> TrainConfig:
 def _new_run_name(prefix: str) -> str:
     """``prefix-YYYYmmdd-HHMMSS``, made unique by creating its folder (-2, -3, ... if taken)."""
     stamp = f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
-    runs_dir().mkdir(parents=True, exist_ok=True)
+    runs_folder().mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
         name = stamp if n == 1 else f"{stamp}-{n}"
         try:
-            (runs_dir() / name).mkdir()  # atomic: two runs in one second get two folders
+            (runs_folder() / name).mkdir()  # atomic: two runs in one second get two folders
             return name
         except FileExistsError:
             continue
-    raise FileExistsError(f"{runs_dir()}: no free run name for {stamp}")
+    raise FileExistsError(f"{runs_folder()}: no free run name for {stamp}")
 
 
 def _train_run(ds: Dataset, config: TrainConfig, name: str, *, resume: bool, glove: Path | None):
@@ -305,9 +304,10 @@ def cmd_demo(*, images: int | None, run: str | None, **flags) -> Result:
     images (generated if absent), evaluate it and answer `DEMO_QUERIES`."""
     start = time.perf_counter()
     config = train_config(train_settings(flags))
-    if run and (runs_dir() / run / CHECKPOINT_FILE).exists():
+    runs = runs_folder()  # before the data: a file in its place is said at once
+    if run and (runs / run / CHECKPOINT_FILE).exists():
         raise FileExistsError(
-            f"run {run} exists already ({runs_dir() / run}): give the demo another "
+            f"run {run} exists already ({runs / run}): give the demo another "
             f"--run, or continue that one with python -m capstone train --run {run} "
             "--resume --epochs N"
         )

@@ -26,7 +26,7 @@ from capstone.photos.preprocess import PhotoError, PhotoSource, open_photo
 from capstone.photos.weights import WEIGHTS_FILE
 from capstone.runs import IMAGE_SETS, Run
 from capstone.search.display import is_generated_url, usable_url
-from capstone.search.engine import SearchEngine, SearchResult
+from capstone.search.engine import SearchEngine, SearchResult, ignored_words
 from capstone.search.terms import parse_terms
 
 __all__ = [
@@ -173,9 +173,7 @@ class SearchService:
             q = engine.query_vector(terms)  # its errors say what the CLI's say
         except ValueError as e:
             raise BadInput(f"q: {e}") from None
-        text = self.dataset.text
-        ignored = [w for _, t in terms for w in text.known_words(t)[1]]
-        return query, terms, q, ignored
+        return query, terms, q, ignored_words(self.dataset.text, terms)
 
     # -- answers ---------------------------------------------------------------------------------
 
@@ -327,7 +325,7 @@ class SearchService:
         return {
             "run": run.name,
             "model_file": str(run.path) if run.path is not None else None,
-            "recipe": run.config.get("recipe", "course" if run.config else None),
+            "recipe": run.recipe,
             "settings": run.config,
             "epochs_trained": len(run.history),
             "best_epoch": run.model.info.get("best_epoch"),
