@@ -85,8 +85,10 @@ def _e2e(module, demo: str) -> None:
             f"embedding; {E2E_CONFIG.epochs} epochs on the {GRADE_DEMO_IMAGES:,}-image grading "
             f"demo)")  # fmt: skip
     if result["r10"] < E2E_BAR:
-        raise TaskFailed(f"{what} reaches R@10 {result['r10']:.3f} on the validation images; "
-                         f"the bar is {E2E_BAR} (a correct kit: about 0.69; chance: 0.05)")  # fmt: skip
+        raise TaskFailed(
+            f"{what} reaches R@10 {result['r10']:.3f} on the validation images; the bar is "
+            f"{E2E_BAR} (a correct kit: about 0.69; chance: 0.05)"
+        )
     if abs(low - 1) > UNIT_TOLERANCE or abs(high - 1) > UNIT_TOLERANCE:
         raise TaskFailed(f"{what} reaches R@10 {result['r10']:.3f}, but its image embeddings "
                          f"have norms from {low:.4g} to {high:.4g}, not 1: the database's "

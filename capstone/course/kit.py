@@ -21,7 +21,7 @@ from .tasks import MODULE, TASKS
 
 __all__ = ["KIT_FILES", "write_kit"]
 
-_HEADER = f'''"""Your capstone: write every function below, then check them with ``pytest``.
+_HEADER = '''"""Your capstone: write every function below, then check them with ``pytest``.
 
 Each function is one task of the course; its docstring says what to compute (shapes and
 formula). ``python -m capstone grade .`` (or ``pytest`` here) checks each against the
@@ -137,7 +137,7 @@ for i in mine.top_k(scores, 3):
     return {
         "cells": cells,
         "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
-                                    "name": "python3"}},  # fmt: skip
+                                    "name": "python3"}},
         "nbformat": 4,
         "nbformat_minor": 5,
     }

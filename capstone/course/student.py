@@ -44,8 +44,8 @@ from .tasks import MODULE, TASKS
 
 __all__ = [
     "E2E_CONFIG",
-    "GloveDict",
     "STUDENT_LEARNING_RATE",
+    "GloveDict",
     "StudentDatabase",
     "StudentError",
     "StudentImageEmbedder",
@@ -126,8 +126,9 @@ def capstone_imports(path: str | os.PathLike) -> list[str]:
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
             names = [node.module or ""]
-        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("__import__",) or (
-            isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module"
+        elif isinstance(node, ast.Call) and (
+            getattr(node.func, "id", "") == "__import__"
+            or getattr(node.func, "attr", "") == "import_module"
         ):
             names = [a.value for a in node.args if isinstance(a, ast.Constant)]
         else:
@@ -325,7 +326,8 @@ def train_student(module, ds: Dataset, config: TrainConfig, *, info=None, log=No
         try:
             rows = np.array([(caption_row[c], image_row[t], image_row[f]) for c, t, f in triples])
         except (KeyError, TypeError, ValueError) as e:
-            raise StudentError(f"task make_triples: a triple names no caption or image: {e}")
+            problem = f"task make_triples: a triple names no caption or image: {e}"
+            raise StudentError(problem) from None
         rows = rows[rng.permutation(len(rows))]
         losses = []
         for s in range(0, len(rows), config.batch_size):

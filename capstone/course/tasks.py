@@ -254,7 +254,8 @@ def _embedding_inputs(draw):
 def _annotations(draw):
     ids = draw(st.lists(st.integers(0, 50), unique=True, max_size=8))
     images = [draw(st.sampled_from([7, 8, 9])) for _ in ids]
-    return ([{"id": i, "image_id": m, "caption": "a dog"} for i, m in zip(ids, images, strict=True)],)
+    pairs = zip(ids, images, strict=True)
+    return ([{"id": i, "image_id": m, "caption": "a dog"} for i, m in pairs],)
 
 
 @st.composite
@@ -337,7 +338,8 @@ def _check_make_triples(f):
     try:
         triples = [tuple(map(int, t)) for t in f(image_of, images, np.random.default_rng(0))]
     except (TypeError, ValueError) as e:
-        raise TaskFailed(f"make_triples must return (caption, true, confusor) id triples: {e}")
+        problem = f"make_triples must return (caption, true, confusor) id triples: {e}"
+        raise TaskFailed(problem) from None
     call = "make_triples(image_of={c: 10 + c % 6 for c in range(60)}, image_ids=[10, 11, 12, 14])"
     wanted = sorted(c for c, m in image_of.items() if m in images)
     if sorted(t[0] for t in triples) != wanted:

@@ -33,7 +33,7 @@ def coco_lookups(annotations):
     captions_of, image_of = {}, {}
     for a in annotations:
         image_of[a["id"]] = a["image_id"]
-        captions_of[a["image_id"]] = captions_of.get(a["image_id"], []) + [a["id"]]
+        captions_of[a["image_id"]] = [*captions_of.get(a["image_id"], []), a["id"]]
     return captions_of, image_of
 
 
