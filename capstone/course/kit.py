@@ -17,7 +17,8 @@ import os
 import textwrap
 from pathlib import Path
 
-from .tasks import MODULE, TASKS
+from .student import MODULE
+from .tasks import TASKS
 
 __all__ = ["KIT_FILES", "write_kit"]
 

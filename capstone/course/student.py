@@ -17,7 +17,6 @@ replaced by capstone's.
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 import os
 import sys
@@ -40,10 +39,11 @@ from capstone.text.idf import IDF
 from capstone.training.recipes import TrainConfig
 from capstone.training.train import setup
 
-from .tasks import MODULE, TASKS
-
 __all__ = [
+    "E2E_BAR",
     "E2E_CONFIG",
+    "GRADE_DEMO_IMAGES",
+    "MODULE",
     "STUDENT_LEARNING_RATE",
     "GloveDict",
     "StudentDatabase",
@@ -51,8 +51,6 @@ __all__ = [
     "StudentImageEmbedder",
     "StudentRun",
     "StudentText",
-    "borrowed_tasks",
-    "capstone_imports",
     "end_to_end",
     "load_student",
     "student_dataset",
@@ -65,9 +63,18 @@ __all__ = [
 #: 0.05).
 STUDENT_LEARNING_RATE = 0.3
 
-#: The end-to-end check's training: the course recipe on the grading demo (`GRADE_DEMO_IMAGES`
-#: in `capstone.course.grade`), few epochs, so that 30 submissions grade in minutes.
+#: The end-to-end check's training: the course recipe on the grading demo, few epochs, so
+#: that 30 submissions grade in minutes.
 E2E_CONFIG = TrainConfig(recipe="course", epochs=6, learning_rate=STUDENT_LEARNING_RATE, seed=0)
+
+
+#: The student's module: one file in the kit folder.
+MODULE = "my_capstone"
+
+GRADE_DEMO_IMAGES = 1_000  # 800 to train on, 200 to rank among (R@10 by chance: 0.05)
+#: The solved kit reaches R@10 0.69 in E2E_CONFIG's 6 epochs (0.55 after 3); a flipped margin
+#: 0.0. The bar leaves room for other correct ways to write the tasks.
+E2E_BAR = 0.5
 
 
 class StudentError(ValueError):
@@ -110,42 +117,6 @@ def load_student(folder: str | os.PathLike):
         sys.path.remove(str(path.parent))
     sys.modules[MODULE] = module
     return module
-
-
-def capstone_imports(path: str | os.PathLike) -> list[str]:
-    """The lines of the student's source that import ``capstone`` (AST, not text: comments and
-    strings do not count). Any such import is flagged: the kit needs none of capstone."""
-    source = Path(path).read_text(encoding="utf-8", errors="replace")
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []  # the import fails and says so
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            names = [node.module or ""]
-        elif isinstance(node, ast.Call) and (
-            getattr(node.func, "id", "") == "__import__"
-            or getattr(node.func, "attr", "") == "import_module"
-        ):
-            names = [a.value for a in node.args if isinstance(a, ast.Constant)]
-        else:
-            continue
-        if any(str(n).split(".")[0] == "capstone" for n in names):
-            found.append(f"line {node.lineno}: {ast.get_source_segment(source, node)}")
-    return found
-
-
-def borrowed_tasks(module) -> list[str]:
-    """Tasks whose function in ``module`` is capstone's own (defined in a capstone module)."""
-    return [
-        t.name
-        for t in TASKS
-        if str(getattr(getattr(module, t.name, None), "__module__", "")).split(".")[0]
-        == "capstone"
-    ]
 
 
 def _function(module, name: str):

@@ -29,10 +29,7 @@ from mygrad.nnet.losses import margin_ranking_loss
 
 from capstone import course_math
 
-__all__ = ["E2E", "MODULE", "TASKS", "Task", "TaskFailed", "isolated", "task"]
-
-#: The student's module: one file in the kit folder.
-MODULE = "my_capstone"
+__all__ = ["E2E", "TASKS", "Task", "TaskFailed", "isolated", "task"]
 
 #: Name and points of the end-to-end check (graded after the tasks; no stub of its own).
 E2E = "end_to_end"

@@ -33,6 +33,7 @@ from capstone.common.memory import release_freed_memory
 from capstone.data.paths import cache_dir, runs_dir
 from capstone.dataset import DEMO_IMAGES, Dataset, DemoSizeMismatch, load_dataset
 from capstone.evaluation.metrics import format_report
+from capstone.frontends import cli_course
 from capstone.image.model import ImageEmbedder
 from capstone.image.weights import WeightsUnavailable
 from capstone.runs import (
@@ -329,7 +330,7 @@ def _run(args, *, embed_captions: bool = True) -> tuple[Run, Dataset]:
         args.data, glove=args.glove, verbose=not args.json, embed_captions=embed_captions
     )
     run.check(ds, other_data=args.other_data)
-    return run, ds
+    return cli_course.use_student(args, run, ds)
 
 
 def _print_warnings(run: Run, args) -> None:
@@ -354,6 +355,8 @@ def _train(ds: Dataset, config: TrainConfig, run: str, resume: bool):
 
 
 def cmd_train(args) -> int:
+    if args.student:
+        return cli_course.cmd_train_student(args, _new_run_name)
     if args.resume and not args.run:
         raise ValueError("--resume needs --run NAME (the run to continue)")
     # bad settings, and a run folder training would spoil, fail before the data (slow to load)
@@ -1034,6 +1037,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--resume", action="store_true", help="continue the run's last checkpoint")
     _add_train_args(p, TrainConfig().epochs)
+    cli_course.add_student_arg(p)
     p.set_defaults(func=cmd_train)
 
     p = _command(
@@ -1046,6 +1050,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     _add_model_args(p)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    cli_course.add_student_arg(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = _command(
@@ -1074,6 +1079,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_weights_arg(p)
     _add_search_args(p, k=9)
+    cli_course.add_student_arg(p)
     p.set_defaults(func=cmd_search)
 
     p = _command(
@@ -1205,7 +1211,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights_arg(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     p.add_argument("--port", type=_port, default=8000, help="port (8000; 0: any free port)")
+    cli_course.add_student_arg(p)
     p.set_defaults(func=cmd_serve)
+    cli_course.add_parsers(sub, lambda name, **kwargs: _command(sub, name, **kwargs))
     return parser
 
 
