@@ -37,7 +37,7 @@ from .student import (
     end_to_end,
     student_file,
 )
-from .tasks import E2E, TASKS, TaskFailed, isolated
+from .tasks import E2E, TASKS, TaskFailed, isolated, task
 
 __all__ = [
     "E2E_POINTS",
@@ -155,8 +155,7 @@ def run_check(module, name: str, demo: str | None = None) -> str | None:
         return f"{MODULE}.py has no function {name}"
     try:
         with isolated(module, name):
-            t = next(t for t in TASKS if t.name == name)
-            t.check(f)
+            task(name).check(f)
     except TaskFailed as e:
         if "raised NotImplementedError" in str(e):
             return f"not written yet: {MODULE}.{name} still raises NotImplementedError"

@@ -130,7 +130,7 @@ def _shown(value) -> str:
     elif isinstance(value, float):
         value = round(value, 6)
     elif isinstance(value, dict):
-        value = {k: _shown(v) for k, v in value.items()}
+        return "{" + ", ".join(f"{k!r}: {_shown(v)}" for k, v in value.items()) + "}"
     text = repr(value) if not isinstance(value, str) else value
     return text if len(text) <= 400 else text[:400] + " ..."
 
