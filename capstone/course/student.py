@@ -239,6 +239,11 @@ class StudentRun(Run):
     def in_runs_dir(self) -> bool:
         return False  # the run folder's caches and metrics.json are capstone's, never theirs
 
+    def evaluate(self, dataset, *, other_data=False) -> dict:
+        """`Run.evaluate` of the student's embeddings; the report names their module."""
+        return {**super().evaluate(dataset, other_data=other_data),
+                "student": str(self.student.__file__)}  # fmt: skip
+
     def database(self, dataset, images="validation", *, other_data=False) -> StudentDatabase:
         db = super().database(dataset, images, other_data=other_data)
         adapted = StudentDatabase(db.image_ids, db.embeddings, info=db.info)
