@@ -135,6 +135,8 @@ for i in mine.top_k(scores, 3):
         _cell("markdown", "## The end-to-end check (as graded)"),
         _cell("code", "end_to_end(mine, data)"),
     ]
+    for i, cell in enumerate(cells):
+        cell["id"] = f"cell-{i}"  # nbformat 4.5 cells carry an id
     return {
         "cells": cells,
         "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
