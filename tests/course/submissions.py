@@ -51,3 +51,4 @@ def submission(folder: Path, bug: str | None = None, extra: str = "") -> Path:
         source = source.replace(old, new)
     (folder / "my_capstone.py").write_text(source + extra)
     return folder
+
