@@ -64,3 +64,15 @@ def fresh_home(monkeypatch, tmp_path):
     home = paths.data_home()
     assert not home.joinpath("runs").exists()
     return home
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """The course grader's demo dataset (`capstone.course.student.GRADE_DEMO_IMAGES` images),
+    generated once: grading takes its folder as ``demo`` (tests/course)."""
+    from capstone.course.student import GRADE_DEMO_IMAGES
+    from capstone.data import minicoco
+
+    folder = tmp_path_factory.mktemp("grade_demo")
+    minicoco.generate(folder, GRADE_DEMO_IMAGES)
+    return folder

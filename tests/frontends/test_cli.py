@@ -82,6 +82,8 @@ COMMANDS = {
     ],
     "describe": ["PHOTO", "--out", "--weights", "--json"],
     "index": ["DIR", "--name", "--run", "--model", "--weights"],
+    "kit": ["DIR"],
+    "grade": ["DIR", "--out", "--workers", "--feedback", "--json"],
 }
 
 
