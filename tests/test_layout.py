@@ -29,6 +29,7 @@ LAYERS = [
     "training",
     "search",
     "runs",
+    "course",
     "capstone",
     "frontends",
     "__main__",

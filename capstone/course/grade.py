@@ -26,6 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from capstone.common.spreadsheet import spreadsheet_text
 from capstone.data.paths import cache_dir
 
 from .student import (
@@ -326,11 +327,8 @@ def write_results(results: list[dict], out: str | os.PathLike) -> Path:
     """``<out>/<student>.json`` per student and ``<out>/gradebook.csv``; returns the CSV.
 
     Nothing is overwritten (`check_results_folder`, before any file is written). CSV text
-    cells are defused for spreadsheets (`spreadsheet_text`).
+    cells are defused for spreadsheets (`capstone.common.spreadsheet.spreadsheet_text`).
     """
-    # the web app's rule for CSV cells (one home); imported here, where it is used
-    from capstone.frontends.web.app import spreadsheet_text
-
     out = Path(out)
     check_results_folder(out, [r["student"] for r in results])
     out.mkdir(parents=True, exist_ok=True)

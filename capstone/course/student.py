@@ -30,11 +30,11 @@ import numpy as np
 from capstone.data.coco import CocoData
 from capstone.data.glove import WordVectors
 from capstone.dataset import Dataset
+from capstone.embeddings.image import ImageEmbedder
+from capstone.embeddings.text import TextEmbedder
 from capstone.evaluation.metrics import caption_ranks
-from capstone.image.model import ImageEmbedder
 from capstone.runs import Run
 from capstone.search.database import ImageDatabase, Match
-from capstone.text.embedding import TextEmbedder
 from capstone.text.idf import IDF
 from capstone.training.recipes import TrainConfig
 from capstone.training.train import setup

@@ -434,17 +434,6 @@ def test_a_javascript_url_is_never_rendered_or_exported(
     assert f'<a href="{BROKEN_PHOTO}" rel="noreferrer">coco_url</a>' in page
 
 
-@pytest.mark.parametrize(
-    ("text", "cell"),
-    [("=HYPERLINK(1)", "'=HYPERLINK(1)"), ("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"),
-     ("\t=1", "'\t=1"), ("\r=1", "'\r=1"), ("a dog", "a dog"), ("", "")],
-)  # fmt: skip
-def test_spreadsheet_text_defuses_formulas(text, cell):
-    from capstone.frontends.web.api import spreadsheet_text
-
-    assert spreadsheet_text(text) == cell
-
-
 def test_csv_export_defuses_every_text_cell(web_service, client):
     from capstone.frontends.web.api import csv_response
 

@@ -12,10 +12,11 @@ import io
 
 from flask import Blueprint, Response, jsonify, request
 
+from capstone.common.spreadsheet import spreadsheet_text
 from capstone.frontends.web.context import photo_answer, service
 from capstone.frontends.web.service import BadInput
 
-__all__ = ["api", "csv_response", "spreadsheet_text"]
+__all__ = ["api", "csv_response"]
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -64,16 +65,11 @@ def about():
     return jsonify(service().about())
 
 
-def spreadsheet_text(text: str) -> str:
-    """``text`` as a CSV cell a spreadsheet shows as text: a leading ``=``, ``+``, ``-``, ``@``,
-    tab or carriage return would start a formula, so such a cell gets a ``'`` in front."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def csv_response(answer: dict) -> Response:
     """A search's results as a CSV download: rank, image id, score, URL, first caption.
 
-    Every text cell goes through `spreadsheet_text`; the numbers are the app's own.
+    Every text cell goes through `capstone.common.spreadsheet.spreadsheet_text`; the numbers
+    are the app's own.
     """
     out = io.StringIO()
     writer = csv.writer(out)
