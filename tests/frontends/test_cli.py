@@ -39,8 +39,8 @@ def val_image_ids(capsys):
 
 COMMANDS = {
     "demo": ["--images", "--run", "--epochs", "--batch-size", "--lr", "--seed"],
-    "train": ["--data", "--glove", "--run", "--resume", "--epochs", "--margin", "--hard"],
-    "evaluate": ["--data", "--run", "--model", "--json"],
+    "train": ["--data", "--glove", "--run", "--resume", "--epochs", "--hard", "--student"],
+    "evaluate": ["--data", "--run", "--model", "--json", "--student"],
     "search": [
         "text",
         "-k",
@@ -53,6 +53,7 @@ COMMANDS = {
         "--collection",
         "--paths",
         "--weights",
+        "--student",
     ],
     "similar": [
         "IMAGE_ID",
@@ -79,6 +80,7 @@ COMMANDS = {
         "--host",
         "--port",
         "--weights",
+        "--student",
     ],
     "describe": ["PHOTO", "--out", "--weights", "--json"],
     "index": ["DIR", "--name", "--run", "--model", "--weights"],

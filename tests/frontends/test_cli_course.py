@@ -1,5 +1,7 @@
-"""The course commands: kit, grade, and --student on train, evaluate and search."""
+"""The course commands (`capstone.frontends.cli.course`: kit, grade) and ``--student`` on train,
+evaluate and search (`capstone.frontends.cli.args.load_run`, `capstone.frontends.cli.training`)."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -45,6 +47,9 @@ def test_students_train_evaluate_and_search_with_their_own_functions(
 def test_train_refuses_flags_the_student_recipe_does_not_use(capsys, fresh_home):
     code, _, err = run(capsys, "train", "--student", SOLVED, "--recipe", "vse++")
     assert code == 2 and "--recipe: training with --student runs the course recipe" in err
+    code, _, err = run(capsys, "train", "--student", SOLVED, "--run", "mine", "--resume")
+    assert code == 2 and "--resume: training with --student keeps no checkpoint" in err
+    assert not (fresh_home / "runs").exists()  # refused before any folder is made
 
 
 def test_a_folder_without_the_module_is_refused_before_anything_runs(capsys, tmp_path):
@@ -52,6 +57,20 @@ def test_a_folder_without_the_module_is_refused_before_anything_runs(capsys, tmp
     assert code == 2 and "no my_capstone.py in it" in err
     code, err = argparse_exit(capsys, "search", "a dog", "--student", tmp_path / "nowhere")
     assert code == 2 and "no such folder" in err
+    code, err = argparse_exit(capsys, "grade", SOLVED, "--workers", "0")
+    assert code == 2 and "argument --workers: must be 1 or more, got 0" in err
+
+
+def test_grade_prints_the_untouched_kit_as_json_and_writes_the_gradebook(capsys, tmp_path):
+    run(capsys, "kit", tmp_path / "kit")
+    code, out, err = run(capsys, "grade", tmp_path / "kit", "--json", "--out", tmp_path / "marks")
+    assert code == 0, err
+    (result,) = json.loads(out)
+    assert result["points"] == 0 and len(result["tasks"]) > 1
+    assert all(t["points"] == 0 for t in result["tasks"])
+    assert "wrote 1 JSON files" in err and "graded 1 in" in err
+    assert (tmp_path / "marks" / "kit.json").is_file()
+    assert (tmp_path / "marks" / "gradebook.csv").read_text().startswith("student,points")
 
 
 def test_kit_writes_a_kit_and_refuses_to_overwrite(capsys, tmp_path):

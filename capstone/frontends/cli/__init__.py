@@ -1,5 +1,5 @@
 """Command line: ``python -m capstone COMMAND`` (demo, train, evaluate, search, similar, tags,
-words, rank, runs, info, describe, index, serve).
+words, rank, runs, info, describe, index, serve, kit, grade).
 
 A thin shell: it parses arguments (bad ones are refused before any data loads, naming the
 flag), calls the library (`capstone.runs.Run` for everything a trained run does) and prints.
@@ -17,6 +17,8 @@ One module per family of commands, each with its parsers (``add_parsers``) and h
 - `runs`: evaluate, runs, info
 - `photos`: describe, index
 - `serve`: serve
+- `course`: kit, grade (the course kit; its ``--student DIR``, taken by train, evaluate,
+  search and serve, is in `args` and `training`)
 
 `args` holds the argument types and flags they share, `output` everything that is printed.
 """
@@ -30,7 +32,7 @@ import warnings
 
 from capstone.common.checks import UnknownKey
 from capstone.common.locks import FolderLocked
-from capstone.frontends.cli import output, photos, queries, runs, serve, training
+from capstone.frontends.cli import course, output, photos, queries, runs, serve, training
 from capstone.frontends.cli.args import with_version
 from capstone.photos.weights import WeightsUnavailable
 
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_listing_parsers(sub)
     photos.add_parsers(sub)
     serve.add_parsers(sub)
+    course.add_parsers(sub)
     return parser
 
 

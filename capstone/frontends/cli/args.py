@@ -1,6 +1,7 @@
 """What the commands share: argument types (a bad value is refused by argparse, naming the
 flag, before any data loads), the flags several commands take, and what those flags mean
-(`load_run`: the run that ``--run``/``--model`` name, with the data of ``--data``/``--glove``).
+(`load_run`: the run that ``--run``/``--model`` name, with the data of ``--data``/``--glove``,
+and with a student's functions under ``--student``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from capstone import __version__
 from capstone.common.checks import count
+from capstone.course.student import MODULE, StudentRun, load_student, student_dataset, student_file
 from capstone.dataset import Dataset, load_dataset
 from capstone.runs import Run
 from capstone.search.engine import plus_minus
@@ -19,6 +21,7 @@ __all__ = [
     "add_data_args",
     "add_json_arg",
     "add_model_args",
+    "add_student_arg",
     "add_weights_arg",
     "coco_id",
     "command",
@@ -29,6 +32,7 @@ __all__ = [
     "output_file",
     "query_terms",
     "run_name",
+    "student_folder",
     "with_version",
 ]
 
@@ -109,6 +113,16 @@ def output_file(suffix: str, *, replace: bool):
     return parse
 
 
+def student_folder(text: str) -> Path:
+    """An argparse type: a course kit's folder, one holding ``my_capstone.py``
+    (`capstone.course.student.student_file` decides)."""
+    try:
+        student_file(text)
+    except FileNotFoundError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return Path(text).expanduser()
+
+
 def with_version(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """``p`` with ``--version`` (every command has it, as the README says)."""
     p.add_argument("--version", action="version", version=f"capstone {__version__}")
@@ -171,6 +185,18 @@ def add_weights_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_student_arg(p: argparse.ArgumentParser) -> None:
+    """``--student DIR``: run a student's functions where they fit (`capstone.course.student`;
+    train, evaluate, search and serve take it)."""
+    p.add_argument(
+        "--student",
+        type=student_folder,
+        metavar="DIR",
+        help=f"use the functions of DIR/{MODULE}.py (a course kit) in the pipeline: text and "
+        "image embedding, training step, top-k query",
+    )
+
+
 def load_run(
     *,
     run: str | None,
@@ -180,17 +206,23 @@ def load_run(
     other_data: bool,
     verbose: bool,
     embed_captions: bool = True,
+    student: Path | None = None,
 ) -> tuple[Run, Dataset]:
     """The run that ``--model``, ``--run`` or else the newest run names, with its data.
 
     The model file is found before the data loads (which can take a while), then the run is
     checked against the data: other data or word vectors stop here unless ``--other-data``.
-    ``verbose``: the data's loading progress on stderr (off with --json).
+    ``verbose``: the data's loading progress on stderr (off with --json). ``student``: the
+    folder of ``--student``; the run and data then embed, rank and answer queries with the
+    student's functions (a missing or failing one is an error naming its task).
     """
     found = Run.load(model or run)
+    module = None if student is None else load_student(student)  # an import error: at once
     ds = load_dataset(data, glove=glove, verbose=verbose, embed_captions=embed_captions)
     found.check(ds, other_data=other_data)
-    return found, ds
+    if module is None:
+        return found, ds
+    return StudentRun.of(found, module), student_dataset(ds, module)
 
 
 def query_terms(query: str | None, add: list[str], subtract: list[str]) -> list[Term]:

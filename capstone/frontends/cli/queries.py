@@ -17,6 +17,7 @@ from capstone.frontends.cli.args import (
     add_data_args,
     add_json_arg,
     add_model_args,
+    add_student_arg,
     add_weights_arg,
     coco_id,
     command,
@@ -136,6 +137,7 @@ def add_parsers(sub) -> None:
         help="with --collection: print bare paths, one a line (for piping)",
     )
     add_weights_arg(p)
+    add_student_arg(p)
     _add_search_args(p, k=9)
 
     p = command(

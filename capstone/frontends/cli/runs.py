@@ -16,6 +16,7 @@ from capstone.frontends.cli.args import (
     add_data_args,
     add_json_arg,
     add_model_args,
+    add_student_arg,
     command,
     load_run,
 )
@@ -44,6 +45,7 @@ def add_parsers(sub) -> None:
     )
     add_data_args(p)
     add_model_args(p)
+    add_student_arg(p)
     add_json_arg(p, "the metrics")
 
 

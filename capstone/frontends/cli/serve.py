@@ -12,6 +12,7 @@ from capstone.common.memory import release_freed_memory
 from capstone.frontends.cli.args import (
     add_data_args,
     add_model_args,
+    add_student_arg,
     add_weights_arg,
     command,
     load_run,
@@ -39,6 +40,7 @@ def add_parsers(sub) -> None:
     add_data_args(p)
     add_model_args(p)
     add_weights_arg(p)
+    add_student_arg(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     p.add_argument("--port", type=_port, default=8000, help="port (8000; 0: any free port)")
 

@@ -3,7 +3,8 @@ the embedded demo data: train, evaluate, show a few queries).
 
 Runs live in ``<data home>/runs/<name>/``; ``train --resume`` continues one from its
 ``checkpoint.npz``. The training flags reach `TrainConfig` through one table, `FLAGS`, so that
-an error names the flag the user typed rather than the field.
+an error names the flag the user typed rather than the field. ``train --student DIR`` trains
+with a course kit's functions instead (`capstone.course.student.train_student`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,17 @@ from dataclasses import fields
 from pathlib import Path
 
 from capstone.common.archive import load_archive
+from capstone.course.student import (
+    STUDENT_LEARNING_RATE,
+    load_student,
+    student_dataset,
+    student_file,
+    train_student,
+)
 from capstone.dataset import DEMO_IMAGES, Dataset, DemoSizeMismatch, load_dataset
 from capstone.embeddings.image import ImageEmbedder
 from capstone.evaluation.metrics import format_report
-from capstone.frontends.cli.args import add_data_args, command, integer, run_name
+from capstone.frontends.cli.args import add_data_args, add_student_arg, command, integer, run_name
 from capstone.frontends.cli.output import Result, ignored_line, note
 from capstone.frontends.cli.runs import save_metrics
 from capstone.runs import CHECKPOINT_FILE, MODEL_FILE, Run, resume_command, runs_folder
@@ -30,6 +38,7 @@ from capstone.training.train import check_run_folder, train
 __all__ = [
     "DEMO_QUERIES",
     "FLAGS",
+    "STUDENT_FIELDS",
     "TrainingInterrupted",
     "add_parsers",
     "cmd_demo",
@@ -67,6 +76,10 @@ FLAGS = {
     "patience": "--patience",
     "seed": "--seed",
 }
+
+#: The `FLAGS` fields ``train --student`` takes: the student's ``train_step`` is plain SGD on
+#: the course recipe, so every other training flag is refused, by name.
+STUDENT_FIELDS = ("epochs", "batch_size", "learning_rate", "margin", "seed")
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -170,6 +183,7 @@ def add_parsers(sub) -> None:
         "--run", type=run_name, metavar="NAME", help="run folder name (default: run-TIMESTAMP)"
     )
     p.add_argument("--resume", action="store_true", help="continue the run's last checkpoint")
+    add_student_arg(p)
     _add_train_args(p, TrainConfig().epochs)
 
 
@@ -261,11 +275,57 @@ def _summary(result) -> str:
     return f"last epoch {result.best_epoch}, val accuracy {best['val_accuracy']:.3f}"
 
 
+def _train_student(
+    student: Path, *, data: str | None, glove: Path | None, run: str | None, settings: dict
+) -> Result:
+    """``train --student DIR``: a new run (``run``, else ``student-TIMESTAMP``) of the course
+    recipe through the student's ``coco_lookups``, ``make_triples``, ``train_step``,
+    ``image_embedding`` and text embedding; ``settings``: `train_settings`' (`STUDENT_FIELDS`)."""
+    for field in settings:
+        if field not in STUDENT_FIELDS:
+            raise ValueError(
+                f"{FLAGS[field]}: training with --student runs the course recipe through your "
+                "train_step (plain SGD): leave it out"
+            )
+    config = train_config({"recipe": "course", "learning_rate": STUDENT_LEARNING_RATE, **settings})
+    module = load_student(student)  # before the data: an import error is said at once
+    if run:
+        check_run_folder(runs_folder() / run, False)
+    ds = load_dataset(data, glove=glove, verbose=True)
+    ds = student_dataset(ds, module, embed_captions=True)
+    run_dir = runs_folder() / (run or _new_run_name("student"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    source = str(student_file(student).resolve())
+    note(f"training into {run_dir} with {source}")
+    model, _ = train_student(
+        module,
+        ds,
+        config,
+        info={**ds.info(), "student": source},
+        log=lambda epoch, loss: note(f"epoch {epoch}: loss {loss:.4f}"),
+    )
+    model.save(run_dir / MODEL_FILE)
+    return Result((f"saved {run_dir / MODEL_FILE} (trained by {source})",))
+
+
 def cmd_train(
-    *, data: str | None, glove: Path | None, run: str | None, resume: bool, **flags
+    *,
+    data: str | None,
+    glove: Path | None,
+    run: str | None,
+    resume: bool,
+    student: Path | None,
+    **flags,
 ) -> Result:
     """``train``: a new run (named ``run``, else ``run-TIMESTAMP``), or run ``run`` continued
-    from its checkpoint if ``resume``; ``flags``: the training flags (`FLAGS`)."""
+    from its checkpoint if ``resume``; ``flags``: the training flags (`FLAGS`); ``student``:
+    train with a course kit's functions instead (`_train_student`)."""
+    if student is not None:
+        if resume:
+            raise ValueError("--resume: training with --student keeps no checkpoint to resume")
+        return _train_student(
+            student, data=data, glove=glove, run=run, settings=train_settings(flags)
+        )
     if resume and not run:
         raise ValueError("--resume needs --run NAME (the run to continue)")
     # bad settings, and a run folder training would spoil, fail before the data (slow to load)
