@@ -62,7 +62,12 @@ setup(
             # renders the API reference from the NumPy docstrings (mkdocstrings-python)
             "mkdocstrings[python]>=1.0,<2",
         ],
-        "course": ["cogworks-data"],
+        "course": [
+            "cogworks-data",
+            # `capstone kit` and `capstone grade` check each task on Hypothesis-drawn inputs
+            # (capstone/course/tasks.py imports it at run time, not only in the tests)
+            "hypothesis>=6",
+        ],
     },
     entry_points={"console_scripts": ["capstone=capstone.frontends.cli:main"]},
 )
