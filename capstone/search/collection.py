@@ -14,7 +14,7 @@ and the answer the top k of ``E q`` over the collection's embeddings E.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +29,16 @@ from capstone.data.paths import data_home
 from capstone.embeddings.image import ImageEmbedder
 from capstone.search.database import best_matches
 
-__all__ = ["COLLECTION_KIND", "Collection", "IndexReport", "collection_file", "index_folder"]
+__all__ = [
+    "COLLECTION_KIND",
+    "Collection",
+    "DescribeBatches",
+    "DescribedBatch",
+    "IndexReport",
+    "collection_file",
+    "in_one_process",
+    "index_folder",
+]
 
 COLLECTION_KIND = "capstone.collection"
 _ARRAYS = ("paths", "sizes", "mtimes", "descriptors", "embeddings")
@@ -130,6 +139,54 @@ class Collection:
         scores = self.embeddings @ normalize_rows(np.asarray(q, dtype=np.float32))
         (matches,) = best_matches(scores[None], np.arange(len(self)), k)
         return [(self.folder / self.paths[m.image_id], m.score) for m in matches]
+
+
+@dataclass
+class DescribedBatch:
+    """Some photos described, as a describer hands them to the indexing loop.
+
+    Attributes
+    ----------
+    paths : list[Path]
+        The photos described; row i of ``descriptors`` is ``paths[i]``.
+    descriptors : numpy.ndarray, shape (len(paths), 512), float32
+    failures : list[tuple[Path, str]]
+        The photos of this batch that could not be described, with the reason in plain words.
+    """
+
+    paths: list[Path]
+    descriptors: np.ndarray
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+
+
+DescribeBatches = Callable[[list[Path]], Iterator[DescribedBatch]]
+"""``describe_batches(photos)``: every photo of ``photos`` described, in batches yielded as
+they are done (in any order); each photo is in exactly one batch's ``paths`` or ``failures``.
+The indexing loop commits each batch before asking for the next."""
+
+Describe = Callable[[list[Path]], tuple[np.ndarray, list[Path], list[tuple[Path, str]]]]
+
+
+def in_one_process(describe: Describe, batch_size: int = 32) -> DescribeBatches:
+    """The `DescribeBatches` that describes ``batch_size`` photos at a time in this process.
+
+    Parameters
+    ----------
+    describe : callable
+        ``describe(paths) -> (descriptors (n, 512), described paths, failures)``, e.g.
+        ``partial(PhotoDescriber.describe_paths, progress=False)``
+        (`capstone.photos.describer`).
+    batch_size : int
+        Photos per batch: per commit of the collection.
+    """
+    batch_size = count("batch_size", batch_size)
+
+    def describe_batches(photos: list[Path]) -> Iterator[DescribedBatch]:
+        for start in range(0, len(photos), batch_size):
+            descriptors, described, failures = describe(photos[start : start + batch_size])
+            yield DescribedBatch(list(described), descriptors, list(failures))
+
+    return describe_batches
 
 
 @dataclass
