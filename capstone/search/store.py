@@ -47,7 +47,7 @@ CREATE TABLE photos (
     model TEXT NOT NULL
 );
 """
-_REEMBED_ROWS = 10_000  # rows re-embedded per step when the model changes (bounded memory)
+_CHUNK_ROWS = 10_000  # rows read (or re-embedded) per step: memory bounded by a chunk
 
 
 class CollectionError(ValueError):
@@ -260,7 +260,7 @@ class Collection:
             last = -1
             while True:
                 chunk = db.execute("SELECT id, descriptor FROM photos WHERE id > ? ORDER BY id "
-                                   "LIMIT ?", (last, _REEMBED_ROWS)).fetchall()  # fmt: skip
+                                   "LIMIT ?", (last, _CHUNK_ROWS)).fetchall()  # fmt: skip
                 if not chunk:
                     break
                 ids = [i for i, _ in chunk]
@@ -287,14 +287,22 @@ class Collection:
         return flat.astype(np.float32, copy=False).reshape(len(blobs), width)
 
     def _column(self, column: str, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """(ids (n,), the (n, width) matrix of ``column``), in id order."""
-        # ``column`` is one of this module's names, never a user's value
-        rows = self._db.execute(f"SELECT id, {column} FROM photos ORDER BY id")
-        ids, blobs = [], []
-        for i, blob in rows:
-            ids.append(i)
-            blobs.append(blob)
-        return np.array(ids, dtype=np.int64), self._vectors(blobs, width, column)
+        """(ids (n,), the (n, width) matrix of ``column``), in id order, read in chunks into
+        the matrix (memory: the matrix and one chunk), from one snapshot of the rows."""
+        self._db.execute("BEGIN")  # one read snapshot: the count and the rows agree
+        try:
+            (n,) = self._db.execute("SELECT count(*) FROM photos").fetchone()
+            ids, matrix = np.empty(n, np.int64), np.empty((n, width), np.float32)
+            # ``column`` is one of this module's names, never a user's value
+            rows = self._db.execute(f"SELECT id, {column} FROM photos ORDER BY id")
+            at = 0
+            while chunk := rows.fetchmany(_CHUNK_ROWS):
+                ids[at : at + len(chunk)] = [i for i, _ in chunk]
+                matrix[at : at + len(chunk)] = self._vectors([b for _, b in chunk], width, column)
+                at += len(chunk)
+        finally:
+            self._db.execute("COMMIT")
+        return ids, matrix
 
     def descriptors(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids (n,) int64, descriptors (n, 512) float32), in id order."""
