@@ -101,6 +101,7 @@ class Collection:
     def __init__(self, path: Path, connection: sqlite3.Connection):
         self.path = path
         self._db = connection
+        self._matrix: SearchMatrix | None = None  # the last `search_matrix`, while current
         try:
             application_id = self._db.execute("PRAGMA application_id").fetchone()[0]
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -319,12 +320,18 @@ class Collection:
     def search_matrix(self) -> SearchMatrix:
         """The embeddings as one (n, d) float32 matrix with their row ids and fingerprint.
 
-        Read from the cache beside the database when its fingerprint is current (a memory map:
-        opening costs next to nothing), else built from the rows and cached, older caches
-        removed. A cache that cannot be written (a read-only folder) only costs the next
-        open a rebuild.
+        Kept by this object while its fingerprint is current; else read from the cache beside
+        the database when that is current (a memory map: opening costs next to nothing), else
+        built from the rows and cached, older caches removed. A cache that cannot be written
+        (a read-only folder) only costs the next open a rebuild.
         """
         fingerprint = self.fingerprint()
+        if self._matrix is None or self._matrix.fingerprint != fingerprint:
+            self._matrix = self._load_matrix(fingerprint)
+        return self._matrix
+
+    def _load_matrix(self, fingerprint: str) -> SearchMatrix:
+        """`search_matrix` from the cache file or, failing that, from the rows."""
         ids_file, matrix_file = self._cache_files(fingerprint)
         try:
             ids = np.load(ids_file)

@@ -326,9 +326,12 @@ def test_the_search_matrix_is_cached_and_rebuilt_when_rows_change(folder, tmp_pa
         cached = sorted(p.name for p in tmp_path.glob("c.db.*-*.npy"))
         key = first.fingerprint
         assert cached == [f"c.db.ids-{key}.npy", f"c.db.matrix-{key}.npy"]
+        assert collection.search_matrix() is first  # kept while current
+    with Collection.open(database) as collection:
         again = collection.search_matrix()
-        assert isinstance(again.embeddings, np.memmap)  # read from the cache, not rebuilt
-        np.testing.assert_array_equal(again.embeddings, first.embeddings)
+    assert isinstance(again.embeddings, np.memmap)  # read from the cache, not rebuilt
+    np.testing.assert_array_equal(again.embeddings, first.embeddings)
+    assert again.fingerprint == first.fingerprint
     write(folder, "new.jpg", "a new photo")
     index(folder, database, FakeDescriber())
     with Collection.open(database) as collection:
