@@ -31,7 +31,9 @@ __all__ = ["PHOTO_SUFFIXES", "PhotoDescriber", "PhotoError", "find_photos"]
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
 
 
-def find_photos(folder: str | os.PathLike) -> list[Path]:
+def find_photos(
+    folder: str | os.PathLike, unlisted: list[tuple[Path, str]] | None = None
+) -> list[Path]:
     """Every photo under ``folder``, recursively, sorted.
 
     A photo is a file whose suffix (in any case) is one of `PHOTO_SUFFIXES`. Symlinked folders
@@ -40,6 +42,9 @@ def find_photos(folder: str | os.PathLike) -> list[Path]:
     Parameters
     ----------
     folder : path-like
+    unlisted : list, optional
+        Each subfolder that could not be listed (no permission, an I/O error) is appended as
+        (path, reason): its photos are missing from the answer, not gone.
 
     Returns
     -------
@@ -57,7 +62,12 @@ def find_photos(folder: str | os.PathLike) -> list[Path]:
         raise PhotoError(folder, reason)
     seen: set[tuple[int, int]] = set()
     photos = []
-    for root, dirs, files in os.walk(folder, followlinks=True):
+    failed: list[tuple[Path, str]] = []
+
+    def cannot_list(error: OSError) -> None:
+        failed.append((Path(error.filename), error.strerror or str(error)))
+
+    for root, dirs, files in os.walk(folder, onerror=cannot_list, followlinks=True):
         info = os.stat(root)
         seen.add((info.st_dev, info.st_ino))
         # prune, in place, every subfolder already visited or about to be (by another link)
@@ -65,13 +75,18 @@ def find_photos(folder: str | os.PathLike) -> list[Path]:
         for name in dirs:
             try:
                 sub = os.stat(os.path.join(root, name))
-            except OSError:
+            except OSError as e:
+                cannot_list(e)
                 continue
             if (sub.st_dev, sub.st_ino) not in seen:
                 seen.add((sub.st_dev, sub.st_ino))
                 kept.append(name)
         dirs[:] = kept
         photos += [Path(root, f) for f in files if Path(f).suffix.lower() in PHOTO_SUFFIXES]
+    if failed and failed[0][0] == folder:
+        raise PhotoError(folder, f"cannot be listed ({failed[0][1]})")
+    if unlisted is not None:
+        unlisted.extend(failed)
     if not photos:
         suffixes = ", ".join(sorted(PHOTO_SUFFIXES))
         raise PhotoError(folder, f"no photos in this folder or below (looked for {suffixes})")

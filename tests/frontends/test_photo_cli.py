@@ -3,7 +3,9 @@ search --collection, with small random ResNet-18 weights (no download: there is 
 
 from __future__ import annotations
 
+import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -207,3 +209,67 @@ def test_a_photo_term_without_weights_says_how_to_get_them(capsys, home, photos,
     code, out, err = run(capsys, "search", "a dog + ./p1.jpg")
     assert code == 2 and out == ""
     assert "--weights" in err and "Traceback" not in err
+
+
+# -- collections: migration, folders it cannot list, damaged files -------------------------------
+
+
+def test_an_old_collection_archive_is_migrated_once_with_a_message(
+    capsys, home, weights, photos
+):
+    """A collection an earlier version saved (``NAME.npz``) is moved into ``NAME.db`` on first
+    use, said once; its rows answer as before and nothing is described again."""
+    from capstone.common.archive import save_archive
+
+    names = ["p0.jpg", "p1.jpg", "more/p4.png"]
+    files = [photos / n for n in names]
+    descriptors, _, _ = PhotoDescriber(weights).describe_paths(files, progress=False)
+    model = Run.load(RUN)
+    arrays = {
+        "paths": np.array(names, dtype=str),
+        "sizes": np.array([f.stat().st_size for f in files], dtype=np.int64),
+        "mtimes": np.array([f.stat().st_mtime_ns for f in files], dtype=np.int64),
+        "descriptors": descriptors,
+        "embeddings": model.model.embed(descriptors),
+    }
+    meta = {"run": model.name, "model_sha256": model.weights_sha256,
+            "folder": str(photos.resolve()), "n_photos": 3}  # fmt: skip
+    legacy = home / "collections" / "olden.npz"
+    save_archive(legacy, arrays, meta, kind="capstone.collection")
+    code, out, err = run(capsys, "search", "a dog", "--collection", "olden", "--paths", "-k", 3)
+    assert code == 0, err
+    assert f"collection olden: moved 3 photos from {legacy} into {legacy.with_suffix('.db')}" in err
+    assert sorted(out.split()) == sorted(str(f.resolve()) for f in files)
+    code, out, err = run(capsys, "index", photos, "--name", "olden", "--weights", weights)
+    assert code == 0 and "moved" not in err and legacy.is_file()
+    assert "(2 added, 0 changed, 0 removed, 3 unchanged, 1 skipped)" in out
+
+
+def test_index_warns_of_a_folder_it_cannot_list_and_keeps_its_photos(
+    capsys, home, weights, photos, monkeypatch
+):
+    code, out, err = run(capsys, "index", photos, "--name", "locked", "--weights", weights)
+    assert code == 0, err
+    listing = os.scandir
+
+    def scandir(path="."):
+        if Path(path) == photos / "more":  # as chmod 000 would, even for root
+            raise PermissionError(13, "Permission denied", str(path))
+        return listing(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    code, out, err = run(capsys, "index", photos, "--name", "locked", "--weights", weights)
+    assert code == 0, err
+    assert (f"warning: cannot list {photos / 'more'} (Permission denied): its photos in the "
+            "collection are kept as they were") in err  # fmt: skip
+    assert "collection locked: 5 photos" in out
+    assert "(0 added, 0 changed, 0 removed, 4 unchanged, 1 skipped, 1 kept in folders" in out
+
+
+def test_a_damaged_collection_file_is_an_error_naming_it(capsys, home):
+    broken = home / "collections" / "broken.db"
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_bytes(b"these bytes are no database" * 100)
+    code, out, err = run(capsys, "search", "a dog", "--collection", "broken")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert f"error: {broken}: not a collection this version can read" in err

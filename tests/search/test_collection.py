@@ -1,4 +1,5 @@
-"""Tests of `capstone.search.collection`: indexing a folder incrementally, resuming, searching.
+"""Tests of `capstone.search.collection`: indexing a folder incrementally, resuming (also after
+a SIGKILL), migrating an earlier version's archive, folders that cannot be listed, searching.
 
 The describer is a stand-in that derives a descriptor from each file's bytes and records what
 it was asked to describe, so the tests see exactly which photos were described again.
@@ -7,18 +8,27 @@ it was asked to describe, so the tests see exactly which photos were described a
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
+import signal
 import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from capstone.common.archive import ArchiveError
+from capstone.common.archive import ArchiveError, save_archive
 from capstone.common.locks import FolderLocked
 from capstone.embeddings.image import ImageEmbedder
 from capstone.photos.describer import find_photos
-from capstone.search.collection import Collection, collection_file, index_folder
+from capstone.search.collection import (
+    Collection,
+    CollectionError,
+    collection_file,
+    in_one_process,
+    index_folder,
+    migrate,
+)
 
 MODEL = ImageEmbedder(8, seed=0)
 INFO = {"run": "r", "model_sha256": "aaa"}
@@ -69,145 +79,354 @@ def folder(tmp_path):
     return folder
 
 
-def index(folder, archive, describer, model=MODEL, info=INFO, batch_size=2):
-    return index_folder(folder, archive, model, info, describer, photos_in(folder),
-                        batch_size=batch_size, progress=False)  # fmt: skip
+def index(folder, database, describer, model=MODEL, info=INFO, batch_size=2, unlisted=()):
+    collection, report = index_folder(folder, database, model, info,
+                                      in_one_process(describer, batch_size), photos_in(folder),
+                                      unlisted=unlisted, progress=False)  # fmt: skip
+    if collection is not None:
+        collection.close()
+    return report
+
+
+def rows(database):
+    """{relative path: (descriptor, embedding)} as stored, and the collection's info."""
+    with Collection.open(database) as collection:
+        ids, descriptors = collection.descriptors()
+        matrix = collection.search_matrix()
+        np.testing.assert_array_equal(matrix.ids, ids)
+        paths = collection.paths_of(ids)
+        stored = {p: (descriptors[i], matrix.embeddings[i]) for i, p in enumerate(paths)}
+        return stored, collection.info, collection.folder
 
 
 def test_a_new_folder_is_described_whole_and_saved(folder, tmp_path):
     describer = FakeDescriber()
-    _, report = index(folder, tmp_path / "c.npz", describer)
+    report = index(folder, tmp_path / "c.db", describer)
     names = sorted(p.name for p in photos_in(folder))
     assert describer.described == names
     assert (report.added, report.changed, report.removed, report.unchanged) == (6, 0, 0, 0)
-    loaded = Collection.load(tmp_path / "c.npz")
-    assert sorted(loaded.paths) == sorted(
-        p.relative_to(folder).as_posix() for p in photos_in(folder)
-    )
-    assert loaded.folder == folder.resolve() and loaded.info == INFO
-    np.testing.assert_allclose(np.linalg.norm(loaded.embeddings, axis=1), 1, atol=1e-5)
-    np.testing.assert_array_equal(loaded.embeddings, MODEL.embed(loaded.descriptors))
+    stored, info, where = rows(tmp_path / "c.db")
+    assert sorted(stored) == sorted(p.relative_to(folder).as_posix() for p in photos_in(folder))
+    assert where == folder.resolve() and info == INFO
+    for path, (descriptor, embedding) in stored.items():
+        expected, _, _ = FakeDescriber()([folder / path])
+        # bitwise: what was written is what is read back
+        assert descriptor.dtype == np.float32 and descriptor.tobytes() == expected[0].tobytes()
+        # a product of a batch: equal to one row's up to rounding
+        np.testing.assert_allclose(embedding, MODEL.embed(expected)[0], atol=1e-6)
 
 
-def test_again_only_new_and_changed_photos_are_described(folder, tmp_path):
-    archive = tmp_path / "c.npz"
-    index(folder, archive, FakeDescriber())
+def test_a_photo_changed_removed_added(folder, tmp_path):
+    database = tmp_path / "c.db"
+    index(folder, database, FakeDescriber())
     write(folder, "new.jpg", "a new photo")
     changed = write(folder, "p1.jpg", "photo 1, edited")
     os.utime(changed, ns=(1, 10**18))
     (folder / "p2.jpg").unlink()
     describer = FakeDescriber()
-    collection, report = index(folder, archive, describer)
+    report = index(folder, database, describer)
     assert describer.described == ["new.jpg", "p1.jpg"]
     assert (report.added, report.changed, report.removed, report.unchanged) == (1, 1, 1, 4)
-    assert "p2.jpg" not in collection.paths and len(collection) == 6
-    row = collection.paths.index("p1.jpg")
+    stored, _, _ = rows(database)
+    assert "p2.jpg" not in stored and len(stored) == 6
     expected, _, _ = FakeDescriber()([changed])
-    np.testing.assert_array_equal(collection.descriptors[row], expected[0])
+    assert stored["p1.jpg"][0].tobytes() == expected[0].tobytes()
     # nothing changed: nothing described
     describer = FakeDescriber()
-    _, report = index(folder, archive, describer)
+    report = index(folder, database, describer)
     assert describer.calls == [] and report.unchanged == 6
 
 
 def test_photos_only_removed_are_dropped_from_the_saved_collection(folder, tmp_path):
-    """Nothing to describe: the removal alone must still reach the archive on disk."""
-    archive = tmp_path / "c.npz"
-    index(folder, archive, FakeDescriber())
+    """Nothing to describe: the removal alone must still reach the database."""
+    database = tmp_path / "c.db"
+    index(folder, database, FakeDescriber())
     (folder / "p2.jpg").unlink()
     (folder / "sub" / "deep.jpg").unlink()
     describer = FakeDescriber()
-    _, report = index(folder, archive, describer)
+    report = index(folder, database, describer)
     assert describer.calls == [] and (report.removed, report.unchanged) == (2, 4)
-    assert sorted(Collection.load(archive).paths) == ["p0.jpg", "p1.jpg", "p3.jpg", "p4.jpg"]
+    assert sorted(rows(database)[0]) == ["p0.jpg", "p1.jpg", "p3.jpg", "p4.jpg"]
 
 
 def test_a_second_indexing_of_one_collection_is_refused_at_once(folder, tmp_path):
     """While one indexing describes, another of the same collection fails naming it; the
     first finishes whole."""
-    archive = tmp_path / "holiday.npz"
+    database = tmp_path / "holiday.db"
     refusals = []
 
     def describe_and_meanwhile_index_again(paths):
         if not refusals:
             with pytest.raises(FolderLocked) as refused:
-                index(folder, archive, FakeDescriber())
+                index(folder, database, FakeDescriber())
             refusals.append(str(refused.value))
         return FakeDescriber()(paths)
 
-    collection, _ = index(folder, archive, describe_and_meanwhile_index_again)
+    report = index(folder, database, describe_and_meanwhile_index_again)
     [message] = refusals
     assert message.startswith(
-        f"collection holiday ({archive}) is in use by an indexing (process {os.getpid()} on "
+        f"collection holiday ({database}) is in use by an indexing (process {os.getpid()} on "
         f"{socket.gethostname()}, since "
     )
     assert message.endswith("): wait for it to finish, or index into another collection (--name)")
-    assert len(Collection.load(archive)) == len(collection) == 6
-    index(folder, archive, FakeDescriber())  # released at the end
+    assert len(rows(database)[0]) == report.added == 6
+    index(folder, database, FakeDescriber())  # released at the end
 
 
 def test_an_interrupted_indexing_keeps_what_it_described(folder, tmp_path):
-    archive = tmp_path / "c.npz"
+    database = tmp_path / "c.db"
     with pytest.raises(KeyboardInterrupt):
-        index(folder, archive, FakeDescriber(interrupt_after=2), batch_size=2)
-    kept = Collection.load(archive)
-    assert len(kept) == 4  # two batches of two were saved
+        index(folder, database, FakeDescriber(interrupt_after=2), batch_size=2)
+    assert len(rows(database)[0]) == 4  # two batches of two were committed
     describer = FakeDescriber()
-    collection, report = index(folder, archive, describer)
-    assert len(describer.described) == 2 and report.unchanged == 4 and len(collection) == 6
+    report = index(folder, database, describer)
+    assert len(describer.described) == 2 and report.unchanged == 4 and report.added == 2
+
+
+def _index_slowly(folder: Path, database: Path, described: Path, gate) -> None:
+    """A child process: index with batches of 1, each photo recorded as described; after the
+    second batch, wait on ``gate`` forever (the parent kills this process there)."""
+    calls = []
+
+    def describe(paths):
+        if len(calls) == 2:
+            gate.wait()
+        calls.append(paths)
+        with described.open("a") as f:
+            f.write("".join(f"{p.name}\n" for p in paths))
+        return FakeDescriber()(paths)
+
+    index(folder, database, describe, batch_size=1)
+
+
+def _committed(database: Path) -> int:
+    if not database.is_file():
+        return 0
+    with Collection.open(database) as collection:
+        return len(collection)
+
+
+def test_an_indexing_killed_between_batches_resumes_losing_nothing(folder, tmp_path):
+    """SIGKILL (no cleanup of any kind) after two committed batches: those rows are there, the
+    lock is free, and the next indexing describes exactly the rest."""
+    database, described = tmp_path / "c.db", tmp_path / "described.txt"
+    context = multiprocessing.get_context("spawn")
+    gate = context.Event()  # never set: the child waits on it until killed
+    child = context.Process(target=_index_slowly, args=(folder, database, described, gate))
+    child.start()
+    try:
+        while _committed(database) < 2:  # the condition: two batches committed
+            assert child.is_alive(), "the indexing ended before it was killed"
+            child.join(0.05)
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.join()
+    assert child.exitcode == -signal.SIGKILL
+    first = described.read_text().split()
+    assert len(first) == 2 and sorted(rows(database)[0]) == sorted(
+        p.relative_to(folder).as_posix() for p in photos_in(folder) if p.name in first
+    )
+    describer = FakeDescriber()
+    report = index(folder, database, describer)
+    assert sorted(describer.described + first) == sorted(p.name for p in photos_in(folder))
+    assert (report.added, report.unchanged) == (4, 2) and len(rows(database)[0]) == 6
 
 
 def test_unreadable_photos_are_reported_and_the_rest_indexed(folder, tmp_path):
     write(folder, "bad.jpg", "not a photo")
-    collection, report = index(folder, tmp_path / "c.npz", FakeDescriber())
+    report = index(folder, tmp_path / "c.db", FakeDescriber())
     assert [(p.name, why) for p, why in report.failures] == [("bad.jpg", "not an image file")]
-    assert "bad.jpg" not in collection.paths and len(collection) == 6
-    assert report.added == 6
+    assert "bad.jpg" not in rows(tmp_path / "c.db")[0] and report.added == 6
 
 
 def test_another_model_recomputes_the_embeddings_without_describing(folder, tmp_path):
-    archive = tmp_path / "c.npz"
-    index(folder, archive, FakeDescriber())
+    database = tmp_path / "c.db"
+    index(folder, database, FakeDescriber())
     other = ImageEmbedder(8, seed=1)
     describer = FakeDescriber()
-    collection, _ = index(folder, archive, describer, model=other,
-                          info={"run": "s", "model_sha256": "bbb"})  # fmt: skip
+    index(folder, database, describer, model=other, info={"run": "s", "model_sha256": "bbb"})
     assert describer.calls == []
-    assert collection.info["model_sha256"] == "bbb"
-    np.testing.assert_array_equal(collection.embeddings, other.embed(collection.descriptors))
+    stored, info, _ = rows(database)
+    assert info == {"run": "s", "model_sha256": "bbb"}
+    for descriptor, embedding in stored.values():
+        np.testing.assert_allclose(embedding, other.embed(descriptor[None])[0], atol=1e-6)
 
 
 def test_a_collection_of_another_folder_is_refused(folder, tmp_path):
-    archive = tmp_path / "c.npz"
-    index(folder, archive, FakeDescriber())
+    database = tmp_path / "c.db"
+    index(folder, database, FakeDescriber())
     elsewhere = tmp_path / "other"
     write(elsewhere, "x.jpg", "x")
     with pytest.raises(ValueError, match=r"indexes .*photos, not .*other: choose another --name"):
-        index(elsewhere, archive, FakeDescriber())
+        index(elsewhere, database, FakeDescriber())
+
+
+def test_a_folder_that_cannot_be_listed_keeps_its_rows(folder, tmp_path, monkeypatch):
+    """find_photos names the folder it could not list; its photos stay in the collection (not
+    "removed"), while the rest is brought up to date."""
+    database = tmp_path / "c.db"
+    write(folder, "sub/more.jpg", "another photo in the subfolder")
+    index(folder, database, FakeDescriber())
+    listing = os.scandir
+
+    def scandir(path="."):
+        if Path(path) == folder / "sub":  # as chmod 000 would, even for root
+            raise PermissionError(13, "Permission denied", str(path))
+        return listing(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    unlisted = []
+    photos = find_photos(folder, unlisted)
+    assert unlisted == [(folder / "sub", "Permission denied")]
+    assert not any("sub" in p.parts for p in photos)
+    (folder / "p0.jpg").unlink()
+    describer = FakeDescriber()
+    report = index(folder, database, describer, unlisted=[p for p, _ in unlisted])
+    assert describer.calls == []
+    assert (report.kept, report.removed, report.unchanged) == (2, 1, 4)
+    assert {"sub/deep.jpg", "sub/more.jpg"} <= set(rows(database)[0])
+    # without the folder named, its photos would count as removed
+    report = index(folder, database, FakeDescriber())
+    assert report.removed == 2 and set(rows(database)[0]).isdisjoint({"sub/deep.jpg"})
+
+
+def test_an_unlistable_folder_itself_is_an_error_naming_it(tmp_path, monkeypatch):
+    from capstone.photos.describer import PhotoError
+
+    write(tmp_path / "locked", "a.jpg", "a")
+
+    def scandir(path="."):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(PhotoError, match=r"locked.*cannot be listed \(Permission denied"):
+        find_photos(tmp_path / "locked")
 
 
 def test_query_ranks_by_cosine(folder, tmp_path):
-    collection, _ = index(folder, tmp_path / "c.npz", FakeDescriber())
-    q = collection.embeddings[3] + 0.01
-    found = collection.query(q, 3)
-    assert found[0][0] == collection.folder / collection.paths[3]
-    scores = [s for _, s in found]
-    assert scores == sorted(scores, reverse=True) and len(found) == 3
-    assert Collection.empty(folder, 8, INFO).query(q, 3) == []
+    database = tmp_path / "c.db"
+    index(folder, database, FakeDescriber())
+    with Collection.open(database) as collection:
+        matrix = collection.search_matrix()
+        q = np.array(matrix.embeddings[3]) + 0.01
+        found = collection.query(q, 3)
+        assert found[0][0] == collection.folder / collection.paths_of(matrix.ids[3:4])[0]
+        scores = [s for _, s in found]
+        assert scores == sorted(scores, reverse=True) and len(found) == 3
+        expected = np.sort(matrix.embeddings @ (q / np.linalg.norm(q)))[::-1][:3]
+        np.testing.assert_allclose(scores, expected, rtol=1e-6)
+
+
+def test_the_search_matrix_is_cached_and_rebuilt_when_rows_change(folder, tmp_path):
+    database = tmp_path / "c.db"
+    index(folder, database, FakeDescriber())
+    with Collection.open(database) as collection:
+        first = collection.search_matrix()
+        assert first.embeddings.shape == (6, 8) and first.embeddings.dtype == np.float32
+        cached = sorted(p.name for p in tmp_path.glob("c.db.*-*.npy"))
+        key = first.fingerprint
+        assert cached == [f"c.db.ids-{key}.npy", f"c.db.matrix-{key}.npy"]
+        assert collection.search_matrix() is first  # kept while current
+    with Collection.open(database) as collection:
+        again = collection.search_matrix()
+    assert isinstance(again.embeddings, np.memmap)  # read from the cache, not rebuilt
+    np.testing.assert_array_equal(again.embeddings, first.embeddings)
+    assert again.fingerprint == first.fingerprint
+    write(folder, "new.jpg", "a new photo")
+    index(folder, database, FakeDescriber())
+    with Collection.open(database) as collection:
+        changed = collection.search_matrix()
+    assert changed.fingerprint != first.fingerprint and len(changed.ids) == 7
+    assert len(list(tmp_path.glob("c.db.*-*.npy"))) == 2  # the stale cache went
 
 
 def test_collection_names_are_plain_file_names(monkeypatch, tmp_path):
     monkeypatch.setenv("CAPSTONE_HOME", str(tmp_path))
-    assert collection_file("holiday") == tmp_path / "collections" / "holiday.npz"
+    assert collection_file("holiday") == tmp_path / "collections" / "holiday.db"
     for bad in ("", "../x", "a/b", ".hidden"):
         with pytest.raises(ValueError, match="a collection name is a plain file name"):
             collection_file(bad)
 
 
-def test_a_damaged_archive_is_a_clear_error(tmp_path):
-    (tmp_path / "c.npz").write_bytes(b"not a zip")
-    with pytest.raises(ArchiveError):
-        Collection.load(tmp_path / "c.npz")
+def _old_archive(path: Path, folder: Path, paths, descriptors, embeddings) -> None:
+    """A collection as earlier versions saved it (`Collection.save` of the .npz days)."""
+    n = len(paths)
+    arrays = {"paths": np.array(paths, dtype=str), "sizes": np.arange(n, dtype=np.int64),
+              "mtimes": np.arange(n, dtype=np.int64) * 7, "descriptors": descriptors,
+              "embeddings": embeddings}  # fmt: skip
+    meta = {**INFO, "folder": str(folder), "n_photos": n}
+    save_archive(path, arrays, meta, kind="capstone.collection")
+
+
+def test_an_old_archive_is_migrated_once_and_left_in_place(folder, tmp_path):
+    rng = np.random.default_rng(0)
+    descriptors = rng.normal(size=(3, 512)).astype(np.float32)
+    embeddings = MODEL.embed(descriptors)
+    _old_archive(tmp_path / "c.npz", folder.resolve(), ["p0.jpg", "p1.jpg", "sub/deep.jpg"],
+                 descriptors, embeddings)  # fmt: skip
+    before = (tmp_path / "c.npz").read_bytes()
+    assert migrate(tmp_path / "c.db") == 3
+    assert migrate(tmp_path / "c.db") is None  # once
+    assert (tmp_path / "c.npz").read_bytes() == before
+    stored, info, where = rows(tmp_path / "c.db")
+    assert info == INFO and where == folder.resolve()
+    for i, path in enumerate(["p0.jpg", "p1.jpg", "sub/deep.jpg"]):
+        assert stored[path][0].tobytes() == descriptors[i].tobytes()
+        assert stored[path][1].tobytes() == embeddings[i].tobytes()
+    with Collection.open(tmp_path / "c.db") as collection:
+        assert collection.stats()["p1.jpg"] == (1, 7)
+
+
+def test_indexing_migrates_an_old_archive_first(folder, tmp_path):
+    _old_archive(tmp_path / "c.npz", folder.resolve(), ["p0.jpg", "gone.jpg"],
+                 np.ones((2, 512), np.float32), MODEL.embed(np.ones((2, 512), np.float32)))
+    report = index(folder, tmp_path / "c.db", FakeDescriber())
+    # the archive's sizes and times are not the files': described again, as changed
+    assert (report.migrated, report.removed, report.changed, report.added) == (2, 1, 1, 5)
+
+
+def test_an_old_archive_with_mismatched_arrays_is_refused(folder, tmp_path):
+    _old_archive(tmp_path / "c.npz", folder, ["a.jpg", "b.jpg"], np.ones((2, 512), np.float32),
+                 np.ones((1, 8), np.float32))  # fmt: skip
+    with pytest.raises(ArchiveError, match="delete it or choose another --name"):
+        migrate(tmp_path / "c.db")
+    assert not (tmp_path / "c.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"not a database at all, just some bytes" * 200, "not a collection this version can read"),
+        (None, "a SQLite database, but not a capstone collection"),
+    ],
+)
+def test_a_corrupt_or_foreign_database_is_a_clear_error(tmp_path, content, message):
+    import sqlite3
+
+    database = tmp_path / "c.db"
+    if content is None:
+        with sqlite3.connect(database) as db:
+            db.execute("CREATE TABLE t (x)")
+        db.close()
+    else:
+        database.write_bytes(content)
+    with pytest.raises(CollectionError, match=message) as error:
+        Collection.open(database)
+    assert str(database) in str(error.value)
+
+
+def test_a_damaged_vector_is_a_clear_error(folder, tmp_path):
+    import sqlite3
+
+    database = tmp_path / "c.db"
+    index(folder, database, FakeDescriber())
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE photos SET descriptor = ? WHERE path = ?", (b"short", "p1.jpg"))
+    db.close()
+    with Collection.open(database) as collection, pytest.raises(
+        CollectionError, match="a descriptor is not 512 float32 values; the file is damaged"
+    ):
+        collection.descriptors()
 
 
 def test_links_out_of_the_folder_and_broken_links(folder, tmp_path):
@@ -215,24 +434,17 @@ def test_links_out_of_the_folder_and_broken_links(folder, tmp_path):
     write(elsewhere, "far.jpg", "a photo kept elsewhere")
     (folder / "linked").symlink_to(elsewhere, target_is_directory=True)
     (folder / "broken.jpg").symlink_to(tmp_path / "gone.jpg")
-    collection, report = index(folder, tmp_path / "c.npz", FakeDescriber())
-    assert "linked/far.jpg" in collection.paths
+    report = index(folder, tmp_path / "c.db", FakeDescriber())
+    stored, _, where = rows(tmp_path / "c.db")
+    assert "linked/far.jpg" in stored
     assert [p.name for p, _ in report.failures] == ["broken.jpg"]
     assert "cannot be read" in report.failures[0][1]
-    assert (collection.folder / "linked/far.jpg").read_text() == "a photo kept elsewhere"
-
-
-def test_an_archive_with_mismatched_arrays_is_refused(folder, tmp_path):
-    collection, _ = index(folder, tmp_path / "c.npz", FakeDescriber())
-    collection.embeddings = collection.embeddings[:2]
-    collection.save(tmp_path / "bad.npz")
-    with pytest.raises(ArchiveError, match="delete it or choose another --name"):
-        Collection.load(tmp_path / "bad.npz")
+    assert (where / "linked/far.jpg").read_text() == "a photo kept elsewhere"
 
 
 def test_a_new_collection_is_written_only_once_it_holds_a_photo(tmp_path):
     folder = tmp_path / "unreadable"
     write(folder, "bad.jpg", "not a photo")
-    collection, report = index(folder, tmp_path / "c.npz", FakeDescriber())
-    assert len(collection) == 0 and len(report.failures) == 1
-    assert not (tmp_path / "c.npz").exists()
+    report = index(folder, tmp_path / "c.db", FakeDescriber())
+    assert report.added == 0 and len(report.failures) == 1
+    assert not (tmp_path / "c.db").exists()

@@ -147,13 +147,14 @@ def cmd_index(
     """``index``: the collection of the photos of ``folder`` (named ``name``, else after the
     folder), embedded by the run's model; only new or changed photos are described."""
     from capstone.photos.describer import find_photos
-    from capstone.search.collection import collection_file, index_folder
+    from capstone.search.collection import collection_file, in_one_process, index_folder
 
     found = Run.load(model or run)
     folder = Path(folder).expanduser()
-    photos = find_photos(folder)
+    unlisted: list[tuple[Path, str]] = []
+    photos = find_photos(folder, unlisted)
     name = name or folder.resolve().name
-    archive = collection_file(name)
+    database = collection_file(name)
     describers = []  # the network loads on the first photo to describe: maybe never
 
     def describe_paths(paths):
@@ -162,15 +163,33 @@ def cmd_index(
         return describers[0].describe_paths(paths, progress=False)
 
     info = {"run": found.name, "model_sha256": found.weights_sha256}
-    collection, report = index_folder(folder, archive, found.model, info, describe_paths, photos)
+    collection, report = index_folder(folder, database, found.model, info,
+                                      in_one_process(describe_paths), photos,
+                                      unlisted=[p for p, _ in unlisted])  # fmt: skip
+    if report.migrated is not None:
+        note(_migrated(name, database, report.migrated))
+    for path, reason in unlisted:
+        note(f"warning: cannot list {path} ({reason}): its photos in the collection are kept "
+             "as they were")  # fmt: skip
     for path, reason in report.failures:
         note(f"skipped {path}: {reason}")
-    return Result((
-        f"collection {name}: {len(collection):,} photos of {collection.folder} in {archive} "
-        f"({report.added} added, {report.changed} changed, {report.removed} removed, "
-        f"{report.unchanged} unchanged, {len(report.failures)} skipped); search it with "
-        f'python -m capstone search "TEXT" --collection {name}',
-    ))  # fmt: skip
+    if collection is None:
+        raise ValueError(f"no photo of {folder} could be described: collection {name!r} "
+                         "was not made")  # fmt: skip
+    with collection:
+        return Result((
+            f"collection {name}: {len(collection):,} photos of {collection.folder} in "
+            f"{database} ({report.added} added, {report.changed} changed, {report.removed} "
+            f"removed, {report.unchanged} unchanged, {len(report.failures)} skipped"
+            + (f", {report.kept} kept in folders it cannot list" if report.kept else "")
+            + f'); search it with python -m capstone search "TEXT" --collection {name}',
+        ))  # fmt: skip
+
+
+def _migrated(name: str, database: Path, n: int) -> str:
+    legacy = database.with_suffix(".npz")
+    return (f"collection {name}: moved {n:,} photos from {legacy} into {database} (once; "
+            f"{legacy.name} is left as it was: delete it when you like)")  # fmt: skip
 
 
 def search_collection(
@@ -188,23 +207,32 @@ def search_collection(
     """``search --collection``: the ``k`` photos of collection ``name`` best matching the
     query (``query``, ``add`` and ``subtract`` terms), embedded by the model of the run that
     ``source`` (`load_run`'s flags) names; ``paths``: the bare paths, one a line."""
-    from capstone.search.collection import Collection, collection_file
+    from capstone.search.collection import Collection, collection_file, migrate
 
-    archive = collection_file(name)
-    if not archive.is_file():
+    database = collection_file(name)
+    migrated = migrate(database)
+    if migrated is not None:
+        note(_migrated(name, database, migrated))
+    if not database.is_file():
         raise FileNotFoundError(
-            f"no collection {name!r} ({archive}): index a folder first, "
+            f"no collection {name!r} ({database}): index a folder first, "
             f"python -m capstone index DIR --name {name}"
         )
-    collection = Collection.load(archive)
+    with Collection.open(database) as collection:
+        return _search(collection, name, query, add, subtract, k=k, paths=paths,
+                       weights=weights, as_json=as_json, source=source)  # fmt: skip
+
+
+def _search(collection, name, query, add, subtract, *, k, paths, weights, as_json, source):
+    """`search_collection` in the open ``collection``."""
     if not len(collection):
-        raise ValueError(f"collection {name!r} ({archive}) holds no photos")
+        raise ValueError(f"collection {name!r} ({collection.path}) holds no photos")
     terms = query_terms(query, add, subtract)
     describe = describe_photo_terms(terms, weights, progress=not as_json)
     run, ds = load_run(**source, verbose=not as_json, embed_captions=False)
-    if collection.info.get("model_sha256") != run.weights_sha256:
-        collection.embeddings = run.model.embed(collection.descriptors)  # this run's model
-    found = collection.query(query_vector(run.model, ds.text, terms, describe), k)
+    # another run's model: its embeddings of the descriptors, not the stored ones
+    embed = None if collection.info["model_sha256"] == run.weights_sha256 else run.model.embed
+    found = collection.query(query_vector(run.model, ds.text, terms, describe), k, embed=embed)
     ignored = ignored_words(ds.text, terms)
     data = {
         "collection": name,
