@@ -210,16 +210,27 @@ class Collection:
         return int(value)
 
     def _write(self, work: Callable[[sqlite3.Connection], None]) -> None:
-        """Run ``work`` in one transaction that also raises the generation: all of it or none."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """Run ``work`` in one transaction that also raises the generation: all of it or none.
+
+        Raises
+        ------
+        OSError
+            Naming the file, when SQLite cannot write it (disk full, read-only, locked by a
+            program other than capstone); the batch is not committed, earlier ones stay.
+        """
         try:
-            work(self._db)
-            self._db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
-                             "WHERE key = 'generation'")  # fmt: skip
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                work(self._db)
+                self._db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+                                 "WHERE key = 'generation'")  # fmt: skip
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:  # SQLite may have rolled back already (disk full)
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as e:
+            raise OSError(f"could not write {self.path}: {e}") from None
 
     def stats(self) -> dict[str, tuple[int, int]]:
         """Each photo's relative path -> (size, mtime in ns) when it was described."""

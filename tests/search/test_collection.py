@@ -183,6 +183,22 @@ def test_an_interrupted_indexing_keeps_what_it_described(folder, tmp_path):
     assert len(describer.described) == 2 and report.unchanged == 4 and report.added == 2
 
 
+def test_a_full_disk_is_an_error_naming_the_file_and_keeps_earlier_batches(folder, tmp_path):
+    database = tmp_path / "c.db"
+    index(folder, database, FakeDescriber())
+    before = rows(database)
+    n = 64  # more than the file's free pages hold
+    with Collection.open(database) as collection:
+        pages = collection._db.execute("PRAGMA page_count").fetchone()[0]
+        collection._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own full disk
+        with pytest.raises(OSError) as full:
+            collection.add([f"new{i}.jpg" for i in range(n)], [1] * n, [1] * n,
+                           np.ones((n, 512), np.float32), np.ones((n, 8), np.float32))  # fmt: skip
+    assert str(full.value) == f"could not write {database}: database or disk is full"
+    after = rows(database)
+    assert after[0].keys() == before[0].keys() and after[1:] == before[1:]
+
+
 def _index_slowly(folder: Path, database: Path, described: Path, gate) -> None:
     """A child process: index with batches of 1, each photo recorded as described; after the
     second batch, wait on ``gate`` forever (the parent kills this process there)."""
