@@ -311,7 +311,8 @@ class CocoData:
 
         The descriptors are read first and the heap they were unpickled into handed back
         (`release_freed_memory`) before the JSON is parsed, and again after (`_packed`): at
-        COCO scale loading then peaks at ~500 MB of RSS (was ~710) and holds ~250 (was ~540).
+        COCO scale a fresh process then peaks at ~565 MiB of RSS (was ~775) and holds ~315
+        (was ~600), the interpreter's ~60 included.
         """
         desc_ids, descriptors = load_descriptors(features_path)
         release_freed_memory()
