@@ -8,8 +8,10 @@ Run ``python benchmarks/run.py`` (COCO scale, under 15 minutes on 2 cores) or
 2. embedding every caption: capstone's vectorized embedding vs a per-caption Python loop;
 3. one training epoch: capstone's MyGrad step vs a hand-written NumPy step (and PyTorch);
 4. query latency: text -> top 10 over every image;
-5. peak memory of the whole pipeline, in a subprocess;
-6. the web app: one query's server time, and the loaded server's peak memory.
+5. peak memory of the whole pipeline, step by step, in a fresh process;
+6. the web app: one query's server time, and the loaded server's memory in a fresh process.
+
+``--memory`` runs only stages 0, 5 and 6b (the memory figures, a few minutes).
 
 The table is printed and written to ``benchmarks/results/latest.md``. See benchmarks/README.md.
 """
@@ -32,7 +34,7 @@ from stage_embed import stage_embed  # noqa: E402
 from stage_glove import stage_glove  # noqa: E402
 from stage_memory import stage_memory  # noqa: E402
 from stage_query import stage_query  # noqa: E402
-from stage_serve import stage_serve  # noqa: E402
+from stage_serve import stage_serve, stage_serve_memory  # noqa: E402
 from stage_train import stage_train  # noqa: E402
 
 #: MS-COCO train2014 (82,783 images, 414,113 captions) and GloVe 6B 200-d (400,000 words).
@@ -54,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="time only this many training steps and extrapolate to an epoch (default: all)",
     )
+    parser.add_argument(
+        "--memory", action="store_true", help="only the memory figures (stages 0, 5 and 6b)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("child_args", nargs="?", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -63,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
 
     start, (busy0, ours0) = time.perf_counter(), cpu_seconds()
     scale = QUICK if args.quick else FULL
-    command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
+    command = " ".join(
+        ["python benchmarks/run.py"] + [f for f, on in [("--quick", args.quick),
+                                                        ("--memory", args.memory)] if on]
+    )  # fmt: skip
     rows: list[Row] = []
     notes: list[str] = []
 
@@ -81,16 +89,22 @@ def main(argv: list[str] | None = None) -> int:
         f"({files['glove_bytes'] / 1e6:,.0f} MB)"
     )
 
-    stage_glove(files, rows, notes)
-    ctx = stage_embed(files, rows, notes)
-    stage_train(ctx, rows, notes, max_batches=args.max_batches)
-    stage_query(files, ctx, rows, notes)
-    peaks = stage_memory(files, rows, notes)
-    stage_serve(files, ctx, rows, notes, pipeline_peak=max(peaks.values()))
-    for row in rows:  # the pipeline's peak so far after each stage, where it maps to one
-        key = {"2": "embed", "3": "train", "4a": "search"}.get(row.stage.split(".")[0])
-        if key is not None:
-            row.memory = f"{fmt_mb(peaks[key])} (pipeline so far)"
+    model_path = Path(files["glove_cache"]) / "stage5-model.npz"
+    if args.memory:
+        memory = stage_memory(files, rows, notes, model_path)
+        stage_serve_memory(files, rows, notes, model_path, pipeline_peak=memory["peak"])
+    else:
+        stage_glove(files, rows, notes)
+        ctx = stage_embed(files, rows, notes)
+        stage_train(ctx, rows, notes, max_batches=args.max_batches)
+        stage_query(files, ctx, rows, notes)
+        memory = stage_memory(files, rows, notes, model_path)
+        stage_serve(files, ctx, rows, notes)
+        stage_serve_memory(files, rows, notes, model_path, pipeline_peak=memory["peak"])
+        for row in rows:  # the pipeline's own peak in the step that maps to a stage
+            key = {"2": "embed", "3": "train", "4a": "search"}.get(row.stage.split(".")[0])
+            if key is not None:
+                row.memory = f"{fmt_mb(memory['peaks'][key])} (in the pipeline, stage 5)"
 
     wall = time.perf_counter() - start
     busy, ours = cpu_seconds()

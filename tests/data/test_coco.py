@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from capstone.common.unpickle import UnsafePickle
-from capstone.data.coco import CocoData, load_captions, load_descriptors
+from capstone.data.coco import CocoData, _packed, _unpacked, load_captions, load_descriptors
 
 D = 512
 
@@ -289,7 +289,7 @@ def test_load_descriptors_sorted(coco_files):
         min_size=1,
         max_size=8,
         unique_by=lambda t: t[0],
-    # at least one caption of an image with a descriptor: else there is nothing to load
+        # at least one caption of an image with a descriptor: else there is nothing to load
     ).filter(lambda s: any(has and n for _, n, has in s)),
     seed=st.integers(0, 2**16),
 )
@@ -717,3 +717,32 @@ def test_a_numpy_1_pickle_loads_too(tmp_path):
     path.write_bytes(data.replace(b"numpy._core.", b"numpy.core."))
     ids, descriptors = load_descriptors(path)
     assert ids.tolist() == [5, 7] and np.array_equal(descriptors, np.concatenate([*table.values()]))
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.dictionaries(
+        st.integers(0, 10**9), st.sampled_from([np.float32, np.float64]), min_size=1, max_size=30
+    ),
+    st.integers(1, 9),
+)
+def test_load_descriptors_equals_the_stacked_and_sorted_table(tmp_path_factory, dtypes, width):
+    """Filled row by row in id order: the same float32 matrix as stacking the table's arrays
+    and sorting them by id (mixed float64 and float32 arrays, any key order)."""
+    rng = np.random.default_rng(len(dtypes))
+    table = {k: rng.normal(size=(1, width)).astype(t) for k, t in dtypes.items()}
+    path = tmp_path_factory.mktemp("pkl") / "features.pkl"
+    path.write_bytes(pickle.dumps(table))
+    ids, descriptors = load_descriptors(path)
+    expected_ids = np.array(list(table), dtype=np.int64)
+    expected = np.asarray(list(table.values()), dtype=np.float32).reshape(len(table), -1)
+    order = np.argsort(expected_ids)
+    np.testing.assert_array_equal(ids, expected_ids[order])
+    assert descriptors.dtype == np.float32
+    np.testing.assert_array_equal(descriptors, expected[order])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(max_size=12), max_size=20))
+def test_packed_strings_unpack_to_equal_strings(strings):
+    assert _unpacked(*_packed(iter(strings))) == strings

@@ -83,6 +83,37 @@ def test_lookup_returns_a_copy():
     np.testing.assert_array_equal(wv["cat"], TOY_VECTORS[0])
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.sampled_from([*TOY_WORDS, "cow", "zebra"]), max_size=12),
+    st.sampled_from([np.float32, np.float64]),
+)
+def test_lookup_reads_a_mapped_file_as_the_map_would(tmp_path_factory, words, dtype):
+    """With ``file=`` the rows come from file reads: the same bytes as indexing the map."""
+    path = tmp_path_factory.mktemp("npy") / "vectors.npy"
+    np.save(path, (TOY_VECTORS * np.float32(1.1)).astype(dtype))
+    mapped = np.load(path, mmap_mode="r")
+    from_file = WordVectors(list(TOY_WORDS), mapped, "toy", file=path)
+    through_map = WordVectors(list(TOY_WORDS), mapped, "toy")
+    for got, expected in zip(from_file.lookup(words), through_map.lookup(words), strict=True):
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_loaded_glove_looks_words_up_from_its_file(w2v_file: Path, tmp_path: Path):
+    load_word2vec_text(w2v_file, cache_dir=tmp_path)  # parses and writes the cache
+    cached = load_word2vec_text(w2v_file, cache_dir=tmp_path)
+    assert cached._file is not None and cached._file[0].name == "vectors.npy"
+    vectors, found = cached.lookup([*cached.words[::-1], "not-a-word"])
+    np.testing.assert_array_equal(vectors[:-1], cached.vectors[::-1])
+    assert found.tolist() == [True] * len(cached) + [False]
+
+
+def test_file_needs_the_memory_map_of_that_file(tmp_path: Path):
+    with pytest.raises(ValueError, match=r"toy-source: file= needs the C-order memory map"):
+        WordVectors(list(TOY_WORDS), TOY_VECTORS.copy(), "toy-source", file=tmp_path / "v.npy")
+
+
 @pytest.mark.parametrize(
     ("words", "vectors", "message"),
     [

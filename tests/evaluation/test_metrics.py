@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import tracemalloc
 from fractions import Fraction
 
 import numpy as np
@@ -14,6 +15,7 @@ from hypothesis.extra import numpy as hnp
 from capstone.data.coco import CocoData
 from capstone.data.split import split_images
 from capstone.embeddings.image import ImageEmbedder
+from capstone.evaluation import metrics as metrics_module
 from capstone.evaluation.metrics import (
     RetrievalMetrics,
     caption_ranks,
@@ -391,6 +393,56 @@ def test_triple_accuracy_counts_ties_as_wrong():
     assert triple_accuracy(model, data, embeddings, same) == 0.0
     right = Triples(np.arange(5), np.zeros(5, dtype=np.int64), np.arange(5) % 3 + 1)
     assert triple_accuracy(model, data, embeddings, right) == 1.0
+
+
+def gathered_triple_accuracy(model, data, embeddings, triples) -> float:
+    """`triple_accuracy` as it was: one descriptor gathered and embedded per triple."""
+    caption = model.embed_text(embeddings[triples.caption])
+    sim_true = np.einsum("nd,nd->n", caption, model.embed(data.descriptors[triples.true_image]))
+    sim_conf = np.einsum("nd,nd->n", caption, model.embed(data.descriptors[triples.confusor]))
+    return float(np.mean(sim_true > sim_conf))
+
+
+@pytest.mark.parametrize("chunk", [7, 64, metrics_module.TRIPLE_CHUNK])
+@pytest.mark.parametrize("text_map", [False, True])
+def test_triple_accuracy_equals_the_gathered_computation(monkeypatch, chunk, text_map):
+    """Each image embedded once and captions scored in chunks: the same figure, to the bit,
+    as embedding one gathered descriptor per triple (with and without a text map, chunks that
+    do and do not divide the triples)."""
+    monkeypatch.setattr(metrics_module, "TRIPLE_CHUNK", chunk)
+    data, embeddings = toy_problem(n=150, seed=5)
+    model = ImageEmbedder(12, d_in=32, seed=2, text_map=text_map)
+    for seed, hard in [(0, False), (1, True)]:
+        triples = validation_triples(
+            data, np.arange(150), seed, caption_embeddings=embeddings, hard=hard
+        )
+        expected = gathered_triple_accuracy(model, data, embeddings, triples)
+        assert triple_accuracy(model, data, embeddings, triples) == expected
+
+
+def test_triple_accuracy_never_gathers_a_descriptor_per_triple():
+    """Scoring 20,000 triples over 1,000 images (512-d descriptors) allocates well under the
+    (M, 512) float32 array a per-triple gather needs (41 MB)."""
+    rng = np.random.default_rng(8)
+    data = make_data(rng.normal(size=(1000, 512)), np.full(1000, 20))
+    embeddings = unit(rng.normal(size=(data.n_captions, 8))).astype(np.float32)
+    model = ImageEmbedder(8, d_in=512, seed=1)
+    triples = make_triples(data, np.arange(1000), np.random.default_rng(0))
+    gathered = len(triples) * 512 * 4
+    tracemalloc.start()
+    try:
+        accuracy = triple_accuracy(model, data, embeddings, triples)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert accuracy == gathered_triple_accuracy(model, data, embeddings, triples)
+    assert peak < gathered / 4
+
+
+def test_triple_accuracy_of_no_triples_is_nan():
+    data, embeddings, model = perfect_problem([5] * 4)
+    none = Triples(*(np.zeros(0, dtype=np.int64),) * 3)
+    assert np.isnan(triple_accuracy(model, data, embeddings, none))
 
 
 # ---------------------------------------------------------------------- evaluation_report, format

@@ -99,11 +99,10 @@ def cmd_serve(*, host: str, port: int, weights: Path | None, **source) -> Result
 
     listener = _listen(host, port)  # first: a port in use is said at once
     # searching needs no caption embeddings
-    run, ds = load_run(**source, verbose=True, embed_captions=False)
-    release_freed_memory()  # what parsing the data freed: a server runs for hours
+    run, ds = load_run(**source, verbose=True, embed_captions=False)  # hands freed heap back
     other_data_warnings(run.warnings)
     service = SearchService.load(run, ds, _cached_describer(weights))
-    release_freed_memory()
+    release_freed_memory()  # what building the databases freed: a server runs for hours
     # bound by _listen, not werkzeug, which exits on an error instead of raising it
     app = create_app(service, hosts=host_names(host))  # a Host of another name is a 400
     bound = listener.getsockname()[1]
