@@ -63,6 +63,9 @@ setup(
             "mkdocstrings[python]>=1.0,<2",
         ],
         "course": ["cogworks-data"],
+        # `describe`/`index --dask tcp://SCHEDULER:8786`: describing photos on the workers of a
+        # dask.distributed cluster (capstone.photos.pool); local processes need nothing more
+        "cluster": ["dask[distributed]>=2024.1"],
     },
     entry_points={"console_scripts": ["capstone=capstone.frontends.cli:main"]},
 )
