@@ -201,11 +201,14 @@ def _in_flight(
 
 def _on_processes(batches, weights, workers: int, ordered: bool) -> Iterator[DescribedBatch]:
     context = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(
+    pool = cf.ProcessPoolExecutor(
         workers, mp_context=context, initializer=_start_local, initargs=(weights,)
-    ) as pool:
-        submit = partial(pool.submit, _describe_local)
-        yield from _in_flight(submit, batches, _AHEAD * workers, ordered)
+    )
+    try:
+        yield from _in_flight(partial(pool.submit, _describe_local), batches, _AHEAD * workers,
+                              ordered)  # fmt: skip
+    finally:  # also when the caller stops early: the batches not started are dropped
+        pool.shutdown(cancel_futures=True)
 
 
 # -- a Dask cluster -----------------------------------------------------------------------------
