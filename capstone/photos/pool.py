@@ -16,7 +16,7 @@ bit for bit.
 * ``workers=N``: N local processes (started with ``spawn``: OpenBLAS's threads do not survive
   a ``fork``).
 * ``dask="tcp://HOST:8786"``: the workers of a ``dask.distributed`` cluster (the ``cluster``
-  extra). Each worker reads the photos and the weights at the paths given here, so they must be
+  extra). Each worker reads the photos and the weights at their absolute paths here, so they must be
   in a folder shared at the same path on every machine; a worker loads the weights once (cached
   by their sha256, checked against this machine's copy). A lost worker's batches are run again
   by the scheduler elsewhere, so none is lost; a photo a worker cannot read is a failure naming
@@ -274,9 +274,15 @@ def _on_dask(batches, weights: Path, address: str, ordered: bool) -> Iterator[De
         executor = client.get_executor(pure=False)
         window = _AHEAD * max(1, sum(client.nthreads().values()))
 
-        def submit(batch: list[Path]) -> cf.Future:
-            return executor.submit(_describe_on_worker, batch, weights, sha256)
+        # a worker has a working folder of its own: it gets absolute paths, the caller its own
+        given = {path.absolute(): path for batch in batches for path in batch}
 
-        yield from _in_flight(submit, batches, window, ordered)
+        def submit(batch: list[Path]) -> cf.Future:
+            absolute = [path.absolute() for path in batch]
+            return executor.submit(_describe_on_worker, absolute, weights, sha256)
+
+        for batch in _in_flight(submit, batches, window, ordered):
+            failures = [(given[path], reason) for path, reason in batch.failures]
+            yield DescribedBatch([given[p] for p in batch.paths], batch.descriptors, failures)
     finally:
         client.close()

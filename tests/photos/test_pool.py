@@ -174,3 +174,12 @@ def test_the_cli_describes_on_the_cluster_as_on_one_process(
 def test_workers_must_be_a_positive_count(weights, album):
     with pytest.raises(ValueError, match="workers"):
         describe_batches(album, weights, workers=0)
+
+
+def test_relative_paths_reach_the_workers_absolute_and_come_back_as_given(
+    cluster, weights, album, one_process, monkeypatch
+):
+    monkeypatch.chdir(album[0].parent)
+    relative = [Path(p.name) for p in album]
+    batches = list(describe_batches(relative, weights, dask=cluster.scheduler_address))
+    check_every_path_once(batches, relative, {Path(p.name): v for p, v in one_process.items()})
