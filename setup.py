@@ -68,6 +68,9 @@ setup(
             # (capstone/course/tasks.py imports it at run time, not only in the tests)
             "hypothesis>=6",
         ],
+        # `describe`/`index --dask tcp://SCHEDULER:8786`: describing photos on the workers of a
+        # dask.distributed cluster (capstone.photos.pool); local processes need nothing more
+        "cluster": ["dask[distributed]>=2024.1"],
     },
     entry_points={"console_scripts": ["capstone=capstone.frontends.cli:main"]},
 )

@@ -29,13 +29,13 @@ from capstone.common.locks import holding
 from capstone.common.progress import Progress
 from capstone.data.paths import data_home
 from capstone.embeddings.image import ImageEmbedder
+from capstone.photos.pool import DescribedBatch
 from capstone.search.store import Collection, CollectionError, SearchMatrix
 
 __all__ = [
     "Collection",
     "CollectionError",
     "DescribeBatches",
-    "DescribedBatch",
     "IndexReport",
     "SearchMatrix",
     "collection_file",
@@ -111,24 +111,6 @@ def migrate(database: str | os.PathLike) -> int | None:
         return None
     with _held(database):
         return _migrate(database)
-
-
-@dataclass
-class DescribedBatch:
-    """Some photos described, as a describer hands them to the indexing loop.
-
-    Attributes
-    ----------
-    paths : list[Path]
-        The photos described; row i of ``descriptors`` is ``paths[i]``.
-    descriptors : numpy.ndarray, shape (len(paths), 512), float32
-    failures : list[tuple[Path, str]]
-        The photos of this batch that could not be described, with the reason in plain words.
-    """
-
-    paths: list[Path]
-    descriptors: np.ndarray
-    failures: list[tuple[Path, str]] = field(default_factory=list)
 
 
 DescribeBatches = Callable[[list[Path]], Iterator[DescribedBatch]]

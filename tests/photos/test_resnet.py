@@ -12,7 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from resnet_support import random_state, state_fingerprint, torchvision_shapes, write_safetensors
+from threadpoolctl import threadpool_limits
 
+from capstone.photos import resnet
 from capstone.photos.describer import PhotoDescriber
 from capstone.photos.preprocess import load_photo
 from capstone.photos.resnet import (
@@ -201,12 +203,28 @@ def test_network_matches_unfolded_reference(state, batch, size):
     assert_float32_close(out, expected)
 
 
-def test_batch_rows_are_independent(state):
+@pytest.mark.parametrize("blas_threads", [1, None])
+def test_batch_rows_are_independent_bit_for_bit(state, blas_threads):
+    """A photo's descriptor is the same, bit for bit, alone or in a batch of 8 (what lets the
+    workers of `capstone.photos.pool` batch photos as they like)."""
     net = ResNet18.from_state_dict(state)
-    x = np.random.default_rng(5).normal(size=(3, 3, 64, 64)).astype(np.float32)
-    together = net.describe(x)
-    alone = np.concatenate([net.describe(x[i : i + 1]) for i in range(3)])
-    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-5)
+    x = np.random.default_rng(5).normal(size=(8, 3, 224, 224)).astype(np.float32)
+    with threadpool_limits(blas_threads):
+        together = net.describe(x)
+        alone = np.concatenate([net.describe(x[i : i + 1]) for i in range(8)])
+    np.testing.assert_array_equal(together, alone)
+
+
+@pytest.mark.parametrize("rows", [1, 2 * 25, 3 * 25])
+def test_conv2d_in_groups_of_photos_matches_reference(monkeypatch, rows):
+    """With 5 photos of 5 x 5 outputs, products of 1 photo, 2 (+ a last of 1) or 3 (+ 2)."""
+    monkeypatch.setattr(resnet, "_GEMM_ROWS", rows)
+    rng = np.random.default_rng(rows)
+    x = rng.normal(size=(5, 4, 5, 5)).astype(np.float32)
+    w = rng.normal(size=(6, 4, 3, 3)).astype(np.float32)
+    b = rng.normal(size=6).astype(np.float32)
+    expected = conv2d_reference(x, w, b, stride=1, padding=1)
+    np.testing.assert_allclose(fast_conv(x, w, b, 1, 1), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_descriptors_are_non_negative_averages(state):

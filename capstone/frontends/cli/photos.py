@@ -5,16 +5,19 @@ every photo flag and photo term loads."""
 from __future__ import annotations
 
 import pickle
+import time
 from pathlib import Path
 
 import numpy as np
 
 from capstone.common.archive import atomic_write
+from capstone.common.progress import Progress
 from capstone.frontends.cli.args import (
     add_json_arg,
     add_weights_arg,
     command,
     folder_name,
+    integer,
     load_run,
     output_file,
     query_terms,
@@ -27,24 +30,49 @@ from capstone.search.terms import Term
 
 __all__ = [
     "add_parsers",
+    "add_workers_args",
     "cmd_describe",
     "cmd_index",
+    "describe_all",
     "describe_photo",
     "describe_photo_terms",
     "load_describer",
     "search_collection",
+    "weights_file",
 ]
 
 
-def load_describer(weights: Path | None, *, download: bool = True, progress: bool = True):
-    """The ResNet-18 (`capstone.photos.describer.PhotoDescriber`) of ``--weights``, else of the
-    cached weights, else of weights downloaded now if ``download`` (with a progress bar if
-    ``progress``); `capstone.photos.weights.WeightsUnavailable` when there are none."""
-    from capstone.photos.describer import PhotoDescriber  # the network loads only when asked
+def weights_file(weights: Path | None, *, download: bool = True, progress: bool = True) -> Path:
+    """The ResNet-18 weights file of ``--weights``, else the cached one, else one downloaded now
+    if ``download`` (with a progress bar if ``progress``);
+    `capstone.photos.weights.WeightsUnavailable` when there is none."""
     from capstone.photos.weights import locate_weights
 
-    progress = download and progress
-    return PhotoDescriber(locate_weights(weights, download=download, progress=progress))
+    return locate_weights(weights, download=download, progress=download and progress)
+
+
+def load_describer(weights: Path | None, *, download: bool = True, progress: bool = True):
+    """The ResNet-18 (`capstone.photos.describer.PhotoDescriber`) of `weights_file`."""
+    from capstone.photos.describer import PhotoDescriber  # the network loads only when asked
+
+    return PhotoDescriber(weights_file(weights, download=download, progress=progress))
+
+
+def add_workers_args(p) -> None:
+    """``--workers N`` (local processes, default every core) or ``--dask ADDRESS``."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--workers",
+        type=integer(1),
+        metavar="N",
+        help="describe on N processes, one BLAS thread each (default: every core)",
+    )
+    group.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="describe on a Dask cluster's workers (tcp://SCHEDULER:8786); they read the "
+        "photos and weights at the same paths (a shared folder)",
+    )
 
 
 def describe_photo_terms(
@@ -86,6 +114,7 @@ def add_parsers(sub) -> None:
     )
     add_json_arg(p, "the result")
     add_weights_arg(p)
+    add_workers_args(p)
 
     p = command(
         sub,
@@ -107,15 +136,51 @@ def add_parsers(sub) -> None:
     group.add_argument("--run", type=run_name, metavar="NAME", help="the run's model (newest)")
     group.add_argument("--model", metavar="FILE", help="use this model.npz")
     add_weights_arg(p)
+    add_workers_args(p)
+
+
+def describe_all(
+    photos: list[Path], weights: Path, *, workers: int | None, dask: str | None, progress: bool
+) -> tuple[np.ndarray, list[Path], list[tuple[Path, str]]]:
+    """``photos`` described on ``workers`` processes or the ``dask`` cluster
+    (`capstone.photos.pool.describe_batches`), in the order given: (descriptors (n, 512),
+    described paths, failures)."""
+    from capstone.photos.pool import describe_batches
+    from capstone.photos.resnet import DESCRIPTOR_SIZE
+
+    bar = Progress(enabled=progress)
+    bar.start("describing photos", len(photos))
+    start = time.perf_counter()
+    chunks, described, failures = [np.empty((0, DESCRIPTOR_SIZE), np.float32)], [], []
+    batches = describe_batches(photos, weights, workers=workers, dask=dask, ordered=True)
+    for batch in batches:
+        chunks.append(batch.descriptors)
+        described += batch.paths
+        failures += batch.failures
+        bar.update(len(described) + len(failures))
+    bar.finish(
+        f"described {len(described)} photo(s) in {time.perf_counter() - start:.1f} s"
+        + (f"; {len(failures)} could not be read" if failures else "")
+    )
+    return np.concatenate(chunks), described, failures
 
 
 def cmd_describe(
-    *, photos: list[Path], out: Path | None, as_json: bool, weights: Path | None
+    *,
+    photos: list[Path],
+    out: Path | None,
+    as_json: bool,
+    weights: Path | None,
+    workers: int | None,
+    dask: str | None,
 ) -> Result:
-    """``describe``: the descriptors of ``photos``, written to ``out`` (the course's format)
-    if given; photos that cannot be read are skipped, and said."""
-    describer = load_describer(weights, progress=not as_json)
-    descriptors, described, failures = describer.describe_paths(photos, progress=not as_json)
+    """``describe``: the descriptors of ``photos`` (on ``workers`` processes or the ``dask``
+    cluster), written to ``out`` (the course's format) if given; photos that cannot be read
+    are skipped, and said."""
+    found = weights_file(weights, progress=not as_json)
+    descriptors, described, failures = describe_all(
+        photos, found, workers=workers, dask=dask, progress=not as_json
+    )
     for path, reason in failures:
         note(f"skipped {path}: {reason}")
     if not described:
@@ -142,12 +207,21 @@ def cmd_describe(
 
 
 def cmd_index(
-    *, folder: str, name: str | None, run: str | None, model: str | None, weights: Path | None
+    *,
+    folder: str,
+    name: str | None,
+    run: str | None,
+    model: str | None,
+    weights: Path | None,
+    workers: int | None,
+    dask: str | None,
 ) -> Result:
     """``index``: the collection of the photos of ``folder`` (named ``name``, else after the
-    folder), embedded by the run's model; only new or changed photos are described."""
+    folder), embedded by the run's model; only new or changed photos are described (on
+    ``workers`` processes or the ``dask`` cluster)."""
+    from capstone.photos import pool
     from capstone.photos.describer import find_photos
-    from capstone.search.collection import collection_file, in_one_process, index_folder
+    from capstone.search.collection import collection_file, index_folder
 
     found = Run.load(model or run)
     folder = Path(folder).expanduser()
@@ -155,16 +229,17 @@ def cmd_index(
     photos = find_photos(folder, unlisted)
     name = name or folder.resolve().name
     database = collection_file(name)
-    describers = []  # the network loads on the first photo to describe: maybe never
 
-    def describe_paths(paths):
-        if not describers:
-            describers.append(load_describer(weights))
-        return describers[0].describe_paths(paths, progress=False)
+    def describe_batches(paths: list[Path]):
+        """Batches as they are done, on every core or the cluster; the weights are looked for
+        only when a photo needs describing (maybe never)."""
+        if not paths:
+            return iter(())
+        return pool.describe_batches(paths, weights_file(weights), workers=workers, dask=dask)
 
     info = {"run": found.name, "model_sha256": found.weights_sha256}
     collection, report = index_folder(folder, database, found.model, info,
-                                      in_one_process(describe_paths), photos,
+                                      describe_batches, photos,
                                       unlisted=[p for p, _ in unlisted])  # fmt: skip
     if report.migrated is not None:
         note(_migrated(name, database, report.migrated))
