@@ -212,14 +212,17 @@ class AnnIndex:
         Returns
         -------
         scores : numpy.ndarray, shape (Q, k'), float32
-            Exact ``E_j . q`` of the rows returned; -inf where fewer than k' candidates came
-            back (k' = min(k, n - len(exclude_rows))): the caller answers such a query exactly.
+            Exact ``E_j . q`` of the rows returned, k' = min(k, n - len(exclude_rows)). A query
+            whose probed lists held fewer than k' rows (not seen in the benchmarks) is answered
+            by the exact scan of ``matrix``.
         rows : numpy.ndarray, shape (Q, k'), int64
         """
         k = count("k", k)
         exclude = np.asarray(sorted(set(exclude_rows)), dtype=np.int64)
         n_best = min(k, len(self) - len(exclude))
         q = np.ascontiguousarray(queries, dtype=np.float32)
+        if n_best <= 0:
+            return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
         wanted = min(max(self.settings.candidates, k) + len(exclude), len(self))
         threads = faiss.omp_get_max_threads()
         if len(q) == 1:
@@ -231,14 +234,19 @@ class AnnIndex:
         found = rows >= 0
         if len(exclude):
             found &= ~np.isin(rows, exclude)
-        safe = np.where(found, rows, 0)
+        rows = np.where(found, rows, 0)
         # exact scores of the candidates: (Q, c, d) gathered rows . q
-        exact = np.einsum("qcd,qd->qc", self.matrix[safe], q)
+        exact = np.einsum("qcd,qd->qc", self.matrix[rows], q)
         exact[~found] = -np.inf
-        if n_best <= 0:
-            return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+        short = np.flatnonzero(found.sum(axis=1) < n_best)
+        if len(short):
+            exact, rows = exact[:, :n_best].copy(), rows[:, :n_best].copy()
+            scan = q[short] @ self.matrix.T
+            scan[:, exclude] = -np.inf
+            rows[short] = top_k(scan, n_best)
+            exact[short] = np.take_along_axis(scan, rows[short], axis=1)
         best = top_k(exact, n_best)
-        return np.take_along_axis(exact, best, axis=1), np.take_along_axis(safe, best, axis=1)
+        return np.take_along_axis(exact, best, axis=1), np.take_along_axis(rows, best, axis=1)
 
     # -- files -------------------------------------------------------------------------------
 

@@ -24,7 +24,8 @@ from capstone.common.archive import ArchiveError, load_archive, save_archive
 from capstone.common.checks import UnknownKey, count
 from capstone.common.vectors import normalize_rows, top_k
 from capstone.embeddings.image import ImageEmbedder
-from capstone.search.ann import THRESHOLD, AnnIndex
+from capstone.search import ann
+from capstone.search.ann import AnnIndex
 
 __all__ = ["DATABASE_KIND", "ImageDatabase", "Match", "best_matches"]
 
@@ -81,7 +82,8 @@ class ImageDatabase:
         Saved with the database (e.g. the model's GloVe source and data fingerprint).
     index_threshold : int, optional
         Images from which queries go through the approximate index (default
-        `capstone.search.ann.THRESHOLD`); the index is built on the first query that uses it.
+        `capstone.search.ann.THRESHOLD`, read when the database is made); the index is built
+        on the first query that uses it.
 
     Examples
     --------
@@ -92,7 +94,7 @@ class ImageDatabase:
     """
 
     def __init__(
-        self, image_ids, embeddings, *, info: dict | None = None, index_threshold: int = THRESHOLD
+        self, image_ids, embeddings, *, info: dict | None = None, index_threshold: int | None = None
     ):
         ids = np.asarray(image_ids)
         emb = np.asarray(embeddings, dtype=np.float32)
@@ -108,7 +110,8 @@ class ImageDatabase:
         self._rows = {int(i): r for r, i in enumerate(self.image_ids)}
         if len(self._rows) != len(self.image_ids):
             raise ValueError("`image_ids` are not distinct")
-        self.index_threshold = count("index_threshold", index_threshold)
+        threshold = ann.THRESHOLD if index_threshold is None else index_threshold
+        self.index_threshold = count("index_threshold", threshold)
         self.path = None  # the file saved or loaded: the index is kept beside it
         self._index: AnnIndex | bool | None = False  # False: not looked for yet
 
@@ -185,15 +188,19 @@ class ImageDatabase:
         """The (d,) embedding of one image; `UnknownKey` (a KeyError) for an unknown id."""
         return self.embeddings[self.row(image_id)]
 
-    def scores(self, vectors: np.ndarray) -> np.ndarray:
-        """Cosine similarity of (d,) or (Q, d) query vectors to every image: (N,) or (Q, N)."""
+    def _unit_queries(self, vectors: np.ndarray) -> np.ndarray:
+        """(d,) or (Q, d) query vectors, checked and normalized (scores are then cosines, as
+        `Match` promises, whatever the query's norm)."""
         q = np.asarray(vectors, dtype=np.float32)
         if q.shape[-1:] != (self.dim,) or q.ndim > 2:
             raise ValueError(
                 f"query vectors must have shape (d,) or (Q, d), d={self.dim}: {q.shape}"
             )
-        # Unit queries, so that scores are cosines (as `Match` promises) whatever the query's norm.
-        return normalize_rows(q) @ self._by_dim
+        return normalize_rows(q)
+
+    def scores(self, vectors: np.ndarray) -> np.ndarray:
+        """Cosine similarity of (d,) or (Q, d) query vectors to every image: (N,) or (Q, N)."""
+        return self._unit_queries(vectors) @ self._by_dim
 
     def query(
         self, vector: np.ndarray, k: int = 10, *, exclude=(), exact: bool = False
@@ -212,25 +219,18 @@ class ImageDatabase:
         """`query` for (Q, d) vectors at once: one matrix product and one batched top-k, or
         one batched index search."""
         k = count("k", k)
-        q = np.asarray(vectors, dtype=np.float32)
-        if q.ndim != 2 or q.shape[1:] != (self.dim,):
-            raise ValueError(f"`vectors` must have shape (Q, {self.dim}), got {q.shape}")
+        q = self._unit_queries(vectors)
+        if q.ndim != 2:
+            raise ValueError(f"`vectors` must have shape (Q, {self.dim})")
         rows = sorted({self._rows[int(i)] for i in exclude if int(i) in self._rows})
         index = None if exact or k >= len(self) else self.index()
         if index is None:
-            return best_matches(self.scores(q), self.image_ids, k, exclude_rows=rows)
-        scores, found = index.search(normalize_rows(q), k, exclude_rows=rows)
-        matches = [
+            return best_matches(q @ self._by_dim, self.image_ids, k, exclude_rows=rows)
+        scores, found = index.search(q, k, exclude_rows=rows)
+        return [
             [Match(int(i), float(s)) for i, s in zip(self.image_ids[r], s_row, strict=True)]
             for r, s_row in zip(found, scores, strict=True)
         ]
-        # a query whose probed lists held fewer than k rows (never seen in the benchmarks)
-        short = np.flatnonzero(~np.isfinite(scores).all(axis=1)).tolist()
-        if short:
-            redo = best_matches(self.scores(q[short]), self.image_ids, k, exclude_rows=rows)
-            for i, m in zip(short, redo, strict=True):
-                matches[i] = m
-        return matches
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False):
         """Save to ``path`` (``.npz``) atomically; an existing file needs ``overwrite=True``.
@@ -248,7 +248,7 @@ class ImageDatabase:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike, *, d: int | None = None, index_threshold: int = THRESHOLD
+        cls, path: str | os.PathLike, *, d: int | None = None, index_threshold: int | None = None
     ) -> ImageDatabase:
         """Load a database saved by `save`; ``d`` checks the embedding dimension.
 

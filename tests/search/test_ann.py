@@ -200,3 +200,15 @@ def test_loaded_database_reuses_its_index_and_adding_rows_rebuilds(tmp_path, cap
     assert len(again.index()) == 501  # rebuilt in memory for the new rows
     (match,) = again.query(again.embedding(9999), 1)
     assert match.image_id == 9999
+
+
+def test_a_query_whose_lists_hold_too_few_rows_is_answered_exactly():
+    """One probed list of 16 holds ~25 of 400 rows: asking for 60 falls back to the scan."""
+    matrix = clustered(400, 8, seed=17)
+    queries = clustered(5, 8, seed=18)
+    index = AnnIndex.build(matrix, Settings("IVF16,Flat", "nprobe=1", 10), progress=False)
+    scores, rows = index.search(queries, 60, exclude_rows=[0, 5])
+    full = queries @ matrix.T
+    full[:, [0, 5]] = -np.inf
+    assert np.array_equal(rows, top_k(full, 60))
+    np.testing.assert_allclose(scores, np.take_along_axis(full, rows, 1), rtol=1e-6)

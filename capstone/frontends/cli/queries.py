@@ -223,6 +223,8 @@ def _engine(
     if run.warnings:
         facts["warnings"] = run.warnings
     if searches:
+        if not exact:  # built (or loaded) here, its message before the results; none in JSON
+            engine.database.index(progress=not as_json)
         facts["answered_by"] = engine.database.answering(exact=exact)
     if searches and not as_json:
         what = "every image" if all_images else "the validation images"
