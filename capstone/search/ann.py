@@ -72,11 +72,17 @@ class Settings:
         Its search parameters for ``faiss.ParameterSpace``, e.g. ``"efSearch=96"``.
     candidates : int
         Rows faiss proposes per query, re-ranked exactly (at least k).
+    batches : bool
+        Whether a batch of queries goes through the index too. An exact batch is one matrix
+        product that reads the rows once for all its queries, so its cost per query falls
+        with the batch; the index's does not. Measured with 100 queries: at 82,612 rows the
+        exact batch is about 2x faster than the index's, at 1,000,000 the index is ~8x faster.
     """
 
     factory: str
     search: str
     candidates: int
+    batches: bool = True
 
 
 def choose(n: int, threshold: int = THRESHOLD) -> Settings | None:
@@ -92,9 +98,9 @@ def choose(n: int, threshold: int = THRESHOLD) -> Settings | None:
     """
     if n < threshold:
         return None
-    lists, probes = (2048, 640) if n <= 300_000 else (4096, 64)
+    lists, probes, batches = (2048, 640, False) if n <= 300_000 else (4096, 64, True)
     lists = min(lists, max(1, n // 40))  # k-means wants >= 39 training rows a list
-    return Settings(f"IVF{lists},SQ8", f"nprobe={min(probes, lists)}", 100)
+    return Settings(f"IVF{lists},SQ8", f"nprobe={min(probes, lists)}", 100, batches)
 
 
 def fingerprint(matrix: np.ndarray) -> str:

@@ -217,14 +217,15 @@ class ImageDatabase:
         self, vectors: np.ndarray, k: int = 10, *, exclude=(), exact: bool = False
     ) -> list[list[Match]]:
         """`query` for (Q, d) vectors at once: one matrix product and one batched top-k, or
-        one batched index search."""
+        one batched index search where its settings say a batch is faster through it
+        (`capstone.search.ann.Settings.batches`)."""
         k = count("k", k)
         q = self._unit_queries(vectors)
         if q.ndim != 2:
             raise ValueError(f"`vectors` must have shape (Q, {self.dim})")
         rows = sorted({self._rows[int(i)] for i in exclude if int(i) in self._rows})
         index = None if exact or k >= len(self) else self.index()
-        if index is None:
+        if index is None or (len(q) > 1 and not index.settings.batches):
             return best_matches(q @ self._by_dim, self.image_ids, k, exclude_rows=rows)
         scores, found = index.search(q, k, exclude_rows=rows)
         return [

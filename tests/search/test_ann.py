@@ -167,7 +167,7 @@ def test_database_switches_to_the_index_at_its_threshold(tmp_path):
     assert db.answering(exact=True).startswith("exact scan")
     assert index_files(tmp_path / "db.npz")[0].is_file()  # saved beside the database
     queries = clustered(40, 16, seed=13)
-    approx = db.query_batch(queries, 10)
+    approx = [db.query(q, 10) for q in queries]
     exact = db.query_batch(queries, 10, exact=True)
     hits = np.mean([len({m.image_id for m in a} & {m.image_id for m in b}) / 10
                     for a, b in zip(approx, exact, strict=True)])  # fmt: skip
@@ -212,3 +212,20 @@ def test_a_query_whose_lists_hold_too_few_rows_is_answered_exactly():
     full[:, [0, 5]] = -np.inf
     assert np.array_equal(rows, top_k(full, 60))
     np.testing.assert_allclose(scores, np.take_along_axis(full, rows, 1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("batches", [False, True])
+def test_a_batch_goes_through_the_index_only_where_its_settings_say(monkeypatch, batches):
+    db = ImageDatabase(np.arange(500), clustered(500, 8, seed=19), index_threshold=10)
+    index = db.index(progress=False)
+    index.settings = Settings(index.settings.factory, index.settings.search, 100, batches)
+    calls = []
+    search = AnnIndex.search
+    monkeypatch.setattr(
+        AnnIndex, "search", lambda self, *a, **k: calls.append(1) or search(self, *a, **k)
+    )
+    queries = clustered(4, 8, seed=20)
+    db.query_batch(queries, 5)
+    assert len(calls) == batches
+    db.query(queries[0], 5)
+    assert len(calls) == batches + 1  # one query always does
