@@ -1,9 +1,12 @@
 """The image database: image ids and their unit embeddings, answering top-k queries.
 
 Embeddings are one (N, d) float32 array, so a query is one matrix-vector product plus a
-linear-time top-k (`capstone.common.vectors.top_k`); a batch of queries is one matrix product. The
-array is kept transposed in memory, (d, N) C-contiguous: a query then streams it once in the
-order BLAS reads fastest (1.7 ms rather than 2.8 ms at COCO scale on 2 cores).
+linear-time top-k (`capstone.common.vectors.top_k`); a batch of queries is one matrix product.
+Below the index's threshold the array is kept transposed in memory, (d, N) C-contiguous: a
+query then streams it once in the order BLAS reads fastest (1.7 ms rather than 2.8 ms at COCO
+scale on 2 cores). From the threshold up, where the index answers, it is kept row by row: the
+re-rank reads ~100 whole rows a query, 100 places in memory rather than 100 x d scattered ones
+(at a million rows, one page each).
 Saved as a pickle-free ``.npz`` with JSON metadata (`capstone.common.archive`).
 
 From `capstone.search.ann.THRESHOLD` images up, a query goes through an approximate index
@@ -105,13 +108,13 @@ class ImageDatabase:
         if emb.ndim != 2 or len(emb) != len(ids):
             raise ValueError(f"`embeddings` must have shape ({len(ids)}, d), got {emb.shape}")
         self.image_ids = ids.astype(np.int64)
-        self.embeddings = normalize_rows(emb)  # stored as (d, N): see `embeddings`
+        threshold = ann.THRESHOLD if index_threshold is None else index_threshold
+        self.index_threshold = count("index_threshold", threshold)
+        self.embeddings = normalize_rows(emb)  # its memory order: see `embeddings`
         self.info = dict(info or {})
         self._rows = {int(i): r for r, i in enumerate(self.image_ids)}
         if len(self._rows) != len(self.image_ids):
             raise ValueError("`image_ids` are not distinct")
-        threshold = ann.THRESHOLD if index_threshold is None else index_threshold
-        self.index_threshold = count("index_threshold", threshold)
         self.path = None  # the file saved or loaded: the index is kept beside it
         self._index: AnnIndex | bool | None = False  # False: not looked for yet
 
@@ -123,13 +126,21 @@ class ImageDatabase:
     @property
     def embeddings(self) -> np.ndarray:
         """The (N, d) float32 unit embeddings, row i for ``image_ids[i]`` (a read-only view)."""
-        view = self._by_dim.T
+        view = self._matrix.view()
         view.flags.writeable = False
         return view
 
     @embeddings.setter
     def embeddings(self, value: np.ndarray) -> None:
-        self._by_dim = np.ascontiguousarray(np.asarray(value, dtype=np.float32).T)
+        value = np.asarray(value, dtype=np.float32)
+        # (N, d) in Fortran order is (d, N) C-contiguous: the exact scan's order (module doc)
+        indexed = len(value) >= self.index_threshold
+        self._matrix = np.ascontiguousarray(value) if indexed else np.asfortranarray(value)
+
+    @property
+    def _by_dim(self) -> np.ndarray:
+        """The (d, N) transpose of the embeddings (a view), what the exact scan multiplies."""
+        return self._matrix.T
 
     def __len__(self) -> int:
         return len(self.image_ids)
