@@ -43,6 +43,11 @@ setup(
         # where cogworks-data keeps the course files on each system: it downloads with pooch
         # into pooch.os_cache("cog_data") = platformdirs.user_cache_dir("cog_data")
         "platformdirs>=2.5",
+        # the approximate index above 30,000 images (capstone.search.ann): an install
+        # requirement, not an extra, because it serves every user whose database or collection
+        # grows past the threshold; it installs as a binary wheel from PyPI, so the package
+        # keeps no exact-only fallback for a missing faiss
+        "faiss-cpu>=1.8",
     ],
     extras_require={
         "test": [

@@ -42,7 +42,14 @@ def run_json(capsys, *argv):
 def results_json(capsys, *argv):
     """The result rows of ``search`` or ``similar --json`` (beside the query's facts)."""
     report = run_json(capsys, *argv)
-    assert set(report) - {"warnings"} == {"run", "images", "n_images", "ignored_words", "results"}
+    assert set(report) - {"warnings"} == {
+        "run",
+        "images",
+        "n_images",
+        "answered_by",
+        "ignored_words",
+        "results",
+    }
     return report["results"]
 
 

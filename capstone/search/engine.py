@@ -12,6 +12,9 @@ database's top-k over ``E q`` (E: image embeddings):
 - image -> tags: the caption words whose GloVe vectors are nearest the image's embedding;
 - word -> words: the caption words nearest a word's GloVe vector.
 
+Image queries go through the database's approximate index above its threshold (scores stay
+exact: `capstone.search.database`); ``exact=True`` scans every image instead.
+
 Tag words come from the caption vocabulary, limited to words with a GloVe vector that occur in
 at least ``min_count`` captions and are not stop words: real words that describe scenes.
 """
@@ -240,16 +243,19 @@ class SearchEngine:
         return self.model.embed(self.dataset.data.descriptor(image_id)[None])[0]
 
     def search(
-        self, query: str, k: int = 10, *, describe: Describe | None = None
+        self, query: str, k: int = 10, *, describe: Describe | None = None, exact: bool = False
     ) -> list[SearchResult]:
         """The ``k`` images that best match a query of `capstone.search.terms`: a text, or
         weighted text and photo terms (``"2:dog + ./pool.jpg - sand"``; a photo term needs
-        ``describe``, e.g. ``PhotoDescriber(weights).describe``)."""
-        return self.search_vector(self.query_vector(query, describe=describe), k)
+        ``describe``, e.g. ``PhotoDescriber(weights).describe``). ``exact`` scans every image
+        rather than the database's index."""
+        return self.search_vector(self.query_vector(query, describe=describe), k, exact=exact)
 
-    def search_vector(self, q: np.ndarray, k: int = 10, *, exclude=()) -> list[SearchResult]:
+    def search_vector(
+        self, q: np.ndarray, k: int = 10, *, exclude=(), exact: bool = False
+    ) -> list[SearchResult]:
         """The ``k`` images whose embeddings have the highest cosine with the (d,) vector ``q``."""
-        return self._results(self.database.query(q, k, exclude=exclude))
+        return self._results(self.database.query(q, k, exclude=exclude, exact=exact))
 
     def terms_vector(self, terms: Sequence[Term], describe: Describe | None = None) -> np.ndarray:
         """`terms_vector` of this engine's model and text side."""
@@ -301,8 +307,10 @@ class SearchEngine:
             in_database,
         )
 
-    def search_batch(self, texts: Sequence[str], k: int = 10) -> list[list[SearchResult]]:
-        """`search` for many texts at once (one matrix product)."""
+    def search_batch(
+        self, texts: Sequence[str], k: int = 10, *, exact: bool = False
+    ) -> list[list[SearchResult]]:
+        """`search` for many texts at once (one matrix product, or one index search)."""
         instance(
             "texts", texts, (list, tuple, np.ndarray), hint="a list of query texts, even for one"
         )
@@ -311,9 +319,11 @@ class SearchEngine:
         if len(empty):
             raise ValueError(f"query {texts[empty[0]]!r} has no word with an embedding")
         vectors = self.model.embed_text(vectors)
-        return [self._results(m) for m in self.database.query_batch(vectors, k)]
+        return [self._results(m) for m in self.database.query_batch(vectors, k, exact=exact)]
 
-    def similar(self, image_id: int, k: int = 10, *, space: str = "semantic") -> list[SearchResult]:
+    def similar(
+        self, image_id: int, k: int = 10, *, space: str = "semantic", exact: bool = False
+    ) -> list[SearchResult]:
         """Images like ``image_id`` (itself left out).
 
         Parameters
@@ -323,24 +333,32 @@ class SearchEngine:
             look to the network), which ranks every image of the dataset.
         """
         if space == "semantic":
-            matches = self.database.query(self.image_vector(image_id), k, exclude=[image_id])
+            q = self.image_vector(image_id)
+            matches = self.database.query(q, k, exclude=[image_id], exact=exact)
             return self._results(matches)
         data = self.dataset.data
         descriptor = data.descriptors[int(data.image_index(image_id))]
         return self.similar_to_descriptor(descriptor, k, space=space, exclude=[image_id])
 
     def similar_to_descriptor(
-        self, descriptor: np.ndarray, k: int = 10, *, space: str = "semantic", exclude=()
+        self,
+        descriptor: np.ndarray,
+        k: int = 10,
+        *,
+        space: str = "semantic",
+        exclude=(),
+        exact: bool = False,
     ) -> list[SearchResult]:
         """Images like a (512,) or (1, 512) ResNet descriptor (of a photo, say).
 
         ``space="semantic"`` embeds it with the model and searches the database;
-        ``"descriptor"`` ranks every image of the dataset by the cosine of raw descriptors.
+        ``"descriptor"`` ranks every image of the dataset by the cosine of raw descriptors
+        (always exactly).
         """
         descriptor = np.asarray(descriptor, dtype=np.float32).reshape(-1)
         if space == "semantic":
             q = self.model.embed(descriptor[None])[0]
-            return self._results(self.database.query(q, k, exclude=exclude))
+            return self._results(self.database.query(q, k, exclude=exclude, exact=exact))
         if space != "descriptor":
             raise ValueError(f"`space` must be 'semantic' or 'descriptor', got {space!r}")
         data = self.dataset.data
@@ -361,6 +379,7 @@ class SearchEngine:
         *,
         image_id: int | None = None,
         k: int = 10,
+        exact: bool = False,
     ) -> list[SearchResult]:
         """Images for a sum of queries, as rclip's ``--add`` and ``--subtract``.
 
@@ -376,7 +395,8 @@ class SearchEngine:
         if isinstance(add, str) or isinstance(subtract, str):
             raise TypeError("`add` and `subtract` must be sequences of texts, not one string")
         q = self.query_vector(plus_minus(add, subtract), image_id=image_id)
-        return self.search_vector(q, k, exclude=[] if image_id is None else [image_id])
+        exclude = [] if image_id is None else [image_id]
+        return self.search_vector(q, k, exclude=exclude, exact=exact)
 
     def _nearest_words(self, vector: np.ndarray, k: int, exclude=()) -> list[tuple[str, float]]:
         scores = self.tag_vectors @ normalize_rows(np.asarray(vector, np.float32))

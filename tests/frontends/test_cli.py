@@ -916,3 +916,28 @@ def test_evaluate_writes_metrics_json_in_the_run_folder(home, capsys):
     saved = json.loads(metrics.read_text())
     assert saved.pop("model_sha256") == Run.load(RUN).weights_sha256  # which weights it scored
     assert saved == report
+
+
+def test_search_says_which_path_answers_and_exact_forces_the_scan(home, capsys, monkeypatch):
+    """Below the threshold the exact scan answers; above it the index (built once, saved beside
+    the run's database) answers with exact scores, unless --exact."""
+    from capstone.search import ann
+
+    exact = run_json(capsys, "search", "a dog", "--run", RUN, "-k", 5)
+    assert exact["answered_by"].startswith("exact scan of")
+    monkeypatch.setattr(ann, "THRESHOLD", 10)
+    indexed = run_json(capsys, "search", "a dog", "--run", RUN, "-k", 5)
+    assert indexed["answered_by"].startswith("approximate index IVF")
+    assert ann.index_files(home / "runs" / RUN / "database.npz")[0].is_file()
+    scores = {r["image_id"]: r["score"] for r in exact["results"]}
+    for row in indexed["results"]:  # scores are exact whatever path found the image
+        if row["image_id"] in scores:
+            assert row["score"] == pytest.approx(scores[row["image_id"]], abs=1e-6)
+    forced = run_json(capsys, "search", "a dog", "--run", RUN, "-k", 5, "--exact")
+    assert forced["answered_by"].startswith("exact scan of")
+    assert [r["image_id"] for r in forced["results"]] == [r["image_id"] for r in exact["results"]]
+    # (the same cosines up to float32 rounding: above the threshold the rows are kept row-major)
+    for a, b in zip(forced["results"], exact["results"], strict=True):
+        assert a["score"] == pytest.approx(b["score"], abs=1e-6)
+    code, _, err = run(capsys, "search", "a dog", "--run", RUN, "-k", 5)
+    assert code == 0 and "answered by the approximate index IVF" in err

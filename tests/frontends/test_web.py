@@ -265,6 +265,12 @@ def test_about_says_what_is_served(client, web_service):
     assert client.get("/api/about").get_json()["validation_images"] == len(
         web_service.engines["validation"].database
     )
+    # the path that answers, per image set: the tiny data is below the index's threshold
+    assert about["answered_by"] == {
+        images: f"exact scan of {len(engine.database):,} images"
+        for images, engine in web_service.engines.items()
+    }
+    assert f"validation images: {about['answered_by']['validation']}" in page
 
 
 def test_the_service_needs_no_caption_embeddings(web_service):

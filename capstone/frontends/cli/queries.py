@@ -67,7 +67,7 @@ def _add_search_args(
     p: argparse.ArgumentParser, k: int | None, results: bool = True, images: bool = True
 ) -> None:
     """Data, model, -k and --json; ``images``: --all-images (for commands that search
-    images); ``results``: --add, --subtract, --captions and --show."""
+    images); ``results``: --add, --subtract, --captions, --show and --exact."""
     add_data_args(p)
     add_model_args(p)
     if k is not None:
@@ -106,6 +106,12 @@ def _add_search_args(
             type=output_file(".png", replace=True),
             metavar="PNG",
             help=f"save an image grid of the results (the first {GRID_MAX} at most)",
+        )
+        p.add_argument(
+            "--exact",
+            action="store_true",
+            help="scan every image, even where the approximate index (exact scores, "
+            "recall@10 >= 0.999) would answer",
         )
 
 
@@ -199,11 +205,18 @@ def add_parsers(sub) -> None:
 
 
 def _engine(
-    source: dict, *, as_json: bool, all_images: bool = False, searches: bool = True
+    source: dict,
+    *,
+    as_json: bool,
+    all_images: bool = False,
+    searches: bool = True,
+    exact: bool = False,
 ) -> tuple[SearchEngine, dict]:
     """The search engine over the chosen run's validation images (the course's database), or
-    all with ``all_images``, and the facts of its database that ``--json`` output starts with.
-    ``searches=False`` (tags, words: they search no images) says nothing about images."""
+    all with ``all_images``, and the facts of its database that ``--json`` output starts with,
+    with the path that answers (``exact``: the scan of every image; else the database's
+    index above its threshold, built here if needed). ``searches=False`` (tags, words: they
+    search no images) says nothing about images."""
     run, ds = load_run(**source, verbose=not as_json)
     images = "all" if searches and all_images else "validation"
     engine = run.engine(ds, images)
@@ -211,11 +224,17 @@ def _engine(
     facts = {"run": run.name, "images": images, "n_images": len(engine.database)}
     if run.warnings:
         facts["warnings"] = run.warnings
+    if searches:
+        if not exact:  # built (or loaded) here, its message before the results; none in JSON
+            engine.database.index(progress=not as_json)
+        facts["answered_by"] = engine.database.answering(exact=exact)
     if searches and not as_json:
         what = "every image" if all_images else "the validation images"
         note(
             f"searching {what} of run {run.name}: {len(engine.database):,} of "
-            f"{ds.data.n_images:,}" + ("" if all_images else " (--all-images for all)")
+            f"{ds.data.n_images:,}"
+            + ("" if all_images else " (--all-images for all)")
+            + f"; answered by the {facts['answered_by']}"
         )
     return engine, facts
 
@@ -256,10 +275,11 @@ def cmd_search(
     subtract: list[str],
     captions: int,
     show: Path | None,
+    exact: bool = False,
     **source,
 ) -> Result:
     """``search``: the ``k`` images (or photos of ``collection``) best matching a query
-    ``text`` or a photo ``image``."""
+    ``text`` or a photo ``image``; ``exact`` scans every image."""
     if (text is None) == (image is None):
         raise ValueError("give a query TEXT or --image PHOTO (one of them)")
     if image is not None and (add or subtract or collection):
@@ -276,13 +296,14 @@ def cmd_search(
         )  # fmt: skip
     if image is not None:
         descriptor = describe_photo(image, weights, progress=not as_json)
-        engine, facts = _engine(source, as_json=as_json, all_images=all_images)
-        results = engine.similar_to_descriptor(descriptor, k)
+        engine, facts = _engine(source, as_json=as_json, all_images=all_images, exact=exact)
+        results = engine.similar_to_descriptor(descriptor, k, exact=exact)
         return _search_result(results, facts, [], captions=captions, show=show)
     terms = query_terms(text, add, subtract)
     describe = describe_photo_terms(terms, weights, progress=not as_json)
-    engine, facts = _engine(source, as_json=as_json, all_images=all_images)
-    results = engine.search_vector(engine.query_vector(terms, describe=describe), k)
+    engine, facts = _engine(source, as_json=as_json, all_images=all_images, exact=exact)
+    q = engine.query_vector(terms, describe=describe)
+    results = engine.search_vector(q, k, exact=exact)
     ignored = ignored_words(engine.dataset.text, terms)
     return _search_result(results, facts, ignored, captions=captions, show=show)
 
@@ -300,10 +321,12 @@ def cmd_similar(
     subtract: list[str],
     captions: int,
     show: Path | None,
+    exact: bool = False,
     **source,
 ) -> Result:
     """``similar``: the ``k`` images most like image ``image_id`` (moved by ``add`` and
-    ``subtract`` terms) or like a ``photo``, in the semantic or descriptor ``space``."""
+    ``subtract`` terms) or like a ``photo``, in the semantic or descriptor ``space``;
+    ``exact`` scans every image (the descriptor space always does)."""
     if (image_id is None) == (photo is None):
         raise ValueError("give an IMAGE_ID or --photo PHOTO (one of them)")
     if (add or subtract) and space != "semantic":
@@ -313,14 +336,15 @@ def cmd_similar(
     descriptor = describe_photo(photo, weights, progress=not as_json)
     terms = query_terms(None, add, subtract)
     describe = describe_photo_terms(terms, weights, progress=not as_json)
-    engine, facts = _engine(source, as_json=as_json, all_images=all_images)
+    exact = exact or space == "descriptor"
+    engine, facts = _engine(source, as_json=as_json, all_images=all_images, exact=exact)
     if terms:
         q = engine.query_vector(terms, image_id=image_id, describe=describe)
-        results = engine.search_vector(q, k, exclude=[image_id])
+        results = engine.search_vector(q, k, exclude=[image_id], exact=exact)
     elif descriptor is not None:
-        results = engine.similar_to_descriptor(descriptor, k, space=space)
+        results = engine.similar_to_descriptor(descriptor, k, space=space, exact=exact)
     else:
-        results = engine.similar(image_id, k=k, space=space)
+        results = engine.similar(image_id, k=k, space=space, exact=exact)
     ignored = ignored_words(engine.dataset.text, terms)
     return _search_result(results, facts, ignored, captions=captions, show=show)
 
@@ -338,7 +362,8 @@ def cmd_rank(
     (the rank it would have, if it is not one of them)."""
     terms = parse_terms(text, photos=True)
     describe = describe_photo_terms(terms, weights, progress=not as_json)
-    engine, facts = _engine(source, as_json=as_json, all_images=all_images)
+    # a rank counts every image that scores higher: always the exact scan
+    engine, facts = _engine(source, as_json=as_json, all_images=all_images, exact=True)
     found = engine.rank_of_vector(engine.query_vector(terms, describe=describe), image_id)
     ignored = ignored_words(engine.dataset.text, terms)
     where = "" if found.in_database else " (it is not one of them: the rank it would have)"

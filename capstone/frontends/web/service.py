@@ -132,8 +132,11 @@ class SearchService:
     def load(
         cls, run: Run, dataset: Dataset, describer: PhotoDescriber | None = None
     ) -> SearchService:
-        """Build both engines (their databases come from the run's cache when it has one)."""
+        """Build both engines (their databases come from the run's cache when it has one), and
+        load or build their approximate indexes now rather than in the first request."""
         engines = {images: run.engine(dataset, images) for images in IMAGE_SETS}
+        for engine in engines.values():
+            engine.database.index()
         return cls(run, dataset, engines, describer)
 
     # -- checked arguments ---------------------------------------------------------------------
@@ -337,6 +340,9 @@ class SearchService:
             "images": ds.data.n_images,
             "captions": ds.data.n_captions,
             "validation_images": len(self.engines["validation"].database),
+            "answered_by": {
+                images: engine.database.answering() for images, engine in self.engines.items()
+            },
             "glove": ds.glove.source,
             "idf_vocabulary": len(ds.text.idf),
             "warnings": list(run.warnings),
