@@ -27,6 +27,8 @@ import numpy as np
 from capstone.common.archive import atomic_write
 from capstone.common.checks import count
 from capstone.common.vectors import normalize_rows
+from capstone.search import ann
+from capstone.search.ann import AnnIndex
 from capstone.search.database import best_matches
 
 __all__ = ["DESCRIPTOR_SIZE", "Collection", "CollectionError", "SearchMatrix"]
@@ -102,6 +104,9 @@ class Collection:
         self.path = path
         self._db = connection
         self._matrix: SearchMatrix | None = None  # the last `search_matrix`, while current
+        self._ann: tuple[str, AnnIndex | None] | None = None  # (fingerprint, index) of `_index`
+        #: photos from which a query goes through the approximate index (as `ImageDatabase`)
+        self.index_threshold = ann.THRESHOLD
         try:
             application_id = self._db.execute("PRAGMA application_id").fetchone()[0]
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -370,22 +375,43 @@ class Collection:
         found = dict(self._db.execute(f"SELECT id, path FROM photos WHERE id IN ({marks})", ids))
         return [found[i] for i in ids]
 
-    def query(self, q: np.ndarray, k: int = 10, *, embed=None) -> list[tuple[Path, float]]:
+    def query(self, q: np.ndarray, k: int = 10, *, embed=None, exact: bool = False,
+              progress: bool = True) -> list[tuple[Path, float]]:  # fmt: skip
         """The ``k`` photos whose embeddings have the highest cosine with the (d,) ``q``.
 
-        The top k of `capstone.search.database.best_matches`, as an `ImageDatabase` query
-        takes them, over ``E q`` for the collection's (n, d) embeddings E. ``embed``: another
-        model's map (n, 512) -> (n, d), applied to the descriptors instead of the stored
-        embeddings (a search with a run other than the one that indexed).
+        As an `ImageDatabase` query answers: from `capstone.search.ann.THRESHOLD` photos up
+        through the approximate index kept beside the database (its candidates re-ranked with
+        the float32 rows: scores stay exact; built with a message when ``progress``), else, or
+        when ``exact``, the top k of `capstone.search.database.best_matches` over ``E q`` for
+        the collection's (n, d) embeddings E. ``embed``: another model's map (n, 512) -> (n, d),
+        applied to the descriptors instead of the stored embeddings (a search with a run other
+        than the one that indexed; always the exact scan).
         """
         k = count("k", k)
+        q = normalize_rows(np.asarray(q, dtype=np.float32))
         if embed is None:
             matrix = self.search_matrix()
             ids, embeddings = matrix.ids, matrix.embeddings
+            index = None if exact else self._index(matrix, progress)
         else:
             ids, descriptors = self.descriptors()
-            embeddings = embed(descriptors)
-        scores = embeddings @ normalize_rows(np.asarray(q, dtype=np.float32))
-        (matches,) = best_matches(scores[None], ids, k)
-        paths = self.paths_of(m.image_id for m in matches)
-        return [(self.folder / p, m.score) for p, m in zip(paths, matches, strict=True)]
+            embeddings, index = embed(descriptors), None
+        if index is None:
+            (matches,) = best_matches((embeddings @ q)[None], ids, k)
+            found = [(m.image_id, m.score) for m in matches]
+        else:
+            scores, rows = index.search(q[None], k)
+            found = [(int(i), float(s)) for i, s in zip(ids[rows[0]], scores[0], strict=True)]
+        paths = self.paths_of(i for i, _ in found)
+        return [(self.folder / p, s) for p, (_, s) in zip(paths, found, strict=True)]
+
+    def _index(self, matrix: SearchMatrix, progress: bool) -> AnnIndex | None:
+        """The approximate index over ``matrix`` (None below the threshold), kept by this
+        object while its fingerprint is current."""
+        if self._ann is None or self._ann[0] != matrix.fingerprint:
+            index = AnnIndex.for_matrix(np.ascontiguousarray(matrix.embeddings), self.path,
+                                        threshold=self.index_threshold,
+                                        fingerprint_=matrix.fingerprint,
+                                        progress=progress)  # fmt: skip
+            self._ann = (matrix.fingerprint, index)
+        return self._ann[1]

@@ -199,6 +199,37 @@ def test_a_full_disk_is_an_error_naming_the_file_and_keeps_earlier_batches(folde
     assert after[0].keys() == before[0].keys() and after[1:] == before[1:]
 
 
+def test_a_large_collection_searches_through_the_index_with_exact_scores(tmp_path):
+    """Above its threshold a collection answers through the approximate index kept beside it
+    (rebuilt when its rows change), with the exact scan's results when every candidate counts."""
+    folder = tmp_path / "many"
+    for i in range(300):
+        write(folder, f"p{i:03}.jpg", f"photo number {i}")
+    database = tmp_path / "c.db"
+    index(folder, database, FakeDescriber(), batch_size=100)
+    q = np.random.default_rng(0).normal(size=8).astype(np.float32)
+    with Collection.open(database) as collection:
+        exact = collection.query(q, 10, exact=True)
+        collection.index_threshold = 100
+        same(collection.query(q, 10, progress=False), exact)  # 300 rows: 7 lists, all probed
+        faiss_file = database.with_name(database.name + ".ann.faiss")
+        built = faiss_file.stat().st_mtime_ns
+    write(folder, "p300.jpg", "one more photo")
+    index(folder, database, FakeDescriber())
+    with Collection.open(database) as collection:
+        collection.index_threshold = 100
+        found = collection.query(q, 301, progress=False)
+        assert len(found) == 301 and faiss_file.stat().st_mtime_ns != built  # rebuilt, not reused
+        same(found, collection.query(q, 301, exact=True))
+
+
+def same(found, exact):
+    """The same photos in the same order, scores equal to float32 rounding (the index re-ranks
+    its candidates with a product of its own)."""
+    assert [p for p, _ in found] == [p for p, _ in exact]
+    np.testing.assert_allclose([s for _, s in found], [s for _, s in exact], rtol=0, atol=1e-6)
+
+
 def _index_slowly(folder: Path, database: Path, described: Path, gate) -> None:
     """A child process: index with batches of 1, each photo recorded as described; after the
     second batch, wait on ``gate`` forever (the parent kills this process there)."""

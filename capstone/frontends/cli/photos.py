@@ -277,11 +277,13 @@ def search_collection(
     paths: bool,
     weights: Path | None,
     as_json: bool,
+    exact: bool = False,
     source: dict,
 ) -> Result:
     """``search --collection``: the ``k`` photos of collection ``name`` best matching the
     query (``query``, ``add`` and ``subtract`` terms), embedded by the model of the run that
-    ``source`` (`load_run`'s flags) names; ``paths``: the bare paths, one a line."""
+    ``source`` (`load_run`'s flags) names; ``paths``: the bare paths, one a line; ``exact``:
+    scan every photo even where the approximate index would answer."""
     from capstone.search.collection import Collection, collection_file, migrate
 
     database = collection_file(name)
@@ -295,10 +297,11 @@ def search_collection(
         )
     with Collection.open(database) as collection:
         return _search(collection, name, query, add, subtract, k=k, paths=paths,
-                       weights=weights, as_json=as_json, source=source)  # fmt: skip
+                       weights=weights, as_json=as_json, exact=exact, source=source)  # fmt: skip
 
 
-def _search(collection, name, query, add, subtract, *, k, paths, weights, as_json, source):
+def _search(collection, name, query, add, subtract, *, k, paths, weights, as_json, exact,
+            source):  # fmt: skip
     """`search_collection` in the open ``collection``."""
     if not len(collection):
         raise ValueError(f"collection {name!r} ({collection.path}) holds no photos")
@@ -307,7 +310,8 @@ def _search(collection, name, query, add, subtract, *, k, paths, weights, as_jso
     run, ds = load_run(**source, verbose=not as_json, embed_captions=False)
     # another run's model: its embeddings of the descriptors, not the stored ones
     embed = None if collection.info["model_sha256"] == run.weights_sha256 else run.model.embed
-    found = collection.query(query_vector(run.model, ds.text, terms, describe), k, embed=embed)
+    q = query_vector(run.model, ds.text, terms, describe)
+    found = collection.query(q, k, embed=embed, exact=exact, progress=not as_json)
     ignored = ignored_words(ds.text, terms)
     data = {
         "collection": name,

@@ -292,7 +292,7 @@ def cmd_search(
     if collection:
         return search_collection(
             collection, text, add, subtract, k=k, paths=paths, weights=weights,
-            as_json=as_json, source=source,
+            as_json=as_json, exact=exact, source=source,
         )  # fmt: skip
     if image is not None:
         descriptor = describe_photo(image, weights, progress=not as_json)
