@@ -59,6 +59,8 @@ setup(
             "ruff>=0.5",
             # drives Debian's chromium in the web app's browser test
             "selenium>=4.10",
+            # the Dask tests run a LocalCluster (capstone.photos.pool; the `cluster` extra)
+            "dask[distributed]>=2024.1",
         ],
         # the documentation site: `mkdocs serve`, `mkdocs build --strict` (mkdocs.yml, docs/)
         "docs": [

@@ -212,7 +212,11 @@ class StudentDatabase(ImageDatabase):
 
     student = None
 
-    def query_batch(self, vectors, k=10, *, exclude=()) -> list[list[Match]]:
+    def answering(self, *, exact: bool = False) -> str:
+        return f"your top_k over the scores of all {len(self):,} images"
+
+    def query_batch(self, vectors, k=10, *, exclude=(), exact=True) -> list[list[Match]]:
+        """Their ``top_k`` of every image's score: always the whole scan (``exact`` is moot)."""
         scores = self.scores(vectors)
         rows = [self._rows[int(i)] for i in exclude if int(i) in self._rows]
         scores[:, rows] = -np.inf

@@ -33,8 +33,10 @@ def test_students_train_evaluate_and_search_with_their_own_functions(
     assert models["trained"]["recall_at_10"] > models["untrained"]["recall_at_10"]
     assert not (fresh_home / "runs" / "mine" / "metrics.json").exists()  # capstone's, not theirs
 
-    found = run_json(capsys, "search", "a dog on a beach", "--student", SOLVED, "--run", "mine",
-                     "--data", data, "-k", "5")["results"]  # fmt: skip
+    answer = run_json(capsys, "search", "a dog on a beach", "--student", SOLVED, "--run", "mine",
+                      "--data", data, "-k", "5")  # fmt: skip
+    assert answer["answered_by"].startswith("your top_k over the scores of all ")
+    found = answer["results"]
     scores = [r["score"] for r in found]
     assert len(scores) == 5 and scores == sorted(scores, reverse=True)
     # their top_k answers the query: a top-k that sorts ascending shows the worst first
