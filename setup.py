@@ -78,6 +78,9 @@ setup(
         # `describe`/`index --dask tcp://SCHEDULER:8786`: describing photos on the workers of a
         # dask.distributed cluster (capstone.photos.pool); local processes need nothing more
         "cluster": ["dask[distributed]>=2024.1"],
+        # development tools CI does not install: mutation testing of the core (`mutmut run`,
+        # configured in pyproject.toml [tool.mutmut], docs/development.md), too slow for CI
+        "dev": ["mutmut>=3.8"],
     },
     entry_points={"console_scripts": ["capstone=capstone.frontends.cli:main"]},
 )

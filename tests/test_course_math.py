@@ -187,3 +187,35 @@ def test_triple_accuracy_of_a_dataset_is_the_plain_one():
     assert triple_accuracy(model, data, embeddings, triples) == plain.triple_accuracy(
         s_true, s_conf
     )
+
+
+# Edge cases of the plain functions themselves (mutation testing found them unpinned).
+
+
+def test_plain_similarity_and_triple_accuracy_refuse_unequal_lengths():
+    with pytest.raises(ValueError):
+        plain.similarity(np.ones(3), np.ones(4))
+    with pytest.raises(ValueError):
+        plain.triple_accuracy([0.9, 0.8], [0.1])
+
+
+def test_plain_triple_accuracy_counts_a_tie_as_a_loss():
+    # "strictly higher": a confusor scoring the same as the true image is not beaten
+    assert plain.triple_accuracy([0.5, 0.9], [0.5, 0.1]) == 0.5
+
+
+def test_plain_image_embedding_of_a_zero_descriptor_is_zeros_not_nan():
+    y = plain.image_embedding(np.zeros(4, np.float32), np.ones((4, 3), np.float32))
+    np.testing.assert_array_equal(y, np.zeros(3))
+
+
+def test_plain_caption_embedding_sums_float32_vectors_in_float64():
+    # GloVe ships float32 vectors; the reference sums IDF(t) * glove[t] in float64, so a
+    # float32 product would be ~1e-8 off
+    rng = np.random.default_rng(0)
+    glove = {w: rng.standard_normal(5).astype(np.float32) for w in ("dog", "cat")}
+    idf = {"dog": 0.1, "cat": 0.3}
+    e = sum(idf[w] * glove[w].astype(np.float64) for w in ("dog", "cat"))
+    np.testing.assert_allclose(
+        plain.caption_embedding("dog cat", idf, glove), e / np.linalg.norm(e), rtol=1e-13
+    )
