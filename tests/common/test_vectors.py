@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from capstone.common.vectors import normalize_rows, top_k
+from capstone.common.vectors import normalize_rows, row_norms, top_k
 
 
 def top_k_oracle(scores: np.ndarray, k: int) -> np.ndarray:
@@ -134,3 +134,20 @@ def test_normalize_rows_inplace_overwrites_and_returns_x():
 def test_normalize_rows_example():
     assert normalize_rows(np.array([[3.0, 4.0], [0.0, 0.0]])).tolist() == [[0.6, 0.8], [0.0, 0.0]]
     assert normalize_rows(np.array([0.0, -2.0])).tolist() == [0.0, -1.0]
+
+
+def test_row_norms_of_huge_float32_rows_do_not_overflow():
+    # squaring 3e30 overflows float32: those rows are scaled first, ordinary rows are not
+    x = np.array([[[3.0, 4.0], [3e30, -4e30]], [[0.0, 0.0], [1e25, 0.0]]], dtype=np.float32)
+    expected = np.linalg.norm(x.astype(np.float64), axis=-1, keepdims=True)
+    norms = row_norms(x)
+    assert norms.shape == (2, 2, 1)
+    np.testing.assert_allclose(norms, expected, rtol=1e-6)
+    np.testing.assert_allclose(normalize_rows(x)[0, 1], [0.6, -0.8], rtol=1e-6)
+
+
+def test_row_norms_of_a_row_holding_inf_is_inf():
+    x = np.array([[np.inf, 1.0], [3e30, 4e30]], dtype=np.float32)
+    norms = row_norms(x)
+    assert norms[0, 0] == np.inf
+    np.testing.assert_allclose(norms[1, 0], 5e30, rtol=1e-6)
