@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from capstone.common.checks import count, in_range, instance
+from capstone.common.checks import UnknownKey, count, in_range, instance
 
 
 @pytest.mark.parametrize("value", [1, 7, np.int64(3), np.int32(1)])
@@ -86,6 +86,7 @@ def test_instance_returns_what_it_accepts():
         ([1.0], np.ndarray, "`x` must be a numpy.ndarray, got list [1.0]"),
         ("a" * 200, int, "`x` must be an int, got str 'aaaaaaaaaaaa...aaaaaaaaaaaaa'"),
         (Config(), int, "`x` must be an int, got Config"),  # no repr of another class's object
+        (3, (type(None), str), "`x` must be None or str, got int 3"),  # no article before None
     ],
 )
 def test_instance_names_the_parameter_the_type_and_what_was_given(value, expected, message):
@@ -97,3 +98,9 @@ def test_instance_names_the_parameter_the_type_and_what_was_given(value, expecte
 def test_instance_appends_a_hint():
     with pytest.raises(TypeError, match=r"^`x` must be a Config, got None: make one first$"):
         instance("x", None, Config, hint="make one first")
+
+
+def test_unknown_key_reads_as_its_message_and_is_a_key_error():
+    assert str(UnknownKey("unknown image id 7")) == "unknown image id 7"
+    assert str(UnknownKey()) == ""
+    assert isinstance(UnknownKey("x"), KeyError)
