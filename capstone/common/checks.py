@@ -45,9 +45,10 @@ class UnknownKey(KeyError):
 def _type_names(expected: type | tuple[type, ...]) -> str:
     """The expected types as a message says them: "a Dataset", "a str, os.PathLike or None"."""
     types = expected if isinstance(expected, tuple) else (expected,)
+    # a built-in or the package's own class by its name; os's and NumPy's with their module
     names = [
-        "None" if t is type(None) else t.__name__ if t.__module__ == "builtins"
-        else f"{t.__module__.split('.')[0]}.{t.__name__}" if t.__module__ in ("os", "numpy")
+        "None" if t is type(None)
+        else f"{t.__module__}.{t.__name__}" if t.__module__ in ("os", "numpy")
         else t.__name__
         for t in types
     ]  # fmt: skip
