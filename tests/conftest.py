@@ -2,6 +2,8 @@
 
 import contextlib
 import io
+import os
+from pathlib import Path
 
 import matplotlib
 import pytest
@@ -18,6 +20,23 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     """Point CAPSTONE_HOME at a fresh folder and hide CAPSTONE_DATA for every test."""
     monkeypatch.setenv("CAPSTONE_HOME", str(tmp_path_factory.mktemp("capstone_home")))
     monkeypatch.delenv("CAPSTONE_DATA", raising=False)
+
+
+@pytest.fixture
+def unlistable(monkeypatch):
+    """``unlistable(folder)``: listing ``folder`` fails with "Permission denied", as chmod 000
+    would even for root (CI runs as root, where chmod stops nothing)."""
+    listing = os.scandir
+
+    def refuse(folder: Path) -> None:
+        def scandir(path="."):
+            if Path(path) == folder:
+                raise PermissionError(13, "Permission denied", str(path))
+            return listing(path)
+
+        monkeypatch.setattr(os, "scandir", scandir)
+
+    return refuse
 
 
 # -- a trained tiny demo, for the command-line tests -------------------------------------------

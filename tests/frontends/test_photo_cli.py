@@ -3,9 +3,7 @@ search --collection, with small random ResNet-18 weights (no download: there is 
 
 from __future__ import annotations
 
-import os
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -246,18 +244,11 @@ def test_an_old_collection_archive_is_migrated_once_with_a_message(
 
 
 def test_index_warns_of_a_folder_it_cannot_list_and_keeps_its_photos(
-    capsys, home, weights, photos, monkeypatch
+    capsys, home, weights, photos, unlistable
 ):
     code, out, err = run(capsys, "index", photos, "--name", "locked", "--weights", weights)
     assert code == 0, err
-    listing = os.scandir
-
-    def scandir(path="."):
-        if Path(path) == photos / "more":  # as chmod 000 would, even for root
-            raise PermissionError(13, "Permission denied", str(path))
-        return listing(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
+    unlistable(photos / "more")
     code, out, err = run(capsys, "index", photos, "--name", "locked", "--weights", weights)
     assert code == 0, err
     assert (f"warning: cannot list {photos / 'more'} (Permission denied): its photos in the "

@@ -308,20 +308,13 @@ def test_a_collection_of_another_folder_is_refused(folder, tmp_path):
         index(elsewhere, database, FakeDescriber())
 
 
-def test_a_folder_that_cannot_be_listed_keeps_its_rows(folder, tmp_path, monkeypatch):
+def test_a_folder_that_cannot_be_listed_keeps_its_rows(folder, tmp_path, unlistable):
     """find_photos names the folder it could not list; its photos stay in the collection (not
     "removed"), while the rest is brought up to date."""
     database = tmp_path / "c.db"
     write(folder, "sub/more.jpg", "another photo in the subfolder")
     index(folder, database, FakeDescriber())
-    listing = os.scandir
-
-    def scandir(path="."):
-        if Path(path) == folder / "sub":  # as chmod 000 would, even for root
-            raise PermissionError(13, "Permission denied", str(path))
-        return listing(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
+    unlistable(folder / "sub")
     unlisted = []
     photos = find_photos(folder, unlisted)
     assert unlisted == [(folder / "sub", "Permission denied")]
@@ -337,15 +330,11 @@ def test_a_folder_that_cannot_be_listed_keeps_its_rows(folder, tmp_path, monkeyp
     assert report.removed == 2 and set(rows(database)[0]).isdisjoint({"sub/deep.jpg"})
 
 
-def test_an_unlistable_folder_itself_is_an_error_naming_it(tmp_path, monkeypatch):
+def test_an_unlistable_folder_itself_is_an_error_naming_it(tmp_path, unlistable):
     from capstone.photos.describer import PhotoError
 
     write(tmp_path / "locked", "a.jpg", "a")
-
-    def scandir(path="."):
-        raise PermissionError(13, "Permission denied", str(path))
-
-    monkeypatch.setattr(os, "scandir", scandir)
+    unlistable(tmp_path / "locked")
     with pytest.raises(PhotoError, match=r"locked.*cannot be listed \(Permission denied"):
         find_photos(tmp_path / "locked")
 
