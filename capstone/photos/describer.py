@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from capstone.common.checks import count
+from capstone.common.memory import reuse_freed_memory
 from capstone.common.progress import Progress
 from capstone.photos.preprocess import PhotoError, PhotoSource, load_photo, to_tensor
 from capstone.photos.resnet import DESCRIPTOR_SIZE, ResNet18
@@ -112,6 +113,7 @@ class PhotoDescriber:
 
     def __init__(self, weights: str | os.PathLike | Mapping[str, np.ndarray]):
         state = weights if isinstance(weights, Mapping) else load_state_dict(weights)
+        reuse_freed_memory()  # the network frees and allocates the same large arrays per batch
         self.network = ResNet18.from_state_dict(state)
 
     def describe(self, source: PhotoSource) -> np.ndarray:

@@ -237,6 +237,14 @@ def im2col(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarray:
 # streams through memory twice).
 _GEMM_ROWS = 4096
 
+# `ResNet18.describe` runs the stem, layer1 and layer2 (its first 4 blocks) one photo at a time:
+# a photo's activations there (up to 3.2 MB) stay in cache between layers, where a batch of 8's
+# (up to 26 MB) would stream through memory at every ReLU, sum and max pool; layer3 and layer4
+# then run over the whole batch, whose products reuse each weight matrix across photos.
+# Measured (1 BLAS thread, 8 photos): 50-51 ms a photo, against 53-57 ms for the batch in one
+# pass and 54-57 ms one photo at a time.
+_PER_PHOTO_BLOCKS = 4
+
 
 def conv2d(
     x: np.ndarray,
@@ -428,12 +436,20 @@ class ResNet18:
                 f"`batch` must have shape (B, 3, H, W) with H, W > 0, got {batch.shape}"
             )
         x = np.ascontiguousarray(batch.transpose(0, 2, 3, 1), dtype=np.float32)
-        x = self.stem(x)
-        np.maximum(x, 0, out=x)
-        x = max_pool(x)
-        for block in self.blocks:
+        early, late = self.blocks[:_PER_PHOTO_BLOCKS], self.blocks[_PER_PHOTO_BLOCKS:]
+        x = np.concatenate([self._early(x[i : i + 1], early) for i in range(len(x))])
+        for block in late:
             x = block(x)
         return x.mean(axis=(1, 2), dtype=np.float32)
+
+    def _early(self, photo: np.ndarray, blocks: list[BasicBlock]) -> np.ndarray:
+        """The stem, max pool and ``blocks`` on one channels-last photo (1, H, W, 3)."""
+        x = self.stem(photo)
+        np.maximum(x, 0, out=x)
+        x = max_pool(x)
+        for block in blocks:
+            x = block(x)
+        return x
 
 
 # -- plain references, for clarity: channels-first loops, unfolded batch norm ------------------
