@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["normalize_rows", "row_norms", "top_k"]
+__all__ = ["normalize_rows", "row_norms", "scores_of_rows", "top_k"]
 
 
 def row_norms(x: np.ndarray) -> np.ndarray:
@@ -54,6 +54,28 @@ def normalize_rows(x: np.ndarray, *, inplace: bool = False) -> np.ndarray:
 
 # top_k on long rows first finds a threshold on every _SAMPLE_STRIDE-th score.
 _SAMPLE_STRIDE = 64
+
+
+def scores_of_rows(matrix: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Every row's dot product with every query: ``S = Q E^T``, shape (Q, N).
+
+    Parameters
+    ----------
+    matrix : numpy.ndarray, shape-(N, d)
+        In either memory order.
+    queries : numpy.ndarray, shape-(Q, d)
+
+    One query against row-major rows is a SIMD dot product per row (``np.einsum``):
+    OpenBLAS's matrix-vector product on that layout ran at half the speed (6.7 against
+    3.2 ms at 82,612 x 200 on one thread). Anything else is one matrix product.
+
+    >>> E = np.array([[1.0, 0.0], [0.6, 0.8]], np.float32)
+    >>> scores_of_rows(E, np.array([[0.0, 1.0]], np.float32))
+    array([[0. , 0.8]], dtype=float32)
+    """
+    if len(queries) == 1 and matrix.flags.c_contiguous:
+        return np.einsum("nd,d->n", matrix, queries[0])[None]
+    return queries @ matrix.T
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:

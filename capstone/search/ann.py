@@ -5,8 +5,8 @@ about 1.7 ms, the machine's memory bandwidth; at 1,000,000 images 800 MB and 68 
 `THRESHOLD` rows an index reads a fraction of it instead:
 
 1. faiss (`faiss-cpu`, inner-product metric) proposes ``candidates`` rows for each query q
-   (`Settings`: an index-factory string such as ``"HNSW32,Flat"`` or ``"IVF4096,SQ8"`` and its
-   search parameter, ``efSearch`` or ``nprobe``, chosen by `choose` from measured figures:
+   (`Settings`: an index-factory string such as ``"PQ100x4fs"`` or ``"IVF4096,PQ100x4fs"``
+   and its search parameter, e.g. ``nprobe``, chosen by `choose` from measured figures:
    docs/benchmarks.md, `benchmarks/ann.py`);
 2. the candidates are re-ranked with the float32 rows, ``s_j = E_j . q``, and the top k kept,
    so every score shown is exact; only a true neighbour that faiss did not propose can be
@@ -47,15 +47,30 @@ import numpy as np
 from capstone.common.archive import ArchiveError, atomic_write
 from capstone.common.checks import count
 from capstone.common.progress import Progress
-from capstone.common.vectors import top_k
+from capstone.common.vectors import scores_of_rows, top_k
 
-__all__ = ["ANN_KIND", "THRESHOLD", "AnnIndex", "Settings", "choose", "fingerprint", "index_files"]
+__all__ = [
+    "ANN_KIND",
+    "FLAT_ROWS",
+    "THRESHOLD",
+    "AnnIndex",
+    "Settings",
+    "choose",
+    "fingerprint",
+    "index_files",
+]
 
 ANN_KIND = "capstone.search.ann"
 FORMAT_VERSION = 1
 
 #: Rows below which the exact scan answers (it is exact, and under ~0.6 ms there).
 THRESHOLD = 30_000
+#: Rows up to which every code is scored (`choose`: ~0.4 ms at 82,612, growing with the rows);
+#: above, an IVF quantizer picks the cells to score first.
+FLAT_ROWS = 200_000
+
+_PQ_CENTROIDS = 16  # centroids of a 4-bit code: its training needs at least as many rows
+_RERANK_ROWS = 16_384  # candidate rows gathered at a time for the exact re-rank (13 MB at d=200)
 
 _ADD_CHUNK = 20_000  # rows added to faiss at a time: a progress step, and a bounded copy
 _TRAIN_ROWS = 64  # k-means training rows per IVF list (faiss warns below 39)
@@ -86,22 +101,28 @@ class Settings:
     batches: bool = True
 
 
-def choose(n: int, threshold: int = THRESHOLD) -> Settings | None:
-    """The index for ``n`` rows, or None below ``threshold`` (the exact scan answers).
+def choose(n: int, d: int, threshold: int = THRESHOLD) -> Settings | None:
+    """The index for ``n`` rows of ``d`` dimensions, or None below ``threshold`` (the exact
+    scan answers; also below the 16 rows a 4-bit code's training needs).
 
-    IVF with 8-bit scalar quantization (faiss ``IVFlists,SQ8``): the rows are split into
-    ``lists`` k-means cells, a query scans the ``nprobe`` cells nearest it, reading one byte a
-    coordinate, and the 100 best are re-ranked with the float32 rows. Its codes take 1/4 of
-    the float32 rows. Chosen and tuned on trained embeddings with held-out caption queries
-    (`benchmarks/ann.py`, docs/benchmarks.md): it reached the targets (the exact top 10 on
-    99.9% of queries at COCO scale, recall@10 >= 0.99 at a million) faster than HNSW32 (which
-    needed efSearch > 1,000 for 0.998) and than IVF-Flat at the same probes.
+    Product quantization with 4-bit codes read by SIMD "fast scan" (faiss ``PQ{m}x4fs``,
+    ``m = d / 2``): each pair of coordinates is coded as the nearest of 16 centroids learnt for
+    that pair, so a row takes d / 4 bytes (50 at d = 200, 1/16 of its float32 row), and a
+    query's approximate score of every code comes from 16-entry lookup tables held in SIMD
+    registers. Up to `FLAT_ROWS` rows every code is scored (no coarse cells to miss: text
+    queries come from another distribution than the images, and a cell-based index had to
+    probe 30% of its cells for the exact top 10), and the best ``candidates`` are re-ranked
+    with the float32 rows. Above, an IVF coarse quantizer first picks the ``nprobe`` cells
+    nearest the query. Chosen and tuned on trained embeddings with held-out caption queries
+    (`benchmarks/ann.py`, docs/benchmarks.md).
     """
-    if n < threshold:
+    if n < max(threshold, _PQ_CENTROIDS):
         return None
-    lists, probes, batches = (2048, 640, False) if n <= 300_000 else (4096, 64, True)
-    lists = min(lists, max(1, n // 40))  # k-means wants >= 39 training rows a list
-    return Settings(f"IVF{lists},SQ8", f"nprobe={min(probes, lists)}", 100, batches)
+    codes = f"PQ{d // 2 if d % 2 == 0 else d}x4fs"
+    if n <= FLAT_ROWS:
+        return Settings(codes, "", 1000, batches=False)
+    lists = min(4096, n // _TRAIN_ROWS)
+    return Settings(f"IVF{lists},{codes}", "nprobe=128", 1000, batches=True)
 
 
 def fingerprint(matrix: np.ndarray) -> str:
@@ -164,17 +185,20 @@ class AnnIndex:
         return self.index.ntotal
 
     def describe(self) -> str:
-        """``"HNSW32,Flat (efSearch=96, 100 candidates re-ranked exactly)"``."""
+        """``"PQ100x4fs (1000 candidates re-ranked exactly)"``, with the search parameter first
+        when there is one: ``"IVF4096,PQ100x4fs (nprobe=64, 1000 candidates ...)"``."""
         s = self.settings
-        return f"{s.factory} ({s.search}, {s.candidates} candidates re-ranked exactly)"
+        search = f"{s.search}, " if s.search else ""
+        return f"{s.factory} ({search}{s.candidates} candidates re-ranked exactly)"
 
     @classmethod
     def build(cls, matrix: np.ndarray, settings: Settings, *, fingerprint_: str | None = None,
               progress: bool = True) -> AnnIndex:  # fmt: skip
         """Build the index of ``settings`` over (n, d) unit rows, with a progress bar.
 
-        IVF indexes train their lists on a random sample (`_TRAIN_ROWS` rows a list); rows are
-        added in chunks, so the only copy of the matrix is one chunk.
+        The lists of an IVF index and the codes' centroids train on a random sample of rows
+        (`_TRAIN_ROWS` a list); rows are added in chunks, so the only copy of the matrix is
+        one chunk.
         """
         n, d = matrix.shape
         start = time.perf_counter()
@@ -184,10 +208,11 @@ class AnnIndex:
             print(f"building the search index {settings.factory} over {n:,} rows (once)",
                   file=sys.stderr, flush=True)  # fmt: skip
         if not index.is_trained:
-            ivf = faiss.extract_index_ivf(index)
-            sample = np.random.default_rng(0).choice(
-                n, min(n, _TRAIN_ROWS * ivf.nlist), replace=False
-            )
+            try:  # an IVF index: _TRAIN_ROWS rows a list
+                wanted = _TRAIN_ROWS * faiss.extract_index_ivf(index).nlist
+            except RuntimeError:  # codes alone: faiss's k-means reads at most 256 rows a centroid
+                wanted = 256 * _PQ_CENTROIDS
+            sample = np.random.default_rng(0).choice(n, min(n, wanted), replace=False)
             bar.start(f"training {settings.factory} on {len(sample):,} rows", 1)
             index.train(np.ascontiguousarray(matrix[np.sort(sample)], dtype=np.float32))
         bar.start(f"adding {n:,} rows", n)
@@ -242,13 +267,18 @@ class AnnIndex:
         if len(exclude):
             found &= ~np.isin(rows, exclude)
         rows = np.where(found, rows, 0)
-        # exact scores of the candidates: (Q, c, d) gathered rows . q
-        exact = np.einsum("qcd,qd->qc", self.matrix[rows], q)
+        # exact scores of the candidates, s_qc = E[rows[q, c]] . q, gathering a bounded number
+        # of rows at a time (a batch of 100 queries' 1,000 candidates would be 80 MB at once)
+        exact = np.empty(rows.shape, np.float32)
+        step = max(1, _RERANK_ROWS // rows.shape[1])
+        for lo in range(0, len(q), step):
+            gathered = self.matrix[rows[lo : lo + step]]  # (step, c, d)
+            exact[lo : lo + step] = (gathered @ q[lo : lo + step, :, None])[..., 0]
         exact[~found] = -np.inf
         short = np.flatnonzero(found.sum(axis=1) < n_best)
         if len(short):
             exact, rows = exact[:, :n_best].copy(), rows[:, :n_best].copy()
-            scan = q[short] @ self.matrix.T
+            scan = scores_of_rows(self.matrix, q[short])
             scan[:, exclude] = -np.inf
             rows[short] = top_k(scan, n_best)
             exact[short] = np.take_along_axis(scan, rows[short], axis=1)
@@ -324,7 +354,7 @@ class AnnIndex:
         ``fingerprint_`` (default: `fingerprint` of ``matrix``) lets a store that already keeps
         a hash of its rows and model skip hashing them again.
         """
-        settings = choose(len(matrix), threshold)
+        settings = choose(*matrix.shape, threshold)
         if settings is None:
             return None
         fp = fingerprint(matrix) if fingerprint_ is None else fingerprint_

@@ -26,7 +26,7 @@ import numpy as np
 
 from capstone.common.archive import atomic_write
 from capstone.common.checks import count
-from capstone.common.vectors import normalize_rows
+from capstone.common.vectors import normalize_rows, scores_of_rows
 from capstone.search import ann
 from capstone.search.ann import AnnIndex
 from capstone.search.database import best_matches
@@ -397,7 +397,7 @@ class Collection:
             ids, descriptors = self.descriptors()
             embeddings, index = embed(descriptors), None
         if index is None:
-            (matches,) = best_matches((embeddings @ q)[None], ids, k)
+            (matches,) = best_matches(scores_of_rows(embeddings, q[None]), ids, k)
             found = [(m.image_id, m.score) for m in matches]
         else:
             scores, rows = index.search(q[None], k)

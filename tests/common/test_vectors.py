@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from capstone.common.vectors import normalize_rows, row_norms, top_k
+from capstone.common.vectors import normalize_rows, row_norms, scores_of_rows, top_k
 
 
 def top_k_oracle(scores: np.ndarray, k: int) -> np.ndarray:
@@ -151,3 +151,17 @@ def test_row_norms_of_a_row_holding_inf_is_inf():
     norms = row_norms(x)
     assert norms[0, 0] == np.inf
     np.testing.assert_allclose(norms[1, 0], 5e30, rtol=1e-6)
+
+
+@given(
+    st.integers(1, 40), st.integers(1, 12), st.integers(1, 3), st.booleans(), st.integers(0, 99)
+)
+def test_scores_of_rows_is_the_matrix_product_in_either_memory_order(n, d, q, fortran, seed):
+    rng = np.random.default_rng(seed)
+    matrix = rng.normal(size=(n, d)).astype(np.float32)
+    matrix = np.asfortranarray(matrix) if fortran else np.ascontiguousarray(matrix)
+    queries = rng.normal(size=(q, d)).astype(np.float32)
+    reference = queries.astype(np.float64) @ matrix.T.astype(np.float64)
+    found = scores_of_rows(matrix, queries)
+    assert found.shape == (q, n)
+    np.testing.assert_allclose(found, reference, rtol=1e-4, atol=1e-4)

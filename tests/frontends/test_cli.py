@@ -927,7 +927,7 @@ def test_search_says_which_path_answers_and_exact_forces_the_scan(home, capsys, 
     assert exact["answered_by"].startswith("exact scan of")
     monkeypatch.setattr(ann, "THRESHOLD", 10)
     indexed = run_json(capsys, "search", "a dog", "--run", RUN, "-k", 5)
-    assert indexed["answered_by"].startswith("approximate index IVF")
+    assert indexed["answered_by"].startswith("approximate index PQ")
     assert ann.index_files(home / "runs" / RUN / "database.npz")[0].is_file()
     scores = {r["image_id"]: r["score"] for r in exact["results"]}
     for row in indexed["results"]:  # scores are exact whatever path found the image
@@ -940,4 +940,4 @@ def test_search_says_which_path_answers_and_exact_forces_the_scan(home, capsys, 
     for a, b in zip(forced["results"], exact["results"], strict=True):
         assert a["score"] == pytest.approx(b["score"], abs=1e-6)
     code, _, err = run(capsys, "search", "a dog", "--run", RUN, "-k", 5)
-    assert code == 0 and "answered by the approximate index IVF" in err
+    assert code == 0 and "answered by the approximate index PQ" in err

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from capstone.common.archive import ArchiveError
 from capstone.common.vectors import normalize_rows, top_k
-from capstone.search.ann import AnnIndex, Settings, choose, fingerprint, index_files
+from capstone.search import ann
+from capstone.search.ann import FLAT_ROWS, AnnIndex, Settings, choose, fingerprint, index_files
 from capstone.search.database import ImageDatabase
 
 
@@ -147,9 +148,31 @@ def test_a_missing_or_foreign_sidecar_rebuilds(tmp_path, sidecar_text):
 
 def test_below_the_threshold_there_is_no_index(tmp_path):
     matrix = clustered(50, 8, seed=11)
-    assert choose(50, threshold=51) is None
+    assert choose(50, 8, threshold=51) is None
+    assert choose(15, 8, threshold=1) is None  # a 4-bit code's 16 centroids need 16 rows
     assert AnnIndex.for_matrix(matrix, tmp_path / "db.npz", threshold=51) is None
     assert not index_files(tmp_path / "db.npz")[0].exists()
+
+
+def test_choose_scores_every_code_up_to_flat_rows_then_probes_cells():
+    assert choose(30_000, 200) == Settings("PQ100x4fs", "", 1000, batches=False)
+    assert choose(FLAT_ROWS, 33).factory == "PQ33x4fs"  # an odd d: a code per coordinate
+    above = choose(FLAT_ROWS + 1, 200)
+    assert above.factory.startswith("IVF") and above.search.startswith("nprobe=")
+    assert choose(1_000_000, 200).factory == "IVF4096,PQ100x4fs"  # 64 training rows a list
+    assert above.batches
+
+
+def test_a_batch_is_re_ranked_a_bounded_number_of_rows_at_a_time(monkeypatch):
+    matrix = clustered(600, 8, seed=21)
+    queries = clustered(7, 8, seed=22)
+    index = AnnIndex.build(matrix, Settings("PQ4x4fs", "", 50), progress=False)
+    whole = index.search(queries, 10)
+    monkeypatch.setattr(ann, "_RERANK_ROWS", 120)  # 2 queries' 50 candidates at a time
+    chunked = index.search(queries, 10)
+    assert np.array_equal(whole[1], chunked[1]) and np.array_equal(whole[0], chunked[0])
+    exact = queries @ matrix.T
+    np.testing.assert_allclose(chunked[0], np.take_along_axis(exact, chunked[1], 1), rtol=1e-6)
 
 
 # -- through ImageDatabase ------------------------------------------------------------------------
@@ -163,7 +186,7 @@ def test_database_switches_to_the_index_at_its_threshold(tmp_path):
     db = ImageDatabase(ids, emb, index_threshold=800)
     db.save(tmp_path / "db.npz")
     assert isinstance(db.index(progress=False), AnnIndex)
-    assert db.answering().startswith("approximate index IVF")
+    assert db.answering().startswith("approximate index PQ8x4fs")
     assert db.answering(exact=True).startswith("exact scan")
     assert index_files(tmp_path / "db.npz")[0].is_file()  # saved beside the database
     queries = clustered(40, 16, seed=13)
@@ -175,7 +198,7 @@ def test_database_switches_to_the_index_at_its_threshold(tmp_path):
     q = queries[0]
     top = db.query(q, 5, exclude=[exact[0][0].image_id])
     assert exact[0][0].image_id not in {m.image_id for m in top}
-    for m in top:  # every score shown is the exact cosine, not faiss's 8-bit one
+    for m in top:  # every score shown is the exact cosine, not faiss's 4-bit one
         assert m.score == pytest.approx(
             float(db.embedding(m.image_id) @ normalize_rows(q)), abs=1e-6
         )
