@@ -1,6 +1,6 @@
 """Photo descriptors: time per photo of capstone's NumPy ResNet-18, and photos/s on every core.
 
-    python benchmarks/photos.py [--photos 96] [--repeats 3]
+    python benchmarks/photos.py [--photos 192] [--repeats 3]
 
 Writes ``--photos`` generated 640 x 480 JPEGs (smooth random colours) to a temporary folder and
 times, in this one run:
@@ -130,7 +130,7 @@ def torch_network():
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--photos", type=int, default=96, help="photos in the folder (96)")
+    parser.add_argument("--photos", type=int, default=192, help="photos in the folder (192)")
     parser.add_argument("--repeats", type=int, default=3, help="turns of the folder runs (3)")
     args = parser.parse_args(argv)
     state = random_state()

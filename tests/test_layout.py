@@ -107,3 +107,15 @@ def test_the_package_docstring_maps_the_layers_in_order():
     bottom = ["common", "course_math"]
     layers = [name for name in LAYERS if name not in (*bottom, "capstone", "__main__")]
     assert rows == layers + bottom
+
+
+def test_no_benchmark_script_shadows_a_standard_module():
+    """A script's folder comes first on ``sys.path``: ``benchmarks/collections.py`` once broke
+    ``python benchmarks/photos.py`` in a fresh venv (``import argparse`` found it, not the
+    standard ``collections``)."""
+    import sys
+
+    folder = Path(capstone.__file__).resolve().parent.parent / "benchmarks"
+    names = {p.stem for p in folder.glob("*.py")}
+    assert names, f"no scripts found in {folder}"
+    assert not names & set(sys.stdlib_module_names)

@@ -1,6 +1,7 @@
 """Collections: the bookkeeping cost per photo as a collection grows, and opening a big one.
 
-    python benchmarks/collections.py [--sizes 1000,10000,100000,1000000] [--baseline 1000,10000]
+    python benchmarks/photo_collections.py [--sizes 1000,10000,100000,1000000]
+                                           [--baseline 1000,10000]
 
 1. **Bookkeeping** (no network: synthetic descriptors and embeddings, d = 200): a collection
    built from empty in batches of 32 photos, each batch committed as `index` commits it
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     old_sizes = [int(s) for s in args.baseline.split(",")]
     data = pool()
     print(f"# Collections: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores "
-          f"(shared with other work), python benchmarks/collections.py --sizes {args.sizes} "
+          f"(shared with other work), python benchmarks/photo_collections.py --sizes {args.sizes} "
           f"--baseline {args.baseline}\n")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
