@@ -31,7 +31,13 @@ def exact_top(matrix: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
 
 @pytest.mark.parametrize(
     "factory, search",
-    [("HNSW16,Flat", "efSearch=400"), ("IVF8,Flat", "nprobe=8"), ("IVF8,SQ8", "nprobe=8")],
+    [
+        ("HNSW16,Flat", "efSearch=400"),
+        ("IVF8,Flat", "nprobe=8"),
+        ("IVF8,SQ8", "nprobe=8"),
+        ("PQ6x4fs", ""),  # the kinds `choose` picks
+        ("IVF8,PQ6x4fs", "nprobe=8"),
+    ],
 )
 def test_every_candidate_gives_the_exact_answer(factory, search):
     matrix = clustered(400, 12, seed=1)
@@ -55,6 +61,21 @@ def test_recall_against_exact_is_high(n, d, seed):
     truth = exact_top(matrix, queries, 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows, truth, strict=True)])
     assert recall >= 0.85
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(640, 2000), d=st.integers(8, 48), seed=st.integers(0, 2**16))
+def test_recall_of_the_chosen_codes_with_200_candidates_is_high(n, d, seed):
+    """The 4-bit codes `choose` picks, scoring every row, 200 candidates re-ranked (the worst
+    of 60 seeds measured: 0.988; with 100 candidates, 0.916)."""
+    matrix = clustered(n, d, seed)
+    queries = clustered(50, d, seed + 1)
+    chosen = choose(n, d, threshold=1)
+    index = AnnIndex.build(matrix, Settings(chosen.factory, chosen.search, 200), progress=False)
+    _, rows = index.search(queries, 10)
+    truth = exact_top(matrix, queries, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows, truth, strict=True)])
+    assert recall >= 0.95
 
 
 def test_excluded_rows_are_never_returned():
