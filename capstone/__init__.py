@@ -5,8 +5,9 @@ The folders follow the data (read `course_math` first: the same formulas, plainl
     data/        paths.locate_data -> coco.CocoData (captions, descriptors)   glove.load_glove
                  split.split_images (the image-level 4/5 split)                     |
     text/        tokens -> idf (caption statistics)                                 |
-    photos/      preprocess -> resnet (ResNet-18, weights) -> describer:            |
-                 your photos -> 512-d descriptors like COCO's                       |
+    photos/      preprocess -> resnet (ResNet-18) -> describer:                     |
+                 your photos -> 512-d descriptors like COCO's;                      |
+                 weight_files (read), weights (find or download)                    |
     embeddings/  text.TextEmbedder (IDF-weighted GloVe) <---------------------------+
                  image.ImageEmbedder (the trained map 512 -> d, unit length)
     dataset.py   load_dataset: data, word vectors and caption embeddings in one call

@@ -4,7 +4,7 @@ A pickle is a program: its ``GLOBAL``/``STACK_GLOBAL`` opcodes (and ``INST``, ``
 name any importable callable (``os.system``, ``builtins.eval``, ...) and ``REDUCE`` calls it.
 `RestrictedUnpickler` resolves only the ``(module, name)`` pairs it is given, each to an object
 the caller chose (usually a checked stand-in), and refuses any other before anything is called.
-Used for the ResNet-18 ``.pth`` weights (`capstone.photos.weights`) and the descriptor pickle
+Used for the ResNet-18 ``.pth`` weights (`capstone.photos.weight_files`) and the descriptor pickle
 (`capstone.data.coco`).
 
 >>> import io, pickle

@@ -25,7 +25,7 @@ from capstone.common.memory import reuse_freed_memory
 from capstone.common.progress import Progress
 from capstone.photos.preprocess import PhotoError, PhotoSource, load_photo, to_tensor
 from capstone.photos.resnet import DESCRIPTOR_SIZE, ResNet18
-from capstone.photos.weights import load_state_dict
+from capstone.photos.weight_files import load_state_dict
 
 __all__ = ["PHOTO_SUFFIXES", "PhotoDescriber", "PhotoError", "find_photos"]
 
@@ -108,7 +108,7 @@ class PhotoDescriber:
     ------
     ValueError
         If the weights are not ResNet-18's (naming the key), or the file is unreadable
-        (``capstone.photos.weights.WeightsError``).
+        (``capstone.photos.weight_files.WeightsError``).
     """
 
     def __init__(self, weights: str | os.PathLike | Mapping[str, np.ndarray]):

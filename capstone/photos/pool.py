@@ -135,7 +135,7 @@ def describe_batches(
     DaskUnavailable
         If the scheduler ``dask`` does not answer within `DASK_TIMEOUT` seconds, naming
         ``--dask`` and the address.
-    capstone.photos.weights.WeightsError, ValueError
+    capstone.photos.weight_files.WeightsError, ValueError
         If the weights cannot be loaded.
     """
     batch_size = count("batch_size", batch_size)

@@ -23,7 +23,7 @@ from capstone.dataset import Dataset
 from capstone.evaluation.metrics import format_report
 from capstone.photos.describer import PhotoDescriber
 from capstone.photos.preprocess import PhotoError, PhotoSource, open_photo
-from capstone.photos.weights import WEIGHTS_FILE
+from capstone.photos.weight_files import WEIGHTS_FILE
 from capstone.runs import IMAGE_SETS, Run
 from capstone.search.display import is_generated_url, usable_url
 from capstone.search.engine import SearchEngine, SearchResult, ignored_words
