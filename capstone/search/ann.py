@@ -188,7 +188,7 @@ class AnnIndex:
 
     def describe(self) -> str:
         """``"PQ100x4fs (1000 candidates re-ranked exactly)"``, with the search parameter first
-        when there is one: ``"IVF4096,PQ100x4fs (nprobe=64, 1000 candidates ...)"``."""
+        when there is one: ``"IVF4096,PQ100x4fs (nprobe=128, 1000 candidates ...)"``."""
         s = self.settings
         search = f"{s.search}, " if s.search else ""
         return f"{s.factory} ({search}{s.candidates} candidates re-ranked exactly)"
