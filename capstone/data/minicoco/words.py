@@ -13,7 +13,7 @@ to change the captions (the same seed then gives other files). Fields, as loaded
   categories that take them); other categories have no colour. ``GARMENTS``: how a person
   wears a colour.
 - ``MANY`` / ``SINGLE``: categories usually seen in numbers / alone (the count levels'
-  probabilities are the generator's). ``DETERMINERS``: one, two, three, several, and
+  probabilities are in `scenes`). ``DETERMINERS``: one, two, three, several, and
   ``COLLECTIVE[category]`` ("a herd of") for several; "a" becomes "an" before a vowel.
 - ``SCENE_TABLE[scene]``: (how often, where phrases, "a <scene> with ..." nouns, {category:
   weight}); categories not listed get a small weight, so anything can turn up anywhere, rarely.
