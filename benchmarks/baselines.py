@@ -70,7 +70,7 @@ def embed_loop(captions: Sequence[str], glove, idf: dict[str, float]) -> np.ndar
 
 
 class NumpyTrainer:
-    """The training step of `capstone.training.train.train_step` in plain NumPy, gradients by hand.
+    """The training step of `capstone.training.steps.train_step` in plain NumPy, gradients by hand.
 
     Forward, for B triples (caption c, true descriptor x_t, confusor descriptor x_f)::
 
@@ -100,7 +100,7 @@ class NumpyTrainer:
     def step(
         self, captions: np.ndarray, true_descriptors: np.ndarray, confusor_descriptors: np.ndarray
     ) -> tuple[float, float]:
-        """One SGD step; returns (loss, accuracy) as `capstone.training.train.train_step`."""
+        """One SGD step; returns (loss, accuracy) as `capstone.training.steps.train_step`."""
         b = len(captions)
         x = np.concatenate([true_descriptors, confusor_descriptors])
         c = np.concatenate([captions, captions])
@@ -158,7 +158,7 @@ def _unit_rows_backward(grad: np.ndarray, unit: np.ndarray, norm: np.ndarray) ->
 
 
 class NumpyInBatchTrainer:
-    """A step of `capstone.training.train.in_batch_step` in plain NumPy, with Adam.
+    """A step of `capstone.training.steps.in_batch_step` in plain NumPy, with Adam.
 
     Forward, for B captions c (unit GloVe embeddings) and their images' descriptors x::
 

@@ -9,11 +9,11 @@ GloVe 6B 50-d vectors). Three parts, all on the same data, split and seed:
    image -> caption retrieval on 1,000-image pools of the validation images
    (`capstone.evaluation.metrics.retrieval_metrics`) and the training seconds.
 2. **Time to quality.** The course recipe's validation R@1 after ``--epochs`` epochs is the
-   target; the default recipe trains step by step (`capstone.training.train.epoch_steps`, as `train`
+   target; the default recipe trains step by step (`capstone.training.steps.epoch_steps`, as `train`
    runs it) and its validation R@1 is measured every ``--check-every`` steps, outside the
    clock. Reported: the training seconds of each to reach the target (target: the default in
    at most 1/5 of the course's time).
-3. **Epoch speed.** One epoch of the default recipe's step (`capstone.training.train.in_batch_step`:
+3. **Epoch speed.** One epoch of the default recipe's step (`capstone.training.steps.in_batch_step`:
    MyGrad + MyNN's Adam) against `baselines.NumpyInBatchTrainer`, the same step with
    hand-written gradients, taking turns every 100 steps on the same batches (target: within
    1.3x). Both run on one BLAS thread (as `train` does), after checking that 20 steps give
@@ -44,7 +44,8 @@ from capstone.data import minicoco  # noqa: E402
 from capstone.dataset import DEMO_IMAGES, load_dataset  # noqa: E402
 from capstone.evaluation.metrics import retrieval_metrics  # noqa: E402
 from capstone.training.recipes import DEFAULT_RECIPE, TrainConfig  # noqa: E402
-from capstone.training.train import epoch_steps, in_batch_step, setup, train  # noqa: E402
+from capstone.training.steps import epoch_steps, in_batch_step  # noqa: E402
+from capstone.training.train import setup, train  # noqa: E402
 
 #: The rows of part 1: name -> settings (on top of the epochs and seed).
 RECIPE_ROWS = {

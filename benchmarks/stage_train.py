@@ -32,7 +32,7 @@ def stage_train(
     from capstone.data.split import split_images
     from capstone.embeddings.image import ImageEmbedder
     from capstone.training.recipes import TrainConfig
-    from capstone.training.train import train_step
+    from capstone.training.steps import train_step
     from capstone.training.triples import make_triples
 
     config = TrainConfig(recipe="course")

@@ -13,7 +13,8 @@ The folders follow the data (read `course_math` first: the same formulas, plainl
     dataset.py   load_dataset: data, word vectors and caption embeddings in one call
     evaluation/  metrics (Recall@K, median rank, MRR, triple accuracy)
     training/    triples (caption, true image, confusor), losses, optimizers,
-                 recipes.TrainConfig -> train.train (a TrainResult); checkpoint (run files)
+                 steps (one step of each recipe), recipes.TrainConfig -> train.train
+                 (a TrainResult); checkpoint (run files)
     search/      database.ImageDatabase -> engine.SearchEngine -> display (grids); terms;
                  collection (your own photos)
     runs.py      Run: a trained model with its split, data and word vectors;

@@ -17,7 +17,7 @@ from capstone.embeddings.text import TextEmbedder
 from capstone.evaluation.metrics import caption_ranks, retrieval_metrics, triple_accuracy
 from capstone.text.idf import IDF
 from capstone.text.tokens import tokenize_batch
-from capstone.training.train import train_step
+from capstone.training.steps import train_step
 from capstone.training.triples import Triples
 
 WORDS = ["a", "dog", "cat", "on", "the", "beach", "red", "bus", "two", "Dogs", "zebra"]

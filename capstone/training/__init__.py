@@ -1,1 +1,1 @@
-"""Training: triples, losses, optimizers, recipes, checkpoints and the MyGrad training loop."""
+"""Training: triples, losses, optimizers, recipes, checkpoints, MyGrad steps and the loop."""

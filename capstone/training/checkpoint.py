@@ -4,16 +4,19 @@
 weights, the optimizer state, the best weights so far (``best.<name>``), the settings and the
 history: a resumed run continues exactly as the uninterrupted one would have. ``<run>/model.npz``
 (`MODEL_FILE`) is the trained model (`capstone.embeddings.image.ImageEmbedder.save`).
+A training never replaces what a folder holds unless it continues it (`check_run_folder`).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 
 from capstone.common.archive import load_archive, save_archive
+from capstone.common.locks import LOCK_FILE, exclusive
 from capstone.dataset import run_differences
 from capstone.embeddings.image import ImageEmbedder
 from capstone.training.optimizers import load_optimizer_state, optimizer_state
@@ -24,8 +27,10 @@ __all__ = [
     "CHECKPOINT_KIND",
     "MODEL_FILE",
     "RESUMABLE_CHANGES",
+    "check_run_folder",
     "load_checkpoint",
     "nothing_to_resume",
+    "run_folder_problem",
     "save_checkpoint",
 ]
 
@@ -44,6 +49,53 @@ def nothing_to_resume(where: str) -> FileNotFoundError:
     ``where`` says what is missing (the checkpoint's path, or no run folder at all).
     """
     return FileNotFoundError(f"nothing to resume: {where}")
+
+
+def check_run_folder(run_dir: str | os.PathLike, resume: bool) -> None:
+    """Refuse a training into ``run_dir`` that would lose what the folder holds.
+
+    Without ``resume``, an existing checkpoint (resume it instead) or a model that no
+    checkpoint continues (copied in, or trained elsewhere) would be replaced; with it, a
+    checkpoint must exist. The command line calls this before loading the data. A folder that
+    another training holds says so first: its files are that training's, in the making.
+
+    Raises
+    ------
+    capstone.common.locks.FolderLocked
+        If another training holds the folder (and its files would be refused).
+    FileExistsError, FileNotFoundError
+        Naming the run and the file, and what to do instead.
+    """
+    problem = run_folder_problem(Path(run_dir), resume)
+    if problem is None:
+        return
+    if (Path(run_dir) / LOCK_FILE).exists():
+        with exclusive(run_dir):  # FolderLocked while another training holds it
+            pass
+    raise problem
+
+
+def run_folder_problem(folder: Path, resume: bool) -> Exception | None:
+    """What `check_run_folder` refuses, as the error to raise (None: nothing).
+
+    `capstone.training.train.train` asks again once it holds the folder: a training that held
+    it may have ended meanwhile.
+    """
+    checkpoint, model = folder / CHECKPOINT_FILE, folder / MODEL_FILE
+    if resume:
+        if not checkpoint.is_file():
+            return nothing_to_resume(f"{checkpoint} not found")
+    elif checkpoint.exists():
+        return FileExistsError(
+            f"{checkpoint} exists: resume it (--resume) or train into another run folder"
+        )
+    elif model.exists():
+        return FileExistsError(
+            f"run {folder.name}: {model} exists and no checkpoint continues it (copied in, or "
+            "trained elsewhere): training would replace it. Train into another run "
+            "(--run NAME) to keep it"
+        )
+    return None
 
 
 def save_checkpoint(

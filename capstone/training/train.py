@@ -1,43 +1,31 @@
-"""Training: the margin ranking loss on (caption, true image, confusor image) triples, in MyGrad.
+"""Training: the epoch loop, its checkpoints and the choice of the epoch kept.
 
-For a triple (caption c, true image t, confusor f), with unit vectors
-
-    s_t = <g(c), f(x_t)>,   s_f = <g(c), f(x_f)>
-    loss = mean(max(0, margin - (s_t - s_f)))      mygrad.nnet.margin_ranking_loss(s_t, s_f, 1, m)
-
-(f: the image map, g: the text map or the identity; `capstone.embeddings.image`). Recipes
-differ in where the confusors come from (`RECIPES`):
-
-- ``course``: one sampled confusor per caption (random or hard, `capstone.training.triples`),
-  SGD with momentum: the assignment, reproduced bit for bit;
-- ``vse0`` / ``vse++``: every other image of a batch is a confusor; the mean hinge over all,
-  or the hardest per caption (`capstone.training.losses`), with Adam.
-
-MyGrad back-propagates the loss, a MyNN optimizer updates the weights. Every epoch draws its
-order (and confusors) from a generator seeded by (seed, epoch), so a run is reproducible and
-a resumed run continues exactly as the uninterrupted one would have. After each epoch the
-weights, the optimizer state, the best weights so far and the history are saved atomically to
-``<run>/checkpoint.npz``. With a selection slice (training images held out of the triples),
-the epoch whose weights retrieve its images best is kept: the validation images are never
-read to choose.
+`setup` splits the images (`capstone.data.split`), holds a selection slice of the training
+images out of the triples (`hold_out_selection`) and makes the seeded initial model and its
+optimizer. `train` then runs the epochs, each the steps of `capstone.training.steps` (the loss
+of each recipe and its MyGrad step are stated there) on consecutive batches, with one BLAS
+thread. Every epoch draws its order (and confusors) from a generator seeded by (seed, epoch), so
+a run is reproducible and a resumed run continues exactly as the uninterrupted one would have.
+After each epoch the weights, the optimizer state, the best weights so far and the history are
+saved atomically to ``<run>/checkpoint.npz`` (`capstone.training.checkpoint`); a non-finite
+loss stops the training and leaves the last good checkpoint as it was (`TrainingDiverged`).
+With a selection slice, the epoch whose weights retrieve its images best (R@1 + R@5 + R@10) is
+kept: the validation images are never read to choose; ``patience`` stops the training when no
+better epoch came for that many epochs.
 """
 
 from __future__ import annotations
 
 import os
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import mygrad as mg
 import numpy as np
-from mygrad.nnet.losses import margin_ranking_loss
 from threadpoolctl import threadpool_limits
 
 from capstone.common.checks import instance
-from capstone.common.locks import LOCK_FILE, exclusive
-from capstone.common.memory import available_memory
+from capstone.common.locks import exclusive
 from capstone.common.progress import Progress
 from capstone.data.coco import CocoData
 from capstone.data.split import split_images
@@ -47,30 +35,18 @@ from capstone.evaluation.metrics import retrieval_metrics, triple_accuracy
 from capstone.training.checkpoint import (
     CHECKPOINT_FILE,
     MODEL_FILE,
+    check_run_folder,
     load_checkpoint,
     nothing_to_resume,
+    run_folder_problem,
     save_checkpoint,
 )
-from capstone.training.losses import in_batch_loss
 from capstone.training.optimizers import make_optimizer
 from capstone.training.recipes import TrainConfig
-from capstone.training.triples import Triples, make_triples, validation_triples
+from capstone.training.steps import check_step_size, epoch_rows, epoch_steps
+from capstone.training.triples import Triples, validation_triples
 
-__all__ = [
-    "Setup",
-    "TrainResult",
-    "TrainingDiverged",
-    "check_run_folder",
-    "check_step_size",
-    "epoch_rows",
-    "epoch_steps",
-    "hold_out_selection",
-    "in_batch_step",
-    "setup",
-    "step_memory",
-    "train",
-    "train_step",
-]
+__all__ = ["Setup", "TrainResult", "TrainingDiverged", "hold_out_selection", "setup", "train"]
 
 
 class TrainingDiverged(ValueError):
@@ -112,74 +88,6 @@ class TrainResult:
     path: Path | None = None
 
 
-def train_step(
-    model: ImageEmbedder,
-    optimizer,
-    captions: np.ndarray,
-    true_descriptors: np.ndarray,
-    confusor_descriptors: np.ndarray,
-    margin: float,
-) -> tuple[float, float]:
-    """One step of the course recipe on B triples; returns (loss, accuracy) of the batch.
-
-    The loss is the mean of `capstone.course_math.margin_ranking_loss` over the triples, the
-    accuracy their `capstone.course_math.triple_accuracy`.
-
-    Parameters
-    ----------
-    captions : numpy.ndarray, shape (B, d)
-        Caption embeddings (constants).
-    true_descriptors, confusor_descriptors : numpy.ndarray, shape (B, 512)
-    """
-    b = len(captions)
-    # MyGrad's memory guard (locking the arrays a graph uses) costs ~10% of a step; nothing
-    # here writes to them while the graph exists (the optimizer updates after backward).
-    with mg.mem_guard_off:
-        # One forward pass for true and confusor images: half the MyGrad operations.
-        images = model(np.concatenate([true_descriptors, confusor_descriptors]))
-        text = model.text(captions)
-        sims = mg.einsum("nd,nd->n", mg.concatenate([text, text]), images)
-        sim_true, sim_confusor = sims[:b], sims[b:]
-        loss = margin_ranking_loss(sim_true, sim_confusor, 1, margin)
-        loss.backward()
-    optimizer.step()
-    return float(loss.item()), float(np.mean(sim_true.data > sim_confusor.data))
-
-
-def in_batch_step(
-    model: ImageEmbedder,
-    optimizer,
-    captions: np.ndarray,
-    descriptors: np.ndarray,
-    image_ids: np.ndarray,
-    margin: float,
-    *,
-    violation: str,
-    both_directions: bool,
-) -> tuple[float, float]:
-    """One step of an in-batch recipe on B captions and their true images (`in_batch_loss`).
-
-    Parameters
-    ----------
-    captions : numpy.ndarray, shape (B, d)
-    descriptors : numpy.ndarray, shape (B, 512)
-        Row i: caption i's image (an image appears once per caption of it in the batch).
-    image_ids : numpy.ndarray, shape (B,)
-    """
-    with mg.mem_guard_off:  # as in `train_step`
-        loss, accuracy = in_batch_loss(
-            model.text(captions),
-            model(descriptors),
-            image_ids,
-            margin,
-            violation=violation,
-            both_directions=both_directions,
-        )
-        loss.backward()
-    optimizer.step()
-    return float(loss.item()), accuracy
-
-
 @dataclass
 class Setup:
     """What training starts from: the split, fresh weights and their optimizer (`setup`)."""
@@ -195,9 +103,10 @@ class Setup:
 def setup(data: CocoData, caption_embeddings: np.ndarray, config, info=None) -> Setup:
     """The split of ``config``'s seed, the seeded initial model and a fresh optimizer.
 
-    `train` starts from it; so can a benchmark that runs the steps itself (`epoch_steps`).
-    The model's info records the settings, the data fingerprint and the validation split as
-    COCO ids: a run is evaluated and searched on exactly these images.
+    `train` starts from it; so can a benchmark that runs the steps itself
+    (`capstone.training.steps.epoch_steps`). The model's info records the settings, the data
+    fingerprint and the validation split as COCO ids: a run is evaluated and searched on
+    exactly these images.
     """
     train_images, val_images = split_images(
         data.n_images, val_fraction=config.val_fraction, seed=config.seed
@@ -238,142 +147,6 @@ def hold_out_selection(train_images: np.ndarray, n: int, seed: int):
     n = n if n >= 2 else 0
     order = np.random.default_rng([seed, 2 << 30]).permutation(train_images)
     return np.sort(order[n:]), np.sort(order[:n])
-
-
-def epoch_steps(model, optimizer, config, epoch, data, caption_embeddings, fit_images):
-    """One epoch's work: (number of triples or captions, ``step(rows)`` for a slice of them).
-
-    `train` calls ``step`` on consecutive slices of ``batch_size``; so can a benchmark that
-    pauses between steps. Every epoch draws its order (and the course's confusors) from a
-    generator seeded by (seed, epoch): a run is reproducible, and a resumed run continues as
-    the uninterrupted one.
-
-    Parameters
-    ----------
-    model : ImageEmbedder
-    optimizer : MyNN optimizer over ``model.parameters``
-    config : TrainConfig
-    epoch : int
-        1-based.
-    data : CocoData
-    caption_embeddings : numpy.ndarray, shape (n_captions, d)
-    fit_images : numpy.ndarray
-        The images trained on (the training images less the selection slice).
-
-    Returns
-    -------
-    n : int
-    step : callable
-        ``step(rows: slice) -> (loss, accuracy)``: one optimizer step on those rows.
-    """
-    rng = np.random.default_rng([config.seed, epoch])
-    if config.recipe == "course":
-        triples = make_triples(
-            data,
-            fit_images,
-            rng,
-            caption_embeddings=caption_embeddings,
-            hard_fraction=config.hard_fraction,
-            n_candidates=config.n_candidates,
-        )
-        triples = triples.take(rng.permutation(len(triples)))
-
-        def course_step(rows: slice) -> tuple[float, float]:
-            batch = triples.take(rows)
-            return train_step(
-                model,
-                optimizer,
-                caption_embeddings[batch.caption],
-                data.descriptors[batch.true_image],
-                data.descriptors[batch.confusor],
-                config.margin,
-            )
-
-        return len(triples), course_step
-
-    # In-batch recipes: every caption of the training images once, in random order.
-    captions = rng.permutation(epoch_rows(data, fit_images))
-    violation = config.violation(epoch)
-
-    def in_batch(rows: slice) -> tuple[float, float]:
-        images = data.caption_image[captions[rows]]
-        return in_batch_step(
-            model,
-            optimizer,
-            caption_embeddings[captions[rows]],
-            data.descriptors[images],
-            data.image_ids[images],
-            config.margin,
-            violation=violation,
-            both_directions=config.both_directions,
-        )
-
-    return len(captions), in_batch
-
-
-def epoch_rows(data: CocoData, fit_images: np.ndarray) -> np.ndarray:
-    """The captions an epoch goes over: every caption of the images trained on, once.
-
-    The course recipe makes one triple of each (`capstone.training.triples.make_triples`), the
-    in-batch recipes take them in batches: either way an epoch has ``len(epoch_rows)`` rows.
-    """
-    return np.flatnonzero(np.isin(data.caption_image, fit_images))
-
-
-#: Bytes of one training step of B rows: ``B_COST * B^2 + ROW_COST * (d_in + d) * B``. The
-#: in-batch losses hold (B, B) scores, masks and triple indices: peaks of 116 B^2 (the sum over
-#: all confusors, both directions), 52 B^2 (one direction) and 13.4 B^2 (max violation alone),
-#: plus ~1.3 kB a row at d_in + d = 562, measured with tracemalloc; the course recipe's step is
-#: linear (~10 kB a triple: its true and confusor descriptors and their gradients).
-B_COST = {("sum", True): 128, ("sum", False): 60, ("max", True): 16, ("max", False): 16}
-ROW_COST = {"course": 20, "in-batch": 4}
-
-
-def step_memory(config: TrainConfig, batch: int, d: int, d_in: int) -> int:
-    """Estimated peak bytes of one step of ``batch`` rows (the largest of its epochs' losses).
-
-    >>> step_memory(TrainConfig(recipe="vse0"), 1000, 50, 512) / 1e6  # 128 B^2 + 4 * 562 B
-    130.248
-    """
-    quadratic, per_row = 0, ROW_COST["course" if config.recipe == "course" else "in-batch"]
-    if config.recipe != "course":
-        epochs = range(1, min(config.epochs, 1 + config.warmup_epochs) + 1)  # warm-up, then on
-        losses = {config.violation(epoch) for epoch in epochs}
-        quadratic = max(B_COST[loss, config.both_directions] for loss in losses)
-    return quadratic * batch**2 + per_row * (d_in + d) * batch
-
-
-def check_step_size(config: TrainConfig, data: CocoData, d: int, n_rows: int) -> None:
-    """Refuse a batch whose step would not fit in memory, before anything is allocated.
-
-    A ``batch_size`` above the ``n_rows`` rows of an epoch takes all of them in one step (a
-    note says so); a step whose `step_memory` exceeds what the system has available is an
-    error naming ``--batch-size``, the rows and the largest batch that fits.
-
-    Raises
-    ------
-    ValueError
-    """
-    what = "training triples" if config.recipe == "course" else "training captions"
-    batch = min(config.batch_size, n_rows)
-    if config.batch_size > n_rows:
-        warnings.warn(
-            f"`batch_size` (--batch-size) {config.batch_size:,} is more than the {n_rows:,} "
-            f"{what}: each epoch is one step of all of them",
-            stacklevel=3,
-        )
-    d_in = data.descriptors.shape[1]
-    need, have = step_memory(config, batch, d, d_in), available_memory()
-    if have is None or need <= have:
-        return
-    fits = 1
-    while step_memory(config, 2 * fits, d, d_in) <= have:
-        fits *= 2
-    raise ValueError(
-        f"`batch_size` (--batch-size) {config.batch_size:,}: a step of {batch:,} {what} "
-        f"needs about {need / 1e9:,.1f} GB of memory ({config.recipe}), and {have / 1e9:.1f} GB "
-        f"is available: choose --batch-size {fits:,} or less"
-    )
 
 
 def train(
@@ -436,52 +209,9 @@ def train(
     check_run_folder(run_dir, resume)  # before the lock makes the folder
     with exclusive(run_dir, "a training"):
         # again, held: a training that held it may have ended meanwhile
-        if (problem := _folder_problem(Path(run_dir), resume)) is not None:
+        if (problem := run_folder_problem(Path(run_dir), resume)) is not None:
             raise problem
         return _train(data, caption_embeddings, config, init, **kwargs)
-
-
-def check_run_folder(run_dir: str | os.PathLike, resume: bool) -> None:
-    """Refuse a training into ``run_dir`` that would lose what the folder holds.
-
-    Without ``resume``, an existing checkpoint (resume it instead) or a model that no
-    checkpoint continues (copied in, or trained elsewhere) would be replaced; with it, a
-    checkpoint must exist. The command line calls this before loading the data. A folder that
-    another training holds says so first: its files are that training's, in the making.
-
-    Raises
-    ------
-    capstone.common.locks.FolderLocked
-        If another training holds the folder (and its files would be refused).
-    FileExistsError, FileNotFoundError
-        Naming the run and the file, and what to do instead.
-    """
-    problem = _folder_problem(Path(run_dir), resume)
-    if problem is None:
-        return
-    if (Path(run_dir) / LOCK_FILE).exists():
-        with exclusive(run_dir):  # FolderLocked while another training holds it
-            pass
-    raise problem
-
-
-def _folder_problem(folder: Path, resume: bool) -> Exception | None:
-    """What `check_run_folder` refuses, as the error to raise (None: nothing)."""
-    checkpoint, model = folder / CHECKPOINT_FILE, folder / MODEL_FILE
-    if resume:
-        if not checkpoint.is_file():
-            return nothing_to_resume(f"{checkpoint} not found")
-    elif checkpoint.exists():
-        return FileExistsError(
-            f"{checkpoint} exists: resume it (--resume) or train into another run folder"
-        )
-    elif model.exists():
-        return FileExistsError(
-            f"run {folder.name}: {model} exists and no checkpoint continues it (copied in, or "
-            "trained elsewhere): training would replace it. Train into another run "
-            "(--run NAME) to keep it"
-        )
-    return None
 
 
 def _check_arguments(data, caption_embeddings, config, run_dir, info) -> None:

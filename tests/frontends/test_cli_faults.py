@@ -452,9 +452,9 @@ def test_train_never_replaces_a_model_that_no_checkpoint_continues(fresh_home, d
 def test_a_batch_that_cannot_fit_in_memory_is_refused_before_training(
     fresh_home, demo_data, capsys, monkeypatch
 ):
-    import capstone.training.train
+    import capstone.training.steps
 
-    monkeypatch.setattr(capstone.training.train, "available_memory", lambda: 50_000_000)
+    monkeypatch.setattr(capstone.training.steps, "available_memory", lambda: 50_000_000)
     code, out, err = run(capsys, "train", "--data", demo_data, "--run", "big", "--epochs", 1,
                          "--batch-size", 100_000_000)  # fmt: skip
     assert code == 2 and out == ""

@@ -30,10 +30,15 @@ from capstone.frontends.cli.output import Result, ignored_line, note
 from capstone.frontends.cli.runs import save_metrics
 from capstone.runs import CHECKPOINT_FILE, MODEL_FILE, Run, resume_command, runs_folder
 from capstone.search.engine import SearchEngine
-from capstone.training.checkpoint import CHECKPOINT_KIND, RESUMABLE_CHANGES, nothing_to_resume
+from capstone.training.checkpoint import (
+    CHECKPOINT_KIND,
+    RESUMABLE_CHANGES,
+    check_run_folder,
+    nothing_to_resume,
+)
 from capstone.training.optimizers import OPTIMIZERS
 from capstone.training.recipes import DEFAULT_RECIPE, RECIPES, SGD_MOMENTUM, TrainConfig
-from capstone.training.train import check_run_folder, train
+from capstone.training.train import train
 
 __all__ = [
     "DEMO_QUERIES",
