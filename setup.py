@@ -72,7 +72,7 @@ setup(
         "course": [
             "cogworks-data",
             # `capstone kit` and `capstone grade` check each task on Hypothesis-drawn inputs
-            # (capstone/course/tasks.py imports it at run time, not only in the tests)
+            # (capstone/course/compare.py and tasks.py import it at run time, not only in tests)
             "hypothesis>=6",
         ],
         # `describe`/`index --dask tcp://SCHEDULER:8786`: describing photos on the workers of a

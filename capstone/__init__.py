@@ -19,8 +19,8 @@ The folders follow the data (read `course_math` first: the same formulas, plainl
                  collection (your own photos)
     runs.py      Run: a trained model with its split, data and word vectors;
                  train (``capstone.train``: training's result, with ``.run``)
-    course/      the course kit: tasks (checks against course_math) -> kit (stubs for
-                 students), student (their functions in the pipeline) -> grade
+    course/      the course kit: compare -> tasks (checks against course_math) -> kit
+                 (stubs for students), student (their functions in the pipeline) -> grade
     frontends/   cli (``python -m capstone``), web (``python -m capstone serve``)
     common/      checks, archive, locks, vectors, progress, memory, unpickle, spreadsheet:
                  used by every row

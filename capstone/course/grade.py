@@ -29,6 +29,7 @@ from pathlib import Path
 from capstone.common.spreadsheet import spreadsheet_text
 from capstone.data.paths import cache_dir
 
+from .compare import TaskFailed
 from .student import (
     E2E_BAR,
     E2E_CONFIG,
@@ -38,7 +39,7 @@ from .student import (
     end_to_end,
     student_file,
 )
-from .tasks import E2E, TASKS, TaskFailed, isolated, task
+from .tasks import E2E, TASKS, isolated, task
 
 __all__ = [
     "E2E_POINTS",

@@ -1,10 +1,9 @@
 """The course's tasks: name, points, the stub students get, and the check of each.
 
-Every check compares the student's function with `capstone.course_math` (or, for the three
-tasks it has no single formula for, with a plain reference here) on inputs drawn by
-Hypothesis, seeded (``derandomize``): the same submission always gets the same feedback. A
-failing check reports the *smallest* input that fails, as Hypothesis shrinks it, with the
-expected and the actual result.
+Every check compares the student's function with `capstone.course_math` (or, for the tasks
+whose signature differs from it, with a plain reference here) on inputs drawn by Hypothesis
+(the strategies here), with `capstone.course.compare`: the same submission always gets the
+same feedback, the smallest input that fails with the expected and the actual result.
 
 While one task is checked, the other tasks' names in the student's module are bound to the
 references (`isolated`): a bug in ``tokenize`` costs the points of ``tokenize``, not also
@@ -15,28 +14,24 @@ those of ``idf`` and ``caption_embedding``, which call it. The end-to-end check
 from __future__ import annotations
 
 import contextlib
-import math
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import mygrad as mg
 import numpy as np
-from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from mygrad.nnet.losses import margin_ranking_loss
 
 from capstone import course_math
 
-__all__ = ["E2E", "TASKS", "Task", "TaskFailed", "isolated", "task"]
+from .compare import TaskFailed, close, compare, floats_close, same_floats
+
+__all__ = ["E2E", "TASKS", "Task", "isolated", "task"]
 
 #: Name and points of the end-to-end check (graded after the tasks; no stub of its own).
 E2E = "end_to_end"
-
-
-class TaskFailed(Exception):
-    """A task's check failed; the message is the feedback the student reads."""
 
 
 @dataclass(frozen=True)
@@ -105,122 +100,6 @@ def _train_step(weight, captions, true_descriptors, confusor_descriptors, margin
     return float(loss.item())
 
 
-# -- checking ---------------------------------------------------------------------------------
-
-_SETTINGS = settings(
-    max_examples=40,
-    derandomize=True,  # the same submission always gets the same feedback
-    database=None,
-    deadline=None,  # the task's time limit is the grader's (a child process), not Hypothesis's
-    phases=(Phase.explicit, Phase.generate, Phase.shrink),
-    suppress_health_check=list(HealthCheck),
-    print_blob=False,
-)
-
-
-def _shown(value) -> str:
-    """A value as the feedback shows it: short, floats rounded, arrays as lists."""
-    if isinstance(value, mg.Tensor):
-        value = value.data
-    if isinstance(value, tuple):
-        return "(" + ", ".join(map(_shown, value)) + ")"
-    if isinstance(value, np.ndarray):
-        value = np.round(value.astype(np.float64), 6).tolist() if value.dtype.kind == "f" \
-            else value.tolist()  # fmt: skip
-    elif isinstance(value, float):
-        value = round(value, 6)
-    elif isinstance(value, dict):
-        return "{" + ", ".join(f"{k!r}: {_shown(v)}" for k, v in value.items()) + "}"
-    text = repr(value) if not isinstance(value, str) else value
-    return text if len(text) <= 400 else text[:400] + " ..."
-
-
-def _array(x) -> np.ndarray:
-    return np.asarray(x.data if isinstance(x, mg.Tensor) else x, dtype=np.float64)
-
-
-def _close(got, expected, tol=1e-6) -> bool:
-    try:
-        got = _array(got)
-    except (TypeError, ValueError):
-        return False
-    expected = _array(expected)
-    return got.shape == expected.shape and bool(np.allclose(got, expected, rtol=tol, atol=tol))
-
-
-def _same_floats(got, expected) -> bool:
-    return isinstance(got, dict) and got.keys() == expected.keys() and all(
-        _close(got[k], v, 1e-9) for k, v in expected.items()
-    )
-
-
-def compare(name, function, reference, inputs, same=None, *, call=None, names=()):
-    """Check ``function(*args) == reference(*args)`` on every ``args`` Hypothesis draws.
-
-    Parameters
-    ----------
-    name : str
-        The task, for the feedback.
-    inputs : hypothesis strategy of tuples
-    same : callable, optional
-        ``same(got, expected) -> bool`` (default ``==``).
-    call : callable, optional
-        ``call(f, args)`` runs one function on the inputs (default ``f(*args)``); for tasks
-        that mutate their inputs, it copies them first.
-    names : sequence of str
-        Parameter names, to show the failing input as a call.
-
-    Raises
-    ------
-    TaskFailed
-        With the smallest failing input (Hypothesis replays it last), expected and got.
-    """
-    same = same or (lambda a, b: a == b)
-    call = call or (lambda f, args: f(*args))
-    failures: list[tuple] = []
-
-    @_SETTINGS
-    @given(inputs)
-    def run(args):
-        expected = call(reference, args)
-        try:
-            got = call(function, args)
-        except Exception as e:  # the student's bug, reported with its input
-            failures.append((args, expected, f"it raised {type(e).__name__}: {e}"))
-            raise
-        if not same(got, expected):
-            failures.append((args, expected, _shown(got)))
-            raise AssertionError
-
-    try:
-        run()
-    except Exception:
-        if not failures:
-            raise
-        args, expected, got = failures[-1]
-        shown = ", ".join(
-            f"{n}={_shown(a)}" if n else _shown(a)
-            for n, a in zip(names or [""] * len(args), args, strict=True)
-        )
-        raise TaskFailed(
-            f"{name}({shown})\n    expected: {_shown(expected)}\n    got:      {got}"
-        ) from None
-
-
-@contextlib.contextmanager
-def isolated(module, checked: str):
-    """Bind every task name of ``module`` but ``checked`` to its reference, for the check."""
-    saved = {t.name: getattr(module, t.name, None) for t in TASKS if t.name != checked}
-    try:
-        for t in TASKS:
-            if t.name != checked:
-                setattr(module, t.name, t.reference)
-        yield
-    finally:
-        for n, f in saved.items():
-            setattr(module, n, f)
-
-
 # -- the strategies ---------------------------------------------------------------------------
 
 _WORDS = ["a", "dog", "Dog", "cat", "the", "sits", "on", "mat", "red", "bus"]
@@ -280,12 +159,6 @@ def _step_inputs(draw):
     return w, captions, true, confusor, margin, 0.5
 
 
-def _floats_close(got, expected):
-    return isinstance(got, (int, float, np.floating, np.integer)) and math.isclose(
-        float(got), expected, rel_tol=1e-9, abs_tol=1e-9
-    )
-
-
 # -- the checks -------------------------------------------------------------------------------
 
 
@@ -296,11 +169,11 @@ def _check_tokenize(f):
 
 def _check_idf(f):
     compare("idf", f, course_math.idf, st.tuples(st.lists(_text, min_size=1, max_size=5)),
-            _same_floats, names=["captions"])  # fmt: skip
+            same_floats, names=["captions"])  # fmt: skip
 
 
 def _check_caption_embedding(f):
-    compare("caption_embedding", f, course_math.caption_embedding, _embedding_inputs(), _close,
+    compare("caption_embedding", f, course_math.caption_embedding, _embedding_inputs(), close,
             names=["text", "idf", "glove"])  # fmt: skip
 
 
@@ -313,7 +186,7 @@ def _check_image_embedding(f):
     def rows(descriptors, weight):
         return np.array([course_math.image_embedding(x, weight) for x in descriptors])
 
-    compare("image_embedding", f, rows, _embedding_batch(), _close,
+    compare("image_embedding", f, rows, _embedding_batch(), close,
             names=["descriptors", "weight"])  # fmt: skip
     got = f(np.ones((2, 3)), mg.Tensor(np.eye(3, 2) + 1))
     if not isinstance(got, mg.Tensor):
@@ -326,7 +199,7 @@ def _check_image_embedding(f):
 
 def _check_similarity(f):
     compare("similarity", f, course_math.similarity, _unit.flatmap(_pair_of_units),
-            _floats_close, names=["a", "b"])  # fmt: skip
+            floats_close, names=["a", "b"])  # fmt: skip
 
 
 def _check_make_triples(f):
@@ -361,7 +234,7 @@ def _check_train_step(f):
         return loss, weight.data
 
     def same(got, expected):
-        return _floats_close(got[0], expected[0]) and _close(got[1], expected[1])
+        return floats_close(got[0], expected[0]) and close(got[1], expected[1])
 
     compare("train_step", f, _train_step, _step_inputs(), same, call=call,
             names=["weight", "captions", "true_descriptors", "confusor_descriptors", "margin",
@@ -372,20 +245,20 @@ def _check_triple_accuracy(f):
     pairs = st.integers(1, 6).flatmap(
         lambda n: st.tuples(*[st.lists(st.integers(-2, 2).map(float), min_size=n, max_size=n)] * 2)
     )
-    compare("triple_accuracy", f, course_math.triple_accuracy, pairs, _floats_close,
+    compare("triple_accuracy", f, course_math.triple_accuracy, pairs, floats_close,
             names=["sims_true", "sims_confusor"])  # fmt: skip
 
 
 def _check_rank(f):
     inputs = _scores.flatmap(lambda s: st.tuples(st.just(s), st.integers(0, len(s) - 1)))
-    compare("rank_of_true_image", f, course_math.rank_of_true_image, inputs, _floats_close,
+    compare("rank_of_true_image", f, course_math.rank_of_true_image, inputs, floats_close,
             names=["scores", "true_index"])  # fmt: skip
 
 
 def _check_recall(f):
     ranks = st.lists(st.integers(2, 30).map(lambda r: r / 2), min_size=1, max_size=8)
     compare("recall_at_k", f, course_math.recall_at_k, st.tuples(ranks, st.integers(1, 10)),
-            _floats_close, names=["ranks", "k"])  # fmt: skip
+            floats_close, names=["ranks", "k"])  # fmt: skip
 
 
 def _check_top_k(f):
@@ -493,3 +366,17 @@ def task(name: str) -> Task:
         if t.name == name:
             return t
     raise KeyError(f"no task {name!r}; the tasks: {', '.join(t.name for t in TASKS)}")
+
+
+@contextlib.contextmanager
+def isolated(module, checked: str):
+    """Bind every task name of ``module`` but ``checked`` to its reference, for the check."""
+    saved = {t.name: getattr(module, t.name, None) for t in TASKS if t.name != checked}
+    try:
+        for t in TASKS:
+            if t.name != checked:
+                setattr(module, t.name, t.reference)
+        yield
+    finally:
+        for n, f in saved.items():
+            setattr(module, n, f)

@@ -1,7 +1,5 @@
 """Each task's check: the solved kit passes all, each planted bug fails its own task only."""
 
-import re
-
 import pytest
 from submissions import BUGS, SOLVED, submission
 
@@ -28,11 +26,6 @@ def test_a_bug_in_one_task_does_not_fail_the_tasks_that_call_it(tmp_path):
     module = load_student(submission(tmp_path / "s", "embedding not normalized"))
     assert run_check(module, "image_embedding") is not None
     assert run_check(module, "train_step") is None
-
-
-def test_feedback_shows_the_failing_input_expected_and_got(tmp_path):
-    message = run_check(load_student(submission(tmp_path / "s", "idf natural log")), "idf")
-    assert re.search(r"expected: \{'a': 0\.30103\}\n +got: +\{'a': 0\.693147\}", message), message
 
 
 def test_a_stub_says_it_is_not_written(tmp_path):
