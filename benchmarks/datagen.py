@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from capstone.data import minicoco
-from capstone.data.coco import load_captions
+from capstone.data.coco_files import load_captions
 from capstone.data.paths import CAPTIONS_FILE, FEATURES_FILE
 from capstone.text.tokens import tokenize_batch
 

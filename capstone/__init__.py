@@ -2,7 +2,7 @@
 
 The folders follow the data (read `course_math` first: the same formulas, plainly)::
 
-    data/        paths.locate_data -> coco.CocoData (captions, descriptors)   glove.load_glove
+    data/        paths.locate_data -> coco_files (checked) -> coco.CocoData   glove.load_glove
                  split.split_images (the image-level 4/5 split)                     |
     text/        tokens -> idf (caption statistics)                                 |
     photos/      preprocess -> resnet (ResNet-18) -> describer:                     |

@@ -1,8 +1,9 @@
 """One call from files to everything training and search need.
 
 `load_dataset` finds the data (`capstone.data.paths.locate_data`), generates the embedded demo if
-that is what is used and it is absent, reads captions and descriptors (`capstone.data.coco`), loads
-GloVe (`capstone.data.glove`), computes IDF and embeds every caption (`capstone.embeddings.text`).
+that is what is used and it is absent, reads captions and descriptors into a `CocoData`
+(`capstone.data.coco`, from `capstone.data.coco_files`), loads GloVe (`capstone.data.glove`),
+computes IDF and embeds every caption (`capstone.embeddings.text`).
 
 With real data (shown, not run as a test)::
 

@@ -5,7 +5,7 @@ name any importable callable (``os.system``, ``builtins.eval``, ...) and ``REDUC
 `RestrictedUnpickler` resolves only the ``(module, name)`` pairs it is given, each to an object
 the caller chose (usually a checked stand-in), and refuses any other before anything is called.
 Used for the ResNet-18 ``.pth`` weights (`capstone.photos.weight_files`) and the descriptor pickle
-(`capstone.data.coco`).
+(`capstone.data.coco_files`).
 
 >>> import io, pickle
 >>> data = pickle.dumps(print)
