@@ -14,6 +14,10 @@ from capstone.frontends.cli import main
 
 matplotlib.use("Agg")  # no screen in CI; figures are inspected, not shown
 
+# --doctest-modules would also import each folder's conftest.py as a module named "conftest",
+# and the second such import is an "import file mismatch": they hold fixtures, not examples.
+collect_ignore_glob = ["*/conftest.py", "*/*/conftest.py"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):

@@ -5,6 +5,7 @@ import threading
 import pytest
 from cli_support import RUN, no_course_data
 from resnet_support import random_state
+from web_support import BROKEN_PHOTO, HOSTILE
 from werkzeug.serving import make_server
 
 from capstone.dataset import load_dataset
@@ -12,11 +13,6 @@ from capstone.frontends.web.app import RequestHandler, create_app
 from capstone.frontends.web.service import SearchService
 from capstone.photos.describer import PhotoDescriber
 from capstone.runs import Run
-
-#: The first caption of one validation image is replaced by this: it must render as text.
-HOSTILE = '<script>alert("x")</script> a dog & "friends" =1+1'
-#: Another validation image gets a photo URL that cannot load (nothing listens on port 9).
-BROKEN_PHOTO = "http://127.0.0.1:9/train2014/COCO_train2014_000000000009.jpg"
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,9 @@ import urllib.request
 import numpy as np
 import pytest
 from cli_support import RUN, argparse_exit, run
-from conftest import BROKEN_PHOTO, HOSTILE
 from markupsafe import escape
 from PIL import Image
+from web_support import BROKEN_PHOTO, HOSTILE
 
 from capstone.frontends.web.app import CONTENT_SECURITY_POLICY
 from capstone.frontends.web.service import MAX_K, MAX_QUERY_CHARS, SearchService
