@@ -16,7 +16,7 @@ matplotlib.use("Agg")  # no screen in CI; figures are inspected, not shown
 
 # --doctest-modules would also import each folder's conftest.py as a module named "conftest",
 # and the second such import is an "import file mismatch": they hold fixtures, not examples.
-collect_ignore_glob = ["*/conftest.py", "*/*/conftest.py"]
+collect_ignore_glob = ["conftest.py", "*/conftest.py", "*/*/conftest.py"]
 
 
 @pytest.fixture(autouse=True)
