@@ -378,6 +378,18 @@ def test_two_images_make_a_pool():
     assert metrics.recall_at_1 == metrics.i2t_recall_at_1 == 1.0
 
 
+def test_images_without_captions_are_no_image_queries():
+    # All scores tied (the model maps everything to 0), 11 captions: an image's rank is 1 + half
+    # of the captions not its own, 6 for the image of one caption, 4 for those of five; the
+    # image of none has nothing to find and is no query.
+    data, embeddings, model = perfect_problem([1, 0, 5, 5])
+    model.weight.data[...] = 0
+    metrics = retrieval_metrics(model, data, embeddings, np.arange(4))
+    assert metrics.n_queries == 11
+    assert metrics.i2t_median_rank == 4.0
+    assert metrics.i2t_mrr == pytest.approx((1 / 6 + 1 / 4 + 1 / 4) / 3)
+
+
 def test_retrieval_needs_two_images():
     data, embeddings, model = perfect_problem([5, 5])
     with pytest.raises(ValueError, match=r"retrieval needs at least 2 images, got 1"):

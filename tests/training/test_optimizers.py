@@ -26,8 +26,10 @@ def params():
 
 @pytest.mark.parametrize(("name", "cls"), [("sgd", SGD), ("adam", Adam)])
 def test_make_optimizer(name, cls):
-    opt = make_optimizer(name, params(), learning_rate=0.1, momentum=0.9 if name == "sgd" else None)
-    assert isinstance(opt, cls) and opt.learning_rate == 0.1
+    # 0.05: neither MyNN's default for SGD (0.1) nor for Adam (0.001)
+    momentum = 0.9 if name == "sgd" else None
+    opt = make_optimizer(name, params(), learning_rate=0.05, momentum=momentum)
+    assert isinstance(opt, cls) and opt.learning_rate == 0.05
 
 
 def test_sgd_without_momentum_keeps_no_state():
