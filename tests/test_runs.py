@@ -9,13 +9,23 @@ import warnings
 import numpy as np
 import pytest
 
+from capstone.common.archive import save_archive
 from capstone.data import minicoco
 from capstone.data.paths import runs_dir
 from capstone.data.split import split_images
 from capstone.dataset import load_dataset
 from capstone.embeddings.image import ImageEmbedder
 from capstone.evaluation.metrics import evaluation_report
-from capstone.runs import Run, RunMismatch, list_interrupted, list_runs
+from capstone.runs import (
+    CHECKPOINT_FILE,
+    CHECKPOINT_KIND,
+    MODEL_FILE,
+    Interrupted,
+    Run,
+    RunMismatch,
+    list_interrupted,
+    list_runs,
+)
 from capstone.search.database import ImageDatabase
 from capstone.training.recipes import TrainConfig
 from capstone.training.train import train
@@ -259,6 +269,33 @@ def test_an_interrupted_run_says_it_has_no_model_yet_and_how_to_resume(setup, in
     [stopped] = list_interrupted()
     assert (stopped.name, stopped.epochs_done, stopped.epochs) == ("stopped", 1, 2)
     assert [r.name for r in list_runs()] == ["seven"]  # no model: not a run to use yet
+
+
+@pytest.mark.parametrize(
+    ("meta", "epochs_done", "epochs"),
+    [
+        ({"config": {"epochs": 3}, "info": {"train": {"epochs": 5}}, "history": [{}]}, 1, 3),
+        # an older checkpoint: the epochs asked for only in what the model would record
+        ({"info": {"train": {"epochs": 5}}, "history": [{}, {}]}, 2, 5),
+        ({}, 0, 0),
+    ],
+)
+def test_interrupted_epochs_from_its_settings_else_its_info(tmp_path, meta, epochs_done, epochs):
+    folder = tmp_path / "old"
+    save_archive(folder / CHECKPOINT_FILE, {}, meta, kind=CHECKPOINT_KIND)
+    run = Interrupted.of(folder)
+    assert (run.name, run.checkpoint) == ("old", folder / CHECKPOINT_FILE)
+    assert (run.epochs_done, run.epochs) == (epochs_done, epochs)
+    assert run.info == meta.get("info", {})
+
+
+def test_a_folder_with_a_model_or_without_a_checkpoint_is_not_interrupted(tmp_path):
+    (tmp_path / CHECKPOINT_FILE).mkdir()  # not a file
+    assert Interrupted.of(tmp_path) is None
+    (tmp_path / CHECKPOINT_FILE).rmdir()
+    save_archive(tmp_path / CHECKPOINT_FILE, {}, {}, kind=CHECKPOINT_KIND)
+    (tmp_path / MODEL_FILE).write_bytes(b"")
+    assert Interrupted.of(tmp_path) is None
 
 
 def test_a_runs_folder_that_is_a_file_is_named(tmp_path, monkeypatch):
