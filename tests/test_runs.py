@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import os
 import re
 import warnings
 
@@ -25,6 +27,7 @@ from capstone.runs import (
     RunMismatch,
     list_interrupted,
     list_runs,
+    resume_command,
 )
 from capstone.search.database import ImageDatabase
 from capstone.training.recipes import TrainConfig
@@ -86,6 +89,79 @@ def test_a_non_default_seed_end_to_end(setup, home):
     engine = run.engine(ds)
     assert sorted(engine.database.image_ids) == sorted(ds.data.image_ids[result.val_images])
     assert len(run.engine(ds, "all").database) == ds.data.n_images
+
+
+def test_the_report_names_the_run_and_its_model(setup, home):
+    _, ds, result = setup
+    report = Run.load("seven").evaluate(ds)
+    assert (report["run"], report["model"]) == ("seven", str(home / "runs" / "seven" / "model.npz"))
+    assert "warnings" not in report  # its own data
+    unsaved = Run(None, result.model).evaluate(ds)
+    assert (unsaved["run"], unsaved["model"]) == ("(unsaved)", None)
+
+
+def test_a_run_that_records_no_seed_evaluates_with_seed_0(setup, home):
+    _, ds, result = setup
+    run = Run.load("seven")
+    del run.model.info["train"]["seed"]  # its split is saved: only the seed is missing
+    rows = result.val_images
+    triples = evaluation_triples(ds.data, rows, 0, ds.caption_embeddings)
+    expected = evaluation_report(
+        result.model, ds.data, ds.caption_embeddings, rows, triples, seed=0
+    )
+    assert run.evaluate(ds)["models"] == expected["models"]
+
+
+def test_evaluating_needs_the_caption_embeddings(setup, home):
+    _, ds, _ = setup
+    without = dataclasses.replace(ds, caption_embeddings=None)
+    message = (
+        "evaluating needs the caption embeddings: load the dataset with embed_captions=True"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        Run.load("seven").evaluate(without)
+
+
+def _stamp(path, mtime: int) -> None:
+    os.utime(path, (mtime, mtime))
+
+
+def test_runs_are_listed_oldest_first_and_an_unreadable_one_skipped(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAPSTONE_HOME", str(tmp_path))
+    runs = tmp_path / "runs"
+    for name, mtime in [("b", 1000), ("c", 2000), ("a", 3000)]:
+        path = runs / name / MODEL_FILE
+        if name == "c":
+            path.parent.mkdir(parents=True)
+            path.write_bytes(b"not a model")
+        else:
+            ImageEmbedder(4, d_in=6, seed=0).save(path)
+        _stamp(path, mtime)
+    assert [r.name for r in list_runs()] == ["b", "a"]  # by age, not by name
+    assert Run.load().name == "a"  # the newest
+
+
+def test_interrupted_runs_are_listed_oldest_first_and_an_unreadable_one_skipped(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("CAPSTONE_HOME", str(tmp_path))
+    runs = tmp_path / "runs"
+    for name, mtime in [("y", 1000), ("z", 2000), ("x", 3000)]:
+        path = runs / name / CHECKPOINT_FILE
+        if name == "z":
+            path.parent.mkdir(parents=True)
+            path.write_bytes(b"not a checkpoint")
+        else:
+            save_archive(path, {}, {"config": {"epochs": 2}}, kind=CHECKPOINT_KIND)
+        _stamp(path, mtime)
+    assert [r.name for r in list_interrupted()] == ["y", "x"]
+
+
+def test_resume_command_names_the_data_and_vectors_only_when_given():
+    base = "python -m capstone train --run r --resume --epochs 3"
+    assert resume_command("r", 3) == base
+    assert resume_command("r", 3, "/d", "g.txt") == base + " --data /d --glove g.txt"
+    assert resume_command("r", 3, glove="g.txt") == base + " --glove g.txt"
 
 
 def test_load_by_name_folder_file_and_newest(setup, home):
