@@ -190,6 +190,17 @@ def test_sixteen_bits_are_scaled_not_clipped(tmp_path, mode, dtype):
     assert "clips every value above 255" in preprocess.__doc__
 
 
+def test_sixteen_bits_round_to_the_nearest_eight_bit_level(tmp_path):
+    # v / 257 rounded: 128 -> 0, 129 -> 1, 1000 -> 4 (multiples of 257 alone cannot tell a
+    # division from a product that wraps around 256); a 32-bit "I" photo beyond 0..65535 is
+    # clipped to black and white
+    samples = np.array([[-1000, 0, 128, 129, 257, 1000, 25700, 65535, 70000]], np.int32)
+    path = save(Image.fromarray(samples, mode="I"), tmp_path / "gray.tif")
+    assert Image.open(path).mode == "I"
+    rgb = np.asarray(open_photo(path))
+    np.testing.assert_array_equal(rgb[0, :, 0], [0, 0, 0, 1, 1, 4, 100, 255, 255])
+
+
 def test_alpha_is_dropped_not_composited(tmp_path):
     path = save(Image.new("RGBA", (8, 8), (10, 20, 30, 0)), tmp_path / "clear.png")
     np.testing.assert_array_equal(np.asarray(open_photo(path))[0, 0], [10, 20, 30])
