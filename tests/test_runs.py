@@ -199,6 +199,27 @@ def test_other_data_is_refused_then_allowed(setup, home, tmp_path):
     assert report["warnings"][1].startswith("none of run seven's validation images")
 
 
+def test_other_data_is_named_by_its_folder_else_its_source(setup, home, tmp_path):
+    other_folder = tmp_path / "other"
+    minicoco.generate(other_folder, 80, seed=4)
+    other = load_dataset(other_folder)
+    this = f"this is {other_folder} (fingerprint {other.data.fingerprint})"
+    run = Run.load("seven")
+    info = run.model.info
+    fingerprint = info["data_fingerprint"]
+    assert run.check(other, other_data=True) == [
+        f"data: trained on {info['data_folder']} (fingerprint {fingerprint}), {this}"
+    ]
+    for recorded, named in [({"data_source": "coco"}, "coco data"), ({}, "? data")]:
+        run = Run.load("seven")
+        del run.model.info["data_folder"]
+        run.model.info.pop("data_source", None)
+        run.model.info.update(recorded)
+        assert run.check(other, other_data=True) == [
+            f"data: trained on {named} (fingerprint {fingerprint}), {this}"
+        ]
+
+
 def test_other_word_vectors_are_refused(setup, home):
     _, ds, _ = setup
     run = Run.load("seven")
@@ -219,9 +240,36 @@ def test_a_model_without_a_saved_split_rederives_it_from_its_seed(setup, home):
     run = Run.load("seven")
     del run.model.info["val_image_ids"]
     np.testing.assert_array_equal(run.validation_images(ds.data), result.val_images)
+    # older still: no validation fraction either, so the default 0.2 (this run used 0.25)
+    del run.model.info["train"]["val_fraction"]
+    _, default_fraction = split_images(ds.data.n_images, val_fraction=0.2, seed=7)
+    np.testing.assert_array_equal(run.validation_images(ds.data), default_fraction)
     run.model.info.pop("train")
-    with pytest.raises(RunMismatch, match=r"records no validation split and no seed"):
+    message = (
+        f"run seven ({run.path}) records no validation split and no seed: it cannot tell its "
+        "validation images; retrain it"
+    )
+    with pytest.raises(RunMismatch, match=f"^{re.escape(message)}$"):
         run.validation_images(ds.data)
+
+
+def test_images_are_the_validation_ones_or_all(setup, home):
+    _, ds, result = setup
+    run = Run.load("seven")
+    np.testing.assert_array_equal(run.images(ds.data), result.val_images)
+    np.testing.assert_array_equal(run.images(ds.data, "all"), np.arange(ds.data.n_images))
+    with pytest.raises(
+        ValueError, match=r"^`images` must be one of \('validation', 'all'\), got 'some'$"
+    ):
+        run.images(ds.data, "some")
+    # the run's data, yet none of its validation images (ids it does not hold): refused
+    run.model.info["val_image_ids"] = [-1, -2]
+    message = (
+        "none of run seven's validation images is in this data: search all images "
+        "(--all-images) instead"
+    )
+    with pytest.raises(RunMismatch, match=f"^{re.escape(message)}$"):
+        run.images(ds.data)
 
 
 def test_the_database_is_cached_and_an_unwritable_cache_is_a_warning(setup, home, monkeypatch):
