@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import hashlib
 import os
 import re
 import warnings
@@ -279,15 +280,28 @@ def test_the_database_is_cached_and_an_unwritable_cache_is_a_warning(setup, home
     cache.unlink(missing_ok=True)
     first = run.database(ds)
     assert cache.is_file()
-    assert run.database(ds).image_ids.tolist() == first.image_ids.tolist()
+    # it records what it was built from: the model, the data and the images
+    rows = run.validation_images(ds.data)
+    info = ImageDatabase.load(cache).info
+    assert info["model_sha256"] == run.weights_sha256
+    assert info["data_fingerprint"] == ds.data.fingerprint
+    assert info["images_sha256"] == hashlib.sha256(rows.tobytes()).hexdigest()
+    # read back, not built again
+    with monkeypatch.context() as m:
+        m.setattr(ImageDatabase, "build", None)
+        assert run.database(ds).image_ids.tolist() == first.image_ids.tolist()
+    # other images: the cache is rebuilt and replaced
+    assert len(run.database(ds, "all")) == ds.data.n_images
+    assert len(ImageDatabase.load(cache)) == ds.data.n_images
     cache.unlink()
 
     def full_disk(self, path, *, overwrite=False):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(ImageDatabase, "save", full_disk)
-    with pytest.warns(UserWarning, match=r"could not cache the database in .*No space left"):
+    with pytest.warns(UserWarning, match=r"could not cache the database in .*No space left") as w:
         db = run.database(ds)
+    assert w[0].filename == __file__  # the warning points at the caller
     assert len(db) == len(first) and not cache.exists()
 
 
@@ -300,8 +314,18 @@ def test_a_corrupt_database_cache_is_rebuilt(setup, home):
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         db = run.database(ds)
-    assert any("rebuilding the database cache" in str(w.message) for w in seen)
+    [rebuilt] = [w for w in seen if "rebuilding the database cache" in str(w.message)]
+    assert rebuilt.filename == __file__  # the warning points at the caller
     assert len(db) == len(run.validation_images(ds.data))
+
+
+def test_a_model_outside_the_runs_folder_caches_no_database(setup, home, tmp_path):
+    _, ds, _ = setup
+    model = tmp_path / "mine.npz"
+    model.write_bytes((home / "runs" / "seven" / "model.npz").read_bytes())
+    run = Run.load(model)
+    assert len(run.database(ds)) == len(run.validation_images(ds.data))
+    assert list(tmp_path.iterdir()) == [model]
 
 
 def test_rank_of_an_image(setup, home):
