@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
-from capstone.common.archive import save_archive
+from capstone.common.archive import ArchiveError, save_archive
 from capstone.data import minicoco
 from capstone.data.paths import runs_dir
 from capstone.data.split import split_images
@@ -181,8 +181,21 @@ def test_unknown_run(home, name):
 
 def test_no_run_at_all(tmp_path, monkeypatch):
     monkeypatch.setenv("CAPSTONE_HOME", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match=r"no trained model in .*python -m capstone demo"):
+    message = (
+        f"no trained model in {tmp_path / 'runs'}: run `python -m capstone demo` or "
+        "`python -m capstone train` first, or pass --model FILE"
+    )
+    with pytest.raises(FileNotFoundError, match=f"^{re.escape(message)}$"):
         Run.load()
+
+
+def test_load_checks_the_word_vector_dimension(setup, home):
+    d = Run.load("seven").model.d
+    assert Run.load("seven", d=d).model.d == d
+    with pytest.raises(ArchiveError, match=rf"embeds into {d} dimensions, but the word vectors"):
+        Run.load("seven", d=d + 1)
+    with pytest.raises(TypeError, match=r"^`d` must be an int or None, got str 'x'$"):
+        Run.load("seven", d="x")
 
 
 def test_other_data_is_refused_then_allowed(setup, home, tmp_path):
@@ -190,8 +203,18 @@ def test_other_data_is_refused_then_allowed(setup, home, tmp_path):
     minicoco.generate(other_folder, 80, seed=4)
     other = load_dataset(other_folder)
     run = Run.load("seven")
-    with pytest.raises(RunMismatch, match=r"run seven .* does not match: data: trained on"):
+    trained_on = run.check(other, other_data=True)[0]
+    run = Run.load("seven")
+    message = (
+        f"run seven ({run.path}) does not match: {trained_on}; word vectors: trained with x, "
+        f"these are {other.glove.source}. Use the data it was trained on (--data, --glove), or "
+        "pass --other-data to go on anyway (other_data=True in Python; its validation split "
+        "then means nothing)"
+    )
+    run.model.info["glove"] = "x"
+    with pytest.raises(RunMismatch, match=f"^{re.escape(message)}$"):
         run.check(other)
+    run = Run.load("seven")
     differences = run.check(other, other_data=True)
     assert len(differences) == 1 and "fingerprint" in differences[0]
     # none of its validation images exists there: all images, and the run says so
@@ -447,7 +470,10 @@ def test_a_folder_with_a_model_or_without_a_checkpoint_is_not_interrupted(tmp_pa
 def test_a_runs_folder_that_is_a_file_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("CAPSTONE_HOME", str(tmp_path))
     (tmp_path / "runs").write_text("not a folder")
-    message = f"{tmp_path / 'runs'} is a file, but runs are kept in a folder of that name"
+    message = (
+        f"{tmp_path / 'runs'} is a file, but runs are kept in a folder of that name: move the "
+        "file away (or set CAPSTONE_HOME to another data home)"
+    )
     for call in (list_runs, list_interrupted, Run.load, lambda: Run.load("r")):
         with pytest.raises(NotADirectoryError, match=re.escape(message)):
             call()
