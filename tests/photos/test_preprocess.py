@@ -317,3 +317,16 @@ def test_an_open_file_is_read_like_its_path(tmp_path):
     assert info.value.reason == "empty file (0 bytes)"
     with pytest.raises(PhotoError, match=r"^photo: not an image file"):
         open_photo(io.BytesIO(b"no pixels here"))
+    # an open file's errors name the file
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"no pixels here")
+    with open(bad, "rb") as file, pytest.raises(PhotoError) as info:
+        open_photo(file)
+    assert info.value.path == bad
+    assert str(info.value) == f"{bad}: not an image file (no image format recognized)"
+
+
+def test_a_portrait_photo_opens(tmp_path):
+    # taller than wide: resized to 256 wide, 341 high, nothing like "too elongated"
+    path = save(noise(30, 40), tmp_path / "portrait.png")
+    assert open_photo(path).size == (30, 40)
