@@ -288,7 +288,7 @@ def evaluation_report(
             "triple_accuracy": triple_accuracy(m, data, caption_embeddings, random_triples),
             "hard_triple_accuracy": triple_accuracy(m, data, caption_embeddings, hard_triples),
         }
-    chance = chance_metrics(metrics.pool_size, metrics.n_pools)
+    chance = chance_metrics(metrics.pool_size)
     figures["chance"] = {**_figures(chance), "triple_accuracy": 0.5, "hard_triple_accuracy": 0.5}
     return {
         "pool_size": metrics.pool_size,

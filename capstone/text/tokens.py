@@ -128,7 +128,9 @@ def _token_ids(texts: list[str], index: defaultdict) -> tuple[np.ndarray, np.nda
         counts = np.fromiter(map(len, per_text), dtype=np.int64, count=len(texts))
     ids = np.fromiter(map(index.__getitem__, tokens), dtype=np.int64, count=len(tokens))
     if counts is None:
-        is_boundary = ids == index[_BOUNDARY] if len(texts) > 1 else np.zeros(len(ids), bool)
+        # A single text has no boundary: looking it up numbers it anyway, past every id here,
+        # and tokenize_batch pops it.
+        is_boundary = ids == index[_BOUNDARY]
         counts = np.bincount(np.cumsum(is_boundary)[~is_boundary], minlength=len(texts))
         ids = ids[~is_boundary]
     return ids, counts

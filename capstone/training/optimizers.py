@@ -58,4 +58,7 @@ def load_optimizer_state(optimizer, names: list[str], arrays: dict, meta: dict, 
                 raise ValueError(f"{source}: the optimizer state {key} is missing or misshapen")
             values[i][...] = arrays[key]
     if isinstance(optimizer, Adam):
-        optimizer.t = int(meta.get("step", 0))
+        # Adam's bias correction depends on the step count: without it, no exact resume.
+        if "step" not in meta:
+            raise ValueError(f"{source}: the optimizer state has no step count")
+        optimizer.t = int(meta["step"])

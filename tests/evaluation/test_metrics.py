@@ -193,6 +193,7 @@ def test_chance_for_the_coco_1k_protocol():
     assert (chance.recall_at_1, chance.recall_at_5, chance.recall_at_10) == (0.001, 0.005, 0.01)
     assert chance.median_rank == 500.5
     assert chance.mrr == pytest.approx(0.0074854708605503, rel=1e-12)  # H_1000 / 1000
+    assert (chance.pool_size, chance.n_pools, chance.n_queries) == (1000, 1, 0)  # no queries run
 
 
 def test_a_permutation_of_ranks_is_exactly_chance():
@@ -357,6 +358,38 @@ def test_single_pool_matches_a_numpy_reference():
             assert getattr(metrics, key) == pytest.approx(value, rel=1e-9), key
 
 
+def test_the_default_seed_is_0():
+    # 130 images in pools of 40: the seed picks the 10 left out and the pools, so the figures
+    # of a random model differ from seed to seed.
+    rng = np.random.default_rng(6)
+    data = make_data(rng.normal(size=(130, 8)), [5] * 130)
+    embeddings = unit(rng.normal(size=(data.n_captions, 4)))
+    model = ImageEmbedder(4, d_in=8, seed=1)
+    images = np.arange(130)
+    default = retrieval_metrics(model, data, embeddings, images, pool_size=40)
+    assert default == retrieval_metrics(model, data, embeddings, images, pool_size=40, seed=0)
+    assert default != retrieval_metrics(model, data, embeddings, images, pool_size=40, seed=1)
+
+
+def test_two_images_make_a_pool():
+    data, embeddings, model = perfect_problem([5, 5, 5])
+    metrics = retrieval_metrics(model, data, embeddings, np.array([0, 2]))
+    assert (metrics.pool_size, metrics.n_pools, metrics.n_queries) == (2, 1, 10)
+    assert metrics.recall_at_1 == metrics.i2t_recall_at_1 == 1.0
+
+
+def test_images_without_captions_are_no_image_queries():
+    # All scores tied (the model maps everything to 0), 11 captions: an image's rank is 1 + half
+    # of the captions not its own, 6 for the image of one caption, 4 for those of five; the
+    # image of none has nothing to find and is no query.
+    data, embeddings, model = perfect_problem([1, 0, 5, 5])
+    model.weight.data[...] = 0
+    metrics = retrieval_metrics(model, data, embeddings, np.arange(4))
+    assert metrics.n_queries == 11
+    assert metrics.i2t_median_rank == 4.0
+    assert metrics.i2t_mrr == pytest.approx((1 / 6 + 1 / 4 + 1 / 4) / 3)
+
+
 def test_retrieval_needs_two_images():
     data, embeddings, model = perfect_problem([5, 5])
     with pytest.raises(ValueError, match=r"retrieval needs at least 2 images, got 1"):
@@ -461,7 +494,9 @@ def toy_problem(n=300, n_classes=6, d=12, d_in=32, seed=0):
     return data, embeddings
 
 
-@pytest.fixture(scope="module")
+# Not module-scoped: mutmut credits the functions a fixture calls to the test that sets it up,
+# and would run only the first of these tests against a mutant of evaluation_report.
+@pytest.fixture
 def report_setup():
     data, embeddings = toy_problem()
     config = TrainConfig(recipe="course", epochs=4, learning_rate=0.05, seed=3)
@@ -508,6 +543,27 @@ def test_evaluation_report_figures(report_setup):
         "triple_accuracy": 0.5,
         "hard_triple_accuracy": 0.5,
     }
+
+
+def test_evaluation_report_pool_size_and_seed(report_setup):
+    # pools of 20 of the 60 validation images: the seed picks them, and the untrained model
+    data, embeddings, result, _ = report_setup
+    val = result.val_images
+    triples = evaluation_triples(data, val, 3, embeddings)
+    for seed in (0, 3):
+        report = evaluation_report(
+            result.model, data, embeddings, val, triples, seed=seed, pool_size=20
+        )
+        assert (report["pool_size"], report["n_pools"]) == (20, 3)
+        untrained = ImageEmbedder(12, d_in=32, seed=seed)
+        for name, model in [("trained", result.model), ("untrained", untrained)]:
+            metrics = retrieval_metrics(model, data, embeddings, val, pool_size=20, seed=seed)
+            for key in METRIC_KEYS:
+                assert report["models"][name][key] == getattr(metrics, key), (seed, name, key)
+    default = evaluation_report(result.model, data, embeddings, val, triples, pool_size=20)
+    assert default == evaluation_report(
+        result.model, data, embeddings, val, triples, seed=0, pool_size=20
+    )
 
 
 def test_trained_beats_untrained_and_chance(report_setup):
@@ -582,10 +638,25 @@ def test_format_report_of_a_hand_made_report():
     assert lines[0] == (
         "caption -> image retrieval: 5 pool(s) of 1000 validation images, 25,000 caption queries"
     )
+    assert lines[1] == " " * 10 + "   R@1     R@5    R@10  med.rank     MRR  triple acc  hard acc"
     assert lines[2].split() == ["mine", *["25.0%"] * 3, "12.0", *["0.250"] * 3]
     assert lines[3].startswith("chance ")
-    assert lines[5].startswith("image -> caption retrieval: the same pools, 5,000 image queries")
+    assert lines[4] == ""
+    assert lines[5] == (
+        "image -> caption retrieval: the same pools, 5,000 image queries, each against its "
+        "pool's captions"
+    )
+    assert lines[6] == " " * 10 + "   R@1     R@5    R@10  med.rank     MRR"
     assert lines[7].split() == ["mine", *["25.0%"] * 3, "0.2", "0.250"]
+
+
+def test_format_report_of_undefined_figures():
+    # nan: e.g. the triple accuracy of no triples; it reads "nan" in every column
+    figures = dict.fromkeys(FIGURE_KEYS, float("nan"))
+    report = {"pool_size": 2, "n_pools": 1, "n_queries": 0, "models": {"mine": figures}}
+    lines = format_report(report).splitlines()
+    assert lines[2].split() == ["mine", *["nan%"] * 3, *["nan"] * 4]
+    assert lines[6].split() == ["mine", *["nan%"] * 3, "nan", "nan"]
 
 
 def test_split_of_the_toy_report_is_the_training_split(report_setup):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from pathlib import Path
 
@@ -99,9 +100,10 @@ def test_small_images_are_upscaled(tmp_path, size):
 
 
 def test_to_tensor_refuses_other_modes():
-    with pytest.raises(ValueError, match="RGB PIL image"):
+    # the message names what it got: the image's mode, or the type of something else
+    with pytest.raises(ValueError, match=r"RGB PIL image \(see open_photo\), got L$"):
         to_tensor(Image.new("L", (300, 300)))
-    with pytest.raises(ValueError, match="RGB PIL image"):
+    with pytest.raises(ValueError, match=r"RGB PIL image \(see open_photo\), got ndarray$"):
         to_tensor(np.zeros((224, 224, 3)))
 
 
@@ -190,6 +192,17 @@ def test_sixteen_bits_are_scaled_not_clipped(tmp_path, mode, dtype):
     assert "clips every value above 255" in preprocess.__doc__
 
 
+def test_sixteen_bits_round_to_the_nearest_eight_bit_level(tmp_path):
+    # v / 257 rounded: 128 -> 0, 129 -> 1, 1000 -> 4 (multiples of 257 alone cannot tell a
+    # division from a product that wraps around 256); a 32-bit "I" photo beyond 0..65535 is
+    # clipped to black and white
+    samples = np.array([[-1000, 0, 128, 129, 257, 1000, 25700, 65535, 70000]], np.int32)
+    path = save(Image.fromarray(samples, mode="I"), tmp_path / "gray.tif")
+    assert Image.open(path).mode == "I"
+    rgb = np.asarray(open_photo(path))
+    np.testing.assert_array_equal(rgb[0, :, 0], [0, 0, 0, 1, 1, 4, 100, 255, 255])
+
+
 def test_alpha_is_dropped_not_composited(tmp_path):
     path = save(Image.new("RGBA", (8, 8), (10, 20, 30, 0)), tmp_path / "clear.png")
     np.testing.assert_array_equal(np.asarray(open_photo(path))[0, 0], [10, 20, 30])
@@ -216,9 +229,9 @@ def truncated_jpeg(path: Path) -> Path:
     ("make", "reason"),
     [
         (lambda p: p.write_text("these are not the pixels you are looking for"), "not an image"),
-        (lambda p: p.write_bytes(b""), "empty file"),
+        (lambda p: p.write_bytes(b""), "empty file (0 bytes)"),
         (truncated_jpeg, "truncated or corrupt"),
-        (lambda p: p.mkdir(), "is a folder"),
+        (lambda p: p.mkdir(), "is a folder, not a photo"),
         (lambda p: None, "no such file"),
         (lambda p: p.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 50), "not"),
     ],
@@ -226,8 +239,9 @@ def truncated_jpeg(path: Path) -> Path:
 def test_bad_files_raise_photo_error(tmp_path, make, reason):
     path = tmp_path / "holiday.jpg"
     make(path)
-    with pytest.raises(PhotoError, match=reason) as info:
+    with pytest.raises(PhotoError, match=re.escape(reason)) as info:
         open_photo(path)
+    assert info.value.reason.startswith(reason)  # the reason first, as the message says it
     assert "holiday.jpg" in str(info.value)
     assert info.value.path == path
     assert isinstance(info.value, ValueError)
@@ -305,3 +319,16 @@ def test_an_open_file_is_read_like_its_path(tmp_path):
     assert info.value.reason == "empty file (0 bytes)"
     with pytest.raises(PhotoError, match=r"^photo: not an image file"):
         open_photo(io.BytesIO(b"no pixels here"))
+    # an open file's errors name the file
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"no pixels here")
+    with open(bad, "rb") as file, pytest.raises(PhotoError) as info:
+        open_photo(file)
+    assert info.value.path == bad
+    assert str(info.value) == f"{bad}: not an image file (no image format recognized)"
+
+
+def test_a_portrait_photo_opens(tmp_path):
+    # taller than wide: resized to 256 wide, 341 high, nothing like "too elongated"
+    path = save(noise(30, 40), tmp_path / "portrait.png")
+    assert open_photo(path).size == (30, 40)

@@ -67,5 +67,13 @@ def test_idf_of_captions_without_words():
 
 @pytest.mark.parametrize("captions", [[], ()])
 def test_idf_needs_a_caption(captions):
-    with pytest.raises(ValueError, match="IDF needs at least one caption"):
+    with pytest.raises(ValueError, match=r"^IDF needs at least one caption$"):
         IDF.fit(captions)
+
+
+@pytest.mark.parametrize("values", [[0, 1], np.array([0.0, 0.5], np.float32)])
+def test_idf_table_is_float64_whatever_it_is_given(values):
+    # e.g. a student's idf that returns the int 0 for a word of every caption
+    idf = IDF(["a", "b"], values, 2)
+    assert idf.idf.dtype == np.float64
+    assert idf.idf.tolist() == [float(v) for v in values]

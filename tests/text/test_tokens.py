@@ -111,6 +111,15 @@ def test_tokenize_batch_matches_tokenize(texts: list[str], chunk: int):
     assert (np.diff(batch.offsets) == [len(toks) for toks in expected]).all()
 
 
+@pytest.mark.parametrize("texts", [["a b"], ["Two dogs.", "", "a DOG"], ["x"] * 5])
+def test_tokenize_batch_without_nul_is_one_pass_not_text_by_text(texts: list[str]):
+    # Only a text holding the separator (NUL) is tokenized on its own: the batch of all others
+    # is split once, whatever its length.
+    with patch.object(text_module, "tokenize", side_effect=AssertionError("text by text")):
+        batch = tokenize_batch(texts)
+    assert decode(batch) == [tokenize(t) for t in texts]
+
+
 def test_tokenize_batch_docstring_example():
     b = tokenize_batch(["Two dogs.", "", "a DOG"])
     assert (b.words, b.ids.tolist(), b.offsets.tolist()) == (

@@ -66,6 +66,18 @@ def test_sum_and_max_by_hand():
     assert hardest.item() == pytest.approx((0.05 + 0.85 + 0.25) / 3)
 
 
+def test_reference_defaults_are_in_batch_losss():
+    # Both default to the mean hinge of the caption -> image direction. The by-hand batch with
+    # margin 0.1: hinges 0, 0 (caption 0), 0.7, 0.7 (caption 1), 0, 0.1 (caption 2); the max
+    # violation (0.8 / 3) and both directions (0.2583) differ.
+    images = np.array([[0.8, 0.6, 0.0], [0.6, 0.0, 0.8], [0.0, 0.6, 0.8]])
+    captions, ids = np.eye(3), np.array([10, 11, 12])
+    loss, _ = in_batch_loss(captions, mg.tensor(images), ids, 0.1)
+    reference = in_batch_loss_reference(captions, images, ids, 0.1)
+    assert reference == pytest.approx(loss.item())
+    assert reference == pytest.approx((0.7 + 0.7 + 0.1) / 6)
+
+
 def test_captions_of_one_image_are_never_each_others_confusors():
     # Rows 0 and 1 are two captions of image 7. Row 1's image vector matches caption 0 best
     # of all: as a confusor it would be caption 0's hardest; it must not count at all.

@@ -26,8 +26,10 @@ def params():
 
 @pytest.mark.parametrize(("name", "cls"), [("sgd", SGD), ("adam", Adam)])
 def test_make_optimizer(name, cls):
-    opt = make_optimizer(name, params(), learning_rate=0.1, momentum=0.9 if name == "sgd" else None)
-    assert isinstance(opt, cls) and opt.learning_rate == 0.1
+    # 0.05: neither MyNN's default for SGD (0.1) nor for Adam (0.001)
+    momentum = 0.9 if name == "sgd" else None
+    opt = make_optimizer(name, params(), learning_rate=0.05, momentum=momentum)
+    assert isinstance(opt, cls) and opt.learning_rate == 0.05
 
 
 def test_sgd_without_momentum_keeps_no_state():
@@ -70,3 +72,18 @@ def test_missing_state_is_an_error_naming_the_file():
         ValueError, match=r"ckpt\.npz: the optimizer state optimizer\.v\.t is missing"
     ):
         load_optimizer_state(opt, ["w", "t"], arrays, meta, "ckpt.npz")
+
+
+def test_adam_state_without_its_step_is_an_error_naming_the_file():
+    opt = make_optimizer("adam", params(), learning_rate=0.1)
+    arrays, _ = optimizer_state(opt, ["w", "t"])
+    with pytest.raises(ValueError, match=r"ckpt\.npz: the optimizer state has no step count"):
+        load_optimizer_state(opt, ["w", "t"], arrays, {}, "ckpt.npz")
+
+
+@pytest.mark.parametrize("names", [["w"], ["w", "t", "extra"]])
+def test_state_needs_one_name_per_parameter(names):
+    # a name too few would silently drop a parameter's state from the checkpoint
+    opt = make_optimizer("sgd", params(), learning_rate=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="zip"):
+        optimizer_state(opt, names)
