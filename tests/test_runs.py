@@ -127,17 +127,22 @@ def _stamp(path, mtime: int) -> None:
     os.utime(path, (mtime, mtime))
 
 
+def _three_runs(runs, file_name: str, names: str, write) -> None:
+    """Run folders ``names`` (oldest first, not in name order), each holding ``file_name``:
+    ``write(path)`` for the first and last, unreadable bytes for the middle one."""
+    for i, name in enumerate(names):
+        path = runs / name / file_name
+        path.parent.mkdir(parents=True)
+        if i == 1:
+            path.write_bytes(b"not what capstone writes")
+        else:
+            write(path)
+        _stamp(path, 1000 * (i + 1))
+
+
 def test_runs_are_listed_oldest_first_and_an_unreadable_one_skipped(tmp_path, monkeypatch):
     monkeypatch.setenv("CAPSTONE_HOME", str(tmp_path))
-    runs = tmp_path / "runs"
-    for name, mtime in [("b", 1000), ("c", 2000), ("a", 3000)]:
-        path = runs / name / MODEL_FILE
-        if name == "c":
-            path.parent.mkdir(parents=True)
-            path.write_bytes(b"not a model")
-        else:
-            ImageEmbedder(4, d_in=6, seed=0).save(path)
-        _stamp(path, mtime)
+    _three_runs(tmp_path / "runs", MODEL_FILE, "bca", ImageEmbedder(4, d_in=6, seed=0).save)
     assert [r.name for r in list_runs()] == ["b", "a"]  # by age, not by name
     assert Run.load().name == "a"  # the newest
 
@@ -146,15 +151,11 @@ def test_interrupted_runs_are_listed_oldest_first_and_an_unreadable_one_skipped(
     tmp_path, monkeypatch
 ):
     monkeypatch.setenv("CAPSTONE_HOME", str(tmp_path))
-    runs = tmp_path / "runs"
-    for name, mtime in [("y", 1000), ("z", 2000), ("x", 3000)]:
-        path = runs / name / CHECKPOINT_FILE
-        if name == "z":
-            path.parent.mkdir(parents=True)
-            path.write_bytes(b"not a checkpoint")
-        else:
-            save_archive(path, {}, {"config": {"epochs": 2}}, kind=CHECKPOINT_KIND)
-        _stamp(path, mtime)
+
+    def checkpoint(path):
+        save_archive(path, {}, {"config": {"epochs": 2}}, kind=CHECKPOINT_KIND)
+
+    _three_runs(tmp_path / "runs", CHECKPOINT_FILE, "yzx", checkpoint)
     assert [r.name for r in list_interrupted()] == ["y", "x"]
 
 
