@@ -298,8 +298,10 @@ def test_serve_names_a_port_in_use(home, capsys):
     assert f"error: --host 127.0.0.1 --port {port}: Address already in use" in err
 
 
-def test_serve_says_its_url_answers_and_stops_on_ctrl_c(home):
-    """The real command in a child process: the URL line, a JSON answer, Ctrl-C, exit 0."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_serve_says_its_url_answers_and_stops_on_ctrl_c(home, stop):
+    """The real command in a child process: the URL line, a JSON answer, then Ctrl-C (or a
+    service manager's SIGTERM): "stopped", exit 0."""
     env = {k: v for k, v in os.environ.items() if k != "CAPSTONE_DATA"}
     env["CAPSTONE_HOME"] = str(home)
     child = subprocess.Popen(
@@ -318,7 +320,7 @@ def test_serve_says_its_url_answers_and_stops_on_ctrl_c(home):
             assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
             assert len(json.load(response)["results"]) == 3
     finally:
-        child.send_signal(signal.SIGINT)
+        child.send_signal(stop)
         _, err = child.communicate(timeout=30)
     assert child.returncode == 0 and "stopped" in err and "Traceback" not in err
 
