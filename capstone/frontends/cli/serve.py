@@ -122,7 +122,12 @@ def cmd_serve(*, host: str, port: int, weights: Path | None, **source) -> Result
     # KeyboardInterrupt wherever the main thread happens to be (raised in a finalizer, it is
     # only printed as ignored). Once, in a CI run, the server did not stop on Ctrl-C; not
     # reproduced in 40 runs since. `shutdown` waits for the loop to end: it runs in a thread.
+    asked: list[int] = []
+
     def stop(signum, frame) -> None:
+        if asked:  # a second Ctrl-C: out at once, as before
+            raise KeyboardInterrupt
+        asked.append(signum)
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
