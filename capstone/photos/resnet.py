@@ -436,18 +436,18 @@ class ResNet18:
                 f"`batch` must have shape (B, 3, H, W) with H, W > 0, got {batch.shape}"
             )
         x = np.ascontiguousarray(batch.transpose(0, 2, 3, 1), dtype=np.float32)
-        early, late = self.blocks[:_PER_PHOTO_BLOCKS], self.blocks[_PER_PHOTO_BLOCKS:]
-        x = np.concatenate([self._early(x[i : i + 1], early) for i in range(len(x))])
-        for block in late:
+        x = np.concatenate([self._early(x[i : i + 1]) for i in range(len(x))])
+        for block in self.blocks[_PER_PHOTO_BLOCKS:]:
             x = block(x)
         return x.mean(axis=(1, 2), dtype=np.float32)
 
-    def _early(self, photo: np.ndarray, blocks: list[BasicBlock]) -> np.ndarray:
-        """The stem, max pool and ``blocks`` on one channels-last photo (1, H, W, 3)."""
+    def _early(self, photo: np.ndarray) -> np.ndarray:
+        """The stem, max pool and first `_PER_PHOTO_BLOCKS` blocks on one channels-last photo
+        (1, H, W, 3)."""
         x = self.stem(photo)
         np.maximum(x, 0, out=x)
         x = max_pool(x)
-        for block in blocks:
+        for block in self.blocks[:_PER_PHOTO_BLOCKS]:
             x = block(x)
         return x
 
