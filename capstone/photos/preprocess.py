@@ -96,9 +96,9 @@ def _source_name(source: PhotoSource) -> Path:
 def _check_file(source: PhotoSource, path: Path) -> None:
     """Refuse what is not a non-empty regular file, before Pillow gives a vaguer error."""
     if not isinstance(source, (str, os.PathLike)):
+        # (no rewind after this: Image.open reads from the start whatever the position)
         if source.seek(0, os.SEEK_END) == 0:
             raise PhotoError(path, "empty file (0 bytes)")
-        source.seek(0)
         return
     try:
         info = path.stat()
@@ -173,9 +173,9 @@ def _sixteen_bit_to_rgb(image: Image.Image) -> Image.Image:
     ``v8 = round(v16 / 257)`` maps 0..65535 onto 0..255 (65535 = 255 * 257); Pillow's own
     ``convert`` clips at 255 instead, which turns most 16-bit photos white.
     """
-    samples = np.clip(np.asarray(image, dtype=np.float64), 0, 65535)
-    gray = np.rint(samples / 257).astype(np.uint8)
-    return Image.fromarray(gray, mode="L").convert("RGB")
+    # clipped after rounding: a 32-bit ``I`` sample beyond 0..65535 is black or white
+    levels = np.clip(np.rint(np.asarray(image) / 257), 0, 255)
+    return Image.fromarray(levels.astype(np.uint8)).convert("RGB")
 
 
 def _to_rgb(image: Image.Image, path: Path) -> Image.Image:
@@ -185,8 +185,8 @@ def _to_rgb(image: Image.Image, path: Path) -> Image.Image:
     if image.mode == "I" or image.mode.startswith("I;16"):
         return _sixteen_bit_to_rgb(image)
     if image.mode == "P" and "transparency" in image.info:
-        # Pillow refuses P -> RGB for some palette transparencies; via RGBA the colours are
-        # the same and the alpha is dropped after all.
+        # P -> RGB of a palette with one alpha per colour (a PNG's tRNS) warns "should be
+        # converted to RGBA images"; via RGBA the colours are the same, without the warning.
         image = image.convert("RGBA")
     try:
         return image.convert("RGB")
@@ -270,8 +270,8 @@ def to_tensor(image: Image.Image) -> np.ndarray:
     width, height = image.size
     top = round((height - CROP) / 2.0)
     left = round((width - CROP) / 2.0)
-    pixels = np.asarray(image.crop((left, top, left + CROP, top + CROP)), dtype=np.float32)
-    x = (pixels / np.float32(255) - MEAN) / STD
+    pixels = np.asarray(image.crop((left, top, left + CROP, top + CROP)))
+    x = (pixels / np.float32(255) - MEAN) / STD  # uint8 / float32: float32
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 

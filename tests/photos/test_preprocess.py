@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -203,16 +206,38 @@ def test_sixteen_bits_round_to_the_nearest_eight_bit_level(tmp_path):
     np.testing.assert_array_equal(rgb[0, :, 0], [0, 0, 0, 1, 1, 4, 100, 255, 255])
 
 
+def test_an_rgb_photo_is_not_copied(tmp_path, monkeypatch):
+    # converting RGB to RGB would copy every pixel: 150 MB more for a 50 MP photo
+    path = save(noise(40, 30), tmp_path / "photo.png")
+    converted = []
+    original_convert = Image.Image.convert
+
+    def convert(self, *args, **kwargs):
+        converted.append(self.mode)
+        return original_convert(self, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "convert", convert)
+    open_photo(path)
+    assert converted == []
+
+
 def test_alpha_is_dropped_not_composited(tmp_path):
     path = save(Image.new("RGBA", (8, 8), (10, 20, 30, 0)), tmp_path / "clear.png")
     np.testing.assert_array_equal(np.asarray(open_photo(path))[0, 0], [10, 20, 30])
 
 
-def test_palette_transparency_keeps_palette_colours(tmp_path):
+@pytest.mark.parametrize("alphas", [None, bytes([255, 128, 0, 255])])
+def test_palette_transparency_keeps_palette_colours(tmp_path, alphas):
+    # one transparent colour (an index), or one alpha per colour (bytes, a PNG's tRNS), for
+    # which Pillow's own P -> RGB warns; neither warns here
     image, options = palette_image(transparency=True)
-    path = save(image, tmp_path / "p.png", **options)
-    expected = np.asarray(image.convert("RGBA"))[..., :3]
-    np.testing.assert_array_equal(np.asarray(open_photo(path)), expected)
+    path = save(image, tmp_path / "p.png", transparency=alphas or options["transparency"])
+    assert isinstance(Image.open(path).info["transparency"], bytes if alphas else int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        photo = np.asarray(open_photo(path))
+    palette = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]])
+    np.testing.assert_array_equal(photo, palette[np.asarray(image)])
 
 
 # -- bad input: one exception, naming the file and the reason ----------------------------------
@@ -247,26 +272,125 @@ def test_bad_files_raise_photo_error(tmp_path, make, reason):
     assert isinstance(info.value, ValueError)
 
 
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data and CRC."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_with_chunk(path: Path, kind: bytes, data: bytes) -> Path:
+    """A 40 x 30 PNG with one more chunk right after its header (8 + 25 bytes)."""
+    buffer = io.BytesIO()
+    noise(40, 30).save(buffer, "PNG")
+    png = buffer.getvalue()
+    path.write_bytes(png[:33] + png_chunk(kind, data) + png[33:])
+    return path
+
+
+def test_a_file_the_system_cannot_inspect(tmp_path):
+    path = tmp_path / ("holiday" * 40 + ".jpg")  # over the 255 bytes a file name may have
+    with pytest.raises(OSError) as system:
+        path.stat()
+    with pytest.raises(PhotoError) as info:
+        open_photo(path)
+    assert info.value.path == path
+    assert info.value.reason == f"the file cannot be read ({system.value})"
+    assert info.value.__cause__ is not None
+
+
+@pytest.mark.parametrize("step", ["stat", "open"])
+def test_unreadable_file(tmp_path, monkeypatch, step):
+    # root reads any file, so the refusal is injected: at the first look (stat) or at the
+    # opening (a file whose permission changed in between)
+    path = save(noise(30, 30), tmp_path / "secret.png")
+    denial = PermissionError(13, "Permission denied", str(path))
+    original_stat = Path.stat
+
+    def stat(self, *args, **kwargs):
+        if self == path:
+            raise denial
+        return original_stat(self, *args, **kwargs)
+
+    def denied(*args, **kwargs):
+        raise denial
+
+    if step == "stat":
+        monkeypatch.setattr(Path, "stat", stat)
+    else:
+        monkeypatch.setattr(Image, "open", denied)
+    with pytest.raises(PhotoError) as info:
+        open_photo(path)
+    assert str(info.value) == f"{path}: permission denied: the file cannot be read"
+    assert info.value.__cause__ is denial
+
+
 @pytest.mark.parametrize(("limit", "pixels"), [(1000, 3000), (1000, 1500)])
 def test_decompression_bomb_is_refused(tmp_path, monkeypatch, limit, pixels):
     # above twice the limit Pillow raises; between once and twice it only warns: both refused
     path = save(Image.new("RGB", (pixels // 10, 10)), tmp_path / "bomb.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
-    with pytest.raises(PhotoError, match="decompression-bomb limit") as info:
+    with pytest.raises(PhotoError) as info:
         open_photo(path)
-    assert "bomb.png" in str(info.value)
+    assert str(info.value) == (
+        f"{path}: too many pixels: over Pillow's decompression-bomb limit of 1,000"
+    )
 
 
-def test_unreadable_file(tmp_path, monkeypatch):
-    path = save(noise(30, 30), tmp_path / "secret.png")
+def icns_icon(path: Path, png: Image.Image) -> Path:
+    """A Mac OS icon file whose one entry, a 16 x 16 icon by its type, holds ``png``."""
+    buffer = io.BytesIO()
+    png.save(buffer, "PNG")
+    entry = b"icp4" + struct.pack(">I", 8 + len(buffer.getvalue())) + buffer.getvalue()
+    path.write_bytes(b"icns" + struct.pack(">I", 8 + len(entry)) + entry)
+    return path
 
-    def denied(*args, **kwargs):
-        raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(Image, "open", denied)
-    with pytest.raises(PhotoError, match="permission denied") as info:
+@pytest.mark.parametrize("pixels", [3000, 1500])
+def test_a_bomb_found_only_when_decoding_is_refused(tmp_path, monkeypatch, pixels):
+    # the header says 16 x 16; Pillow checks the embedded PNG's size only when it decodes it
+    path = icns_icon(tmp_path / "icon.icns", Image.new("RGB", (pixels // 10, 10)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    assert Image.open(path).size == (16, 16)
+    with pytest.raises(PhotoError) as info:
         open_photo(path)
-    assert "secret.png" in str(info.value)
+    assert str(info.value) == (
+        f"{path}: too many pixels: over Pillow's decompression-bomb limit of 1,000"
+    )
+
+
+def test_a_file_pillow_fails_to_open(tmp_path):
+    # a PNG whose animation chunk is cut short: Pillow knows the format but raises ValueError
+    path = png_with_chunk(tmp_path / "animated.png", b"acTL", b"\0\0\0")
+    with pytest.raises(PhotoError) as info:
+        open_photo(path)
+    assert str(info.value) == (
+        f"{path}: not a readable image file (APNG contains truncated acTL chunk)"
+    )
+
+
+def test_pillow_warnings_other_than_the_bomb_stay_warnings(tmp_path):
+    # an animation chunk that says 0 frames: Pillow warns and reads the still image
+    path = png_with_chunk(tmp_path / "animated.png", b"acTL", struct.pack(">II", 0, 0))
+    with pytest.warns(UserWarning, match="Invalid APNG"):
+        photo = open_photo(path)
+    np.testing.assert_array_equal(np.asarray(photo), np.asarray(noise(40, 30)))
+
+
+def test_an_unsupported_colour_mode(tmp_path, monkeypatch):
+    # Pillow before 9.3 could not convert LAB to RGB (a LAB TIFF opens); today's converts
+    # everything a file holds, so the older refusal is injected
+    path = save(noise(40, 30, "LAB"), tmp_path / "lab.tif")
+    original_convert = Image.Image.convert
+
+    def convert(self, mode=None, *args, **kwargs):
+        if self.mode == "LAB":
+            raise ValueError("conversion from LAB to RGB not supported")
+        return original_convert(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "convert", convert)
+    with pytest.raises(PhotoError) as info:
+        open_photo(path)
+    assert str(info.value) == f"{path}: unsupported colour mode 'LAB'"
+    assert isinstance(info.value.__cause__, ValueError)
 
 
 def test_photo_error_attributes():
@@ -275,10 +399,37 @@ def test_photo_error_attributes():
     assert str(error) == f"{Path('a/b.jpg')}: empty file (0 bytes)"
 
 
-def test_a_strip_too_elongated_to_resize_is_refused(tmp_path):
-    path = tmp_path / "strip.png"
-    Image.new("RGB", (1, 70_000), (10, 20, 30)).save(path)
-    with pytest.raises(PhotoError, match=r"strip.png: too elongated to describe: 1 x 70000"):
+@pytest.mark.parametrize(
+    ("size", "resized"), [((1, 70_000), "256 x 17,920,000"), ((70_000, 1), "17,920,000 x 256")]
+)
+def test_a_strip_too_elongated_to_resize_is_refused(tmp_path, size, resized):
+    path = save(Image.new("RGB", size, (10, 20, 30)), tmp_path / "strip.png")
+    with pytest.raises(PhotoError) as info:
+        open_photo(path)
+    width, height = size
+    assert str(info.value) == (
+        f"{path}: too elongated to describe: {width} x {height} pixels would be resized to "
+        f"{resized}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("limit", "pixels"),
+    [
+        ("Image.MAX_IMAGE_PIXELS", 40 * 30),
+        ("MAX_PHOTO_PIXELS", 40 * 30),
+        ("MAX_RESIZED_PIXELS", 341 * 256),  # 40 x 30 is resized to 341 x 256
+    ],
+)
+def test_a_photo_at_a_pixel_limit_is_read_one_pixel_over_is_refused(
+    tmp_path, monkeypatch, limit, pixels
+):
+    path = save(noise(40, 30), tmp_path / "photo.png")
+    owner = Image if limit.startswith("Image.") else preprocess
+    monkeypatch.setattr(owner, limit.removeprefix("Image."), pixels)
+    assert open_photo(path).size == (40, 30)
+    monkeypatch.setattr(owner, limit.removeprefix("Image."), pixels - 1)
+    with pytest.raises(PhotoError, match=r"too many pixels|too elongated"):
         open_photo(path)
 
 
@@ -295,16 +446,22 @@ def test_the_pixel_limit_holds_without_the_warning_filter(tmp_path, monkeypatch)
 
 
 def test_a_photo_over_the_pixel_cap_is_refused_from_its_header(tmp_path):
-    """A 9000 x 9000 PNG (81 MP, under Pillow's 89 MP limit) is refused before decoding: its
-    pixel data is cut off, so decoding it would fail another way."""
+    """An 8035 x 6229 PNG (50.05 MP, under Pillow's 89 MP limit) is refused before decoding:
+    it holds no pixel data, so decoding it would fail another way."""
+    ihdr = struct.pack(">IIBBBBB", 8035, 6229, 1, 0, 0, 0, 0)  # one bit a pixel, grayscale
     path = tmp_path / "huge.png"
-    Image.new("1", (9000, 9000)).save(path)
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    assert 9000 * 9000 < Image.MAX_IMAGE_PIXELS
-    with pytest.raises(PhotoError, match=r"huge.png: too many pixels: 9000 x 9000 is 81.0 MP, "
-                       r"over the 50 MP a photo may have \(scale it down\)"):  # fmt: skip
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", b"")
+        + png_chunk(b"IEND", b"")
+    )  # fmt: skip
+    assert 8035 * 6229 < Image.MAX_IMAGE_PIXELS
+    with pytest.raises(PhotoError) as info:
         open_photo(path)
+    # 50,050,015 pixels: 50.1 MP at one decimal (dividing by a million exactly)
+    assert str(info.value) == (
+        f"{path}: too many pixels: 8035 x 6229 is 50.1 MP, over the 50 MP a photo may have "
+        "(scale it down)"
+    )
     assert 8064 * 6048 <= preprocess.MAX_PHOTO_PIXELS  # a 48 MP phone photo is read
 
 
@@ -326,6 +483,13 @@ def test_an_open_file_is_read_like_its_path(tmp_path):
         open_photo(file)
     assert info.value.path == bad
     assert str(info.value) == f"{bad}: not an image file (no image format recognized)"
+    # a file opened from a descriptor is named by its number: errors say "photo"
+    empty = tmp_path / "empty.png"
+    empty.touch()
+    with open(os.open(empty, os.O_RDONLY), "rb") as file, pytest.raises(PhotoError) as info:
+        assert file.name == file.fileno()
+        open_photo(file)
+    assert str(info.value) == "photo: empty file (0 bytes)"
 
 
 def test_a_portrait_photo_opens(tmp_path):
