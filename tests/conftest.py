@@ -5,6 +5,7 @@ import io
 import os
 from pathlib import Path
 
+import faiss
 import matplotlib
 import pytest
 from cli_support import N_IMAGES, RUN, TRAIN, no_course_data
@@ -13,6 +14,13 @@ from capstone.data import paths
 from capstone.frontends.cli import main
 
 matplotlib.use("Agg")  # no screen in CI; figures are inspected, not shown
+
+# mutmut forks one child per mutant. GNU OpenMP is not fork-safe once the parent has started its
+# thread pool (the clean run builds faiss indexes): a child's first faiss search then waits
+# forever on threads it did not inherit, and the hang counts as a caught mutant. One thread per
+# child keeps faiss out of OpenMP's pool.
+if "MUTANT_UNDER_TEST" in os.environ:
+    faiss.omp_set_num_threads(1)
 
 # --doctest-modules would also import each folder's conftest.py as a module named "conftest",
 # and the second such import is an "import file mismatch": they hold fixtures, not examples.
