@@ -112,6 +112,34 @@ def test_metadata_readable_as_json(tmp_path):
         }
 
 
+def test_metadata_is_sorted_indented_json_whatever_the_order_given(tmp_path):
+    # `unzip -p FILE metadata.json` is how a person reads it: one key per line, in one order
+    save_archive(tmp_path / "x.npz", {}, {"zeta": [1, 2], "alpha": "a"}, kind=KIND)
+    with zipfile.ZipFile(tmp_path / "x.npz") as zf:
+        text = zf.read("metadata.json").decode()
+    assert text.splitlines() == [
+        "{",
+        '  "alpha": "a",',
+        f'  "format_version": {FORMAT_VERSION},',
+        f'  "kind": "{KIND}",',
+        '  "zeta": [',
+        "    1,",
+        "    2",
+        "  ]",
+        "}",
+    ]
+
+
+def test_arrays_are_stored_as_zip64_members(tmp_path):
+    # stored, not deflated (float noise barely compresses), and zip64 from the start: a member
+    # past 4 GiB would otherwise fail half-written ("File size too large")
+    save_archive(tmp_path / "x.npz", {"w": np.eye(2)}, {}, kind=KIND)
+    with zipfile.ZipFile(tmp_path / "x.npz") as zf:
+        member = zf.getinfo("w.npy")
+    assert member.compress_type == zipfile.ZIP_STORED
+    assert member.extract_version >= zipfile.ZIP64_VERSION
+
+
 def test_kind_in_metadata_is_overridden(tmp_path):
     save_archive(tmp_path / "x.npz", {}, {"kind": "liar", "format_version": 99}, kind=KIND)
     _, meta = load_archive(tmp_path / "x.npz", kind=KIND)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -109,3 +110,30 @@ def test_the_block_raising_releases_the_lock(tmp_path):
             raise KeyError("boom")
     with exclusive(tmp_path):
         pass
+
+
+@pytest.mark.parametrize(
+    "record",
+    [None, "not json", "[1, 2]", '{"pid": 1}', "\xff"],
+    ids=["missing", "not-json", "not-an-object", "a-key-missing", "not-utf8"],
+)
+def test_the_message_names_the_holder_it_recorded_and_says_less_without_one(tmp_path, record):
+    with exclusive(tmp_path):
+        with pytest.raises(FolderLocked) as refused:
+            with exclusive(tmp_path):
+                pass
+        assert f"in use by a training (process {os.getpid()} on {socket.gethostname()}, since " in (
+            str(refused.value)
+        )
+        holder = tmp_path / f"{LOCK_FILE}.holder"
+        if record is None:
+            holder.unlink()
+        else:
+            holder.write_bytes(record.encode("latin-1"))
+        with pytest.raises(FolderLocked) as refused:
+            with exclusive(tmp_path):
+                pass
+    assert str(refused.value) == (
+        f"run folder {tmp_path} is in use by a training: "
+        "wait for it to finish, or train into another run (--run NAME)"
+    )

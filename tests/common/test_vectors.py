@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from capstone.common.vectors import normalize_rows, row_norms, scores_of_rows, top_k
+from capstone.common.vectors import (
+    _partition_top_k,
+    normalize_rows,
+    row_norms,
+    scores_of_rows,
+    top_k,
+)
 
 
 def top_k_oracle(scores: np.ndarray, k: int) -> np.ndarray:
@@ -70,6 +76,19 @@ def test_top_k_on_long_rows_matches_stable_argsort(rows, n, k, levels, seed):
     shape = (*rows, n)
     scores = rng.standard_normal(shape) if levels is None else rng.integers(0, levels, shape) / 2
     np.testing.assert_array_equal(top_k(scores, k), top_k_oracle(scores, k))
+
+
+@pytest.mark.parametrize("k", [1, 2, 7])
+@pytest.mark.parametrize("levels", [3, None])
+def test_both_paths_of_top_k_agree_on_long_rows(k, levels):
+    # top_k sends long rows to the sampled threshold only: the full partition, its reference on
+    # short rows, is checked on long ones here (k = 1 among them)
+    rng = np.random.default_rng(k)
+    shape = (3, 4 * 64 * k + 5)
+    scores = rng.standard_normal(shape) if levels is None else rng.integers(0, levels, shape) / 2
+    expected = top_k_oracle(scores, k)
+    np.testing.assert_array_equal(_partition_top_k(scores, k), expected)
+    np.testing.assert_array_equal(top_k(scores, k), expected)
 
 
 @pytest.mark.parametrize(
@@ -138,12 +157,16 @@ def test_normalize_rows_example():
 
 def test_row_norms_of_huge_float32_rows_do_not_overflow():
     # squaring 3e30 overflows float32: those rows are scaled first, ordinary rows are not
-    x = np.array([[[3.0, 4.0], [3e30, -4e30]], [[0.0, 0.0], [1e25, 0.0]]], dtype=np.float32)
+    # (2, 2, 3): no axis but the last has the rows' length
+    x = np.array(
+        [[[3.0, 4.0, 0.0], [3e30, -4e30, 0.0]], [[0.0, 0.0, 0.0], [1e25, 0.0, 0.0]]],
+        dtype=np.float32,
+    )
     expected = np.linalg.norm(x.astype(np.float64), axis=-1, keepdims=True)
     norms = row_norms(x)
     assert norms.shape == (2, 2, 1)
     np.testing.assert_allclose(norms, expected, rtol=1e-6)
-    np.testing.assert_allclose(normalize_rows(x)[0, 1], [0.6, -0.8], rtol=1e-6)
+    np.testing.assert_allclose(normalize_rows(x)[0, 1], [0.6, -0.8, 0.0], rtol=1e-6)
 
 
 def test_row_norms_of_a_row_holding_inf_is_inf():

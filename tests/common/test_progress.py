@@ -1,0 +1,89 @@
+"""The terminal progress bar: redrawn on a terminal at most 10 times a second, quiet elsewhere."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from capstone.common import progress
+from capstone.common.progress import Progress
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """``clock.now``: the seconds `time.perf_counter` returns in the progress module."""
+
+    class Clock:
+        now = 100.0
+
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: Clock.now)
+    return Clock
+
+
+def test_a_terminal_gets_a_bar_redrawn_in_place_then_cleared_for_the_summary(clock):
+    out = _Terminal()
+    bar = Progress(stream=out, width=10)
+    assert bar.live
+    bar.start("indexing", 8)
+    clock.now += 2.0
+    bar.update(2)
+    assert out.getvalue() == "\rindexing [##--------] 2/8  1/s  eta 6 s"
+    bar.finish("indexed 8 photos")
+    assert out.getvalue().endswith("\r\033[K" + "indexed 8 photos\n")
+
+
+def test_redraws_at_most_ten_times_a_second_but_always_the_last(clock):
+    out = _Terminal()
+    bar = Progress(stream=out, width=4)
+    clock.now = 0.0
+    bar.start("x", 4000)
+    clock.now = 0.05
+    bar.update(1)  # 0.05 s after the start: skipped
+    assert out.getvalue() == ""
+    clock.now = 0.1
+    bar.update(2)  # 0.1 s: drawn
+    assert out.getvalue() == "\rx [----] 2/4000  20/s  eta 200 s"
+    clock.now = 0.11
+    bar.update(4000)  # done: drawn however soon
+    assert out.getvalue().endswith("\rx [####] 4000/4000  36,364/s  eta 0 s")
+
+
+def test_not_a_terminal_gets_the_summary_lines_only(clock):
+    out = io.StringIO()
+    bar = Progress(stream=out)
+    assert not bar.live
+    bar.start("x", 3)
+    clock.now += 1
+    bar.update(3)
+    bar.finish("done")
+    assert out.getvalue() == "done\n"
+
+
+def test_disabled_writes_nothing_even_on_a_terminal(clock):
+    out = _Terminal()
+    bar = Progress(enabled=False, stream=out)
+    bar.start("x", 3)
+    clock.now += 1
+    bar.update(3)
+    bar.finish("done")
+    assert out.getvalue() == ""
+
+
+def test_a_task_of_no_steps_counts_as_one(clock):
+    out = _Terminal()
+    bar = Progress(stream=out, width=2)
+    bar.start("x", 0)
+    clock.now += 1
+    bar.update(0)
+    assert out.getvalue() == "\rx [--] 0/1  0/s  eta 1000000000 s"
+
+
+def test_stderr_by_default(capsys):
+    Progress().finish("summary")
+    assert capsys.readouterr().err == "summary\n"
