@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from capstone.common.checks import UnknownKey, count, instance
-from capstone.common.vectors import normalize_rows, row_norms, top_k
+from capstone.common.vectors import normalize_rows, row_norms, scores_of_rows, top_k
 from capstone.dataset import Dataset
 from capstone.embeddings.image import ImageEmbedder
 from capstone.embeddings.text import TextEmbedder
@@ -293,12 +293,17 @@ class SearchEngine:
 
     def rank_of_vector(self, q: np.ndarray, image_id: int) -> Rank:
         """`rank_of` for a query vector (any length: scores are cosines)."""
-        q = normalize_rows(np.asarray(q, dtype=np.float32))
-        score = float(self.image_vector(image_id) @ q)
-        others = self.database.scores(q)
+        others = self.database.scores(q)  # cosines, as search scores them
         in_database = image_id in self.database
         if in_database:
-            others = np.delete(others, self.database.row(image_id))
+            # the database's own score of it, not a dot product of its own: the two round
+            # differently, and a duplicate image's equal score must count in its favour
+            row = self.database.row(image_id)
+            score = float(others[row])
+            others = np.delete(others, row)
+        else:
+            unit = normalize_rows(np.asarray(q, dtype=np.float32))
+            score = float(scores_of_rows(self.image_vector(image_id)[None], unit[None])[0, 0])
         return Rank(
             int(image_id),
             1 + int(np.count_nonzero(others > score)),

@@ -12,7 +12,7 @@ from capstone.data import minicoco
 from capstone.dataset import load_dataset
 from capstone.embeddings.image import ImageEmbedder
 from capstone.search.database import ImageDatabase
-from capstone.search.engine import STOP_WORDS, SearchEngine
+from capstone.search.engine import STOP_WORDS, SearchEngine, ignored_words
 
 
 @pytest.fixture(scope="module")
@@ -299,3 +299,97 @@ def test_a_weighted_query_is_parsed_by_search(engine):
     terms = [(2.0, "a dog"), (1.0, "a beach"), (-1.0, "sand")]
     expected = engine.search_vector(engine.terms_vector(terms), 5)
     assert engine.search("2:a dog + a beach - sand", k=5) == expected
+
+
+def test_default_result_counts(engine):
+    """10 images or words per query, 5 tags per image, unless k says otherwise."""
+    image_id = int(engine.database.image_ids[0])
+    descriptor = engine.dataset.data.descriptor(image_id)
+    assert len(engine.search("a dog")) == 10
+    assert [len(r) for r in engine.search_batch(["a dog", "a beach"])] == [10, 10]
+    assert len(engine.combined(["a dog"])) == 10
+    assert len(engine.similar(image_id)) == 10
+    assert len(engine.similar_words("dog")) == 10
+    assert len(engine.tags(image_id)) == 5
+    assert len(engine.tags_of_descriptor(descriptor)) == 5
+
+
+@pytest.mark.parametrize("exact", [None, True, False])
+def test_every_query_passes_exact_to_the_database(engine, monkeypatch, exact):
+    """Approximate by default; ``exact=True`` reaches the database's scan whatever the query."""
+    db, asked = engine.database, []
+
+    def recorder(method):
+        def record(*args, **kwargs):
+            asked.append(kwargs["exact"])
+            return method(*args, **kwargs)
+
+        return record
+
+    monkeypatch.setattr(db, "query", recorder(db.query))
+    monkeypatch.setattr(db, "query_batch", recorder(db.query_batch))
+    image_id = int(db.image_ids[0])
+    descriptor = engine.dataset.data.descriptor(image_id)
+    flag = {} if exact is None else {"exact": exact}
+    queries = [
+        lambda: engine.search("a dog", 3, **flag),
+        lambda: engine.search_vector(engine.text_vector("a dog"), 3, **flag),
+        lambda: engine.search_batch(["a dog"], 3, **flag),
+        lambda: engine.combined(["a dog"], k=3, **flag),
+        lambda: engine.similar(image_id, 3, **flag),
+        lambda: engine.similar_to_descriptor(descriptor, 3, **flag),
+    ]
+    for query in queries:
+        asked.clear()
+        query()
+        assert asked and set(asked) == {bool(exact)}
+
+
+def test_terms_vector_describes_photo_terms_with_the_describer_given(engine):
+    descriptor = np.random.default_rng(4).normal(size=(1, 512)).astype(np.float32)
+    q = engine.terms_vector([(2.0, Path("pool.jpg"))], lambda path: descriptor)
+    np.testing.assert_allclose(q, 2 * engine.model.embed(descriptor)[0], atol=1e-6)
+
+
+def test_a_rank_names_its_image_as_an_int(engine):
+    image_id = engine.database.image_ids[1]  # a NumPy integer
+    rank = engine.rank_of_vector(engine.text_vector("a dog"), image_id)
+    assert rank.image_id == image_id and type(rank.image_id) is int
+
+
+def test_combined_refuses_one_string_for_add_or_subtract(engine):
+    message = "`add` and `subtract` must be sequences of texts, not one string"
+    for arguments in [{"add": "a dog"}, {"add": ["a dog"], "subtract": "sand"}]:
+        with pytest.raises(TypeError) as refused:
+            engine.combined(**arguments)
+        assert str(refused.value) == message
+
+
+def test_ignored_words_are_the_words_of_text_terms_that_add_nothing(engine):
+    text = engine.dataset.text
+    terms = [(1.0, "a dog qwzxvblorp"), (2.0, Path("pool.jpg")), (-1.0, "sand zzqqxj")]
+    assert ignored_words(text, terms) == [
+        *text.known_words("a dog qwzxvblorp")[1],
+        *text.known_words("sand zzqqxj")[1],
+    ]
+    assert "qwzxvblorp" in ignored_words(text, terms) and "zzqqxj" in ignored_words(text, terms)
+
+
+def test_rank_and_score_are_the_databases_own(engine):
+    """A rank counts the images the database scores strictly higher, by the scores search
+    shows: a dot product of the image's embedding with the query of its own rounds
+    differently, and then an image of an equal score (a duplicate photo: images 20 + j and j
+    here) ranked above or below it by chance."""
+    data, model = engine.dataset.data, engine.model
+    ids = data.image_ids[:40]
+    descriptors = data.descriptors[:40].copy()
+    descriptors[20:] = descriptors[:20]
+    twins = SearchEngine(engine.dataset, model, ImageDatabase.build(model, ids, descriptors))
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        q = rng.normal(size=model.d)
+        row = int(rng.integers(0, 40))
+        rank = twins.rank_of_vector(q, int(ids[row]))
+        scores = twins.database.scores(q)
+        assert rank.score == float(scores[row])
+        assert rank.rank == 1 + np.count_nonzero(np.delete(scores, row) > scores[row])
