@@ -89,6 +89,22 @@ def test_bad_k(engine, k):
         engine.search("a cat", k=k)
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        lambda engine, image_id, k: engine.similar(image_id, k, space="descriptor"),
+        lambda engine, image_id, k: engine.tags(image_id, k),
+        lambda engine, image_id, k: engine.similar_words("dog", k),
+    ],
+    ids=["similar-descriptors", "tags", "similar-words"],
+)
+def test_every_k_is_checked_and_named(engine, query):
+    image_id = int(engine.database.image_ids[0])
+    with pytest.raises(ValueError) as refused:
+        query(engine, image_id, 0)
+    assert str(refused.value) == "`k` must be a positive integer, got 0"
+
+
 @pytest.mark.parametrize("text", ["", "   ", "!!!", "qwzxv blorptang", 42, None])
 def test_bad_queries_are_clear_errors(engine, text):
     with pytest.raises((ValueError, TypeError), match=r"query|text|string"):
@@ -309,6 +325,8 @@ def test_default_result_counts(engine):
     assert [len(r) for r in engine.search_batch(["a dog", "a beach"])] == [10, 10]
     assert len(engine.combined(["a dog"])) == 10
     assert len(engine.similar(image_id)) == 10
+    assert len(engine.similar_to_descriptor(descriptor)) == 10
+    assert len(engine.similar(image_id, space="descriptor")) == 10
     assert len(engine.similar_words("dog")) == 10
     assert len(engine.tags(image_id)) == 5
     assert len(engine.tags_of_descriptor(descriptor)) == 5
@@ -393,3 +411,32 @@ def test_rank_and_score_are_the_databases_own(engine):
         scores = twins.database.scores(q)
         assert rank.score == float(scores[row])
         assert rank.rank == 1 + np.count_nonzero(np.delete(scores, row) > scores[row])
+
+
+def test_the_default_space_is_semantic(engine):
+    image_id = int(engine.database.image_ids[0])
+    descriptor = engine.dataset.data.descriptor(image_id)
+    assert engine.similar(image_id, 5) == engine.similar(image_id, 5, space="semantic")
+    assert engine.similar_to_descriptor(descriptor, 5) == engine.similar_to_descriptor(
+        descriptor, 5, space="semantic"
+    )
+
+
+def test_descriptor_space_scores_are_cosines_and_zero_for_an_all_zero_descriptor(
+    engine, monkeypatch
+):
+    data = engine.dataset.data
+    saved = data.descriptors[:2].copy()
+    monkeypatch.setattr(engine, "_descriptor_norms", None)  # recomputed from the rows below
+    try:
+        data.descriptors[0] = 0  # a blank photo's
+        data.descriptors[1] *= 1e-3  # a norm below 1
+        query = data.descriptors[2]
+        results = engine.similar_to_descriptor(query, k=data.n_images, space="descriptor")
+        got = {r.image_id: r.score for r in results}
+        assert got[int(data.image_ids[0])] == 0
+        for row in (1, 3):
+            expected = unit(data.descriptors[row]) @ unit(query)
+            assert got[int(data.image_ids[row])] == pytest.approx(expected, abs=1e-6)
+    finally:
+        data.descriptors[:2] = saved
