@@ -199,6 +199,7 @@ def test_network_matches_unfolded_reference(state, batch, size):
     out = ResNet18.from_state_dict(state).describe(x)
     expected = resnet18_reference(state, x)
     assert expected.shape == (batch, 512)
+    assert expected.dtype == np.float64  # an oracle of float32 weights and photos, in float64
     assert np.isfinite(expected).all() and np.abs(expected).max() > 0.1
     assert_float32_close(out, expected)
 
