@@ -2,16 +2,27 @@
 
 import hashlib
 import io
+import itertools
+import re
 import threading
 import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
 from typing import ClassVar
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import requests
 from matplotlib import image as mpimg
+from matplotlib.colors import to_rgba
+from requests.structures import CaseInsensitiveDict
 
+from capstone.data import paths
+from capstone.search import display
 from capstone.search.display import (
     FetchError,
     fetch_image,
@@ -160,8 +171,9 @@ def test_usable_url_allows_http_and_https_only(url, usable):
     "url", ["ftp://example.com/a.png", "file:///etc/passwd", "a.png", 3, "http://", "javascript:x"]
 )
 def test_only_http_urls_are_fetched(tmp_path, url):
-    with pytest.raises(FetchError, match="only http and https"):
+    with pytest.raises(FetchError, match="only http and https") as info:
         fetch(url, tmp_path)
+    assert (info.value.url, info.value.reason) == (str(url), "only http and https URLs are fetched")
 
 
 def test_generated_urls_are_recognized():
@@ -218,13 +230,294 @@ def test_bad_ncols(ncols):
 
 
 def test_no_results():
-    with pytest.raises(ValueError, match="results"):
+    with pytest.raises(ValueError) as info:
         show_grid([])
+    assert str(info.value) == "`results` is empty: there is nothing to show"
 
 
 def test_an_unwritable_image_cache_is_a_warning_and_the_image_still_shows(server, tmp_path):
     blocker = tmp_path / "cache"
     blocker.write_text("a file where the cache folder should go")
-    with pytest.warns(UserWarning, match=r"could not cache the image of .* in .*cache"):
+    with pytest.warns(UserWarning, match=r"could not cache the image of .* in .*cache") as record:
         image = fetch_image(f"{server}/good.png", cache_dir=blocker)
     assert image.shape[:2] == (4, 6)
+    # it points at the caller's line, not at display.py's own (which would say nothing)
+    assert [Path(w.filename).name for w in record] != ["display.py"]
+
+
+# -- downloads through a fake session: exact requests, limits and messages ---------------------
+
+
+class FakeResponse:
+    """A streamed response: ``body`` handed out ``piece`` bytes at a time at most (what the
+    network delivers), and no more than ``iter_content``'s chunk size; a chunk size of None
+    reads the whole body at once, as urllib3 does for a body of no declared length."""
+
+    def __init__(self, body=PNG, *, status=200, reason="OK", headers=(), piece=None):
+        self.status_code, self.reason = status, reason
+        self.headers = CaseInsensitiveDict(dict(headers))
+        self.body, self.piece = body, piece
+        self.sent = 0  # bytes handed out
+        self.chunk_sizes = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def iter_content(self, chunk_size=1):
+        self.chunk_sizes.append(chunk_size)
+        if chunk_size is None:
+            step = len(self.body)
+        else:
+            step = min(chunk_size, self.piece or chunk_size)
+        for start in range(0, len(self.body), step):
+            piece = self.body[start : start + step]
+            self.sent += len(piece)
+            yield piece
+
+
+class FakeSession:
+    """``get`` records its call, then raises ``error`` or returns ``response``."""
+
+    def __init__(self, response=None, *, error=None, before=None):
+        self.response, self.error, self.before = response, error, before
+        self.calls = []
+
+    def get(self, url, **kwargs):
+        self.calls.append((url, kwargs))
+        if self.before is not None:
+            self.before()
+        if self.error is not None:
+            raise self.error
+        return self.response
+
+
+URL = "http://images.test/1.png"
+
+
+def fetch_error(tmp_path, session, **kwargs):
+    with pytest.raises(FetchError) as info:
+        fetch(URL, tmp_path, session=session, **kwargs)
+    assert info.value.url == URL and list(tmp_path.iterdir()) == []
+    return info.value.reason
+
+
+def test_the_request_streams_with_the_timeout(tmp_path):
+    session = FakeSession(FakeResponse())
+    assert fetch(URL, tmp_path, session=session).shape[:2] == (4, 6)
+    assert session.calls == [(URL, {"timeout": 0.5, "stream": True})]
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "message"),
+    [(404, "Not Found", "HTTP 404 Not Found"), (503, None, "HTTP 503"), (500, "", "HTTP 500")],
+)
+def test_an_http_error_says_its_status_and_reason(tmp_path, status, reason, message):
+    response = FakeResponse(status=status, reason=reason)
+    assert fetch_error(tmp_path, FakeSession(response)) == message
+
+
+def test_a_declared_size_over_the_limit_is_refused_before_reading(tmp_path):
+    response = FakeResponse(headers={"Content-Length": "10001"})
+    assert fetch_error(tmp_path, FakeSession(response)) == "too large (10,001 bytes > 10,000)"
+    assert response.sent == 0
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_download_of_exactly_max_bytes_is_accepted(tmp_path, declared):
+    headers = {"Content-Length": str(len(PNG))} if declared else {}
+    session = FakeSession(FakeResponse(headers=headers, piece=100))
+    image = fetch_image(URL, cache_dir=tmp_path, max_bytes=len(PNG), session=session)
+    np.testing.assert_array_equal(image, mpimg.imread(io.BytesIO(PNG)))  # pieces joined as sent
+
+
+@pytest.mark.parametrize("piece", [None, 1000])
+def test_an_undeclared_size_is_counted_and_not_read_far_past_the_limit(tmp_path, piece):
+    response = FakeResponse(b"\0" * 1_000_000, piece=piece)
+    assert fetch_error(tmp_path, FakeSession(response)) == "too large (over 10,000 bytes)"
+    assert response.sent <= 10_000 + 64 * 1024  # read in bounded chunks, not the whole body
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """``clock(*times)``: `time.monotonic` as the display module sees it returns ``times``,
+    then the last one forever."""
+
+    def set_times(*times):
+        ticks = itertools.chain(times, itertools.repeat(times[-1]))
+        monkeypatch.setattr(display, "time", SimpleNamespace(monotonic=lambda: next(ticks)))
+
+    return set_times
+
+
+def test_a_download_may_last_its_whole_timeout(tmp_path, clock):
+    clock(100.0, 100.5)  # started at 100 s with a timeout of 0.5 s; the body read at 100.5 s
+    assert fetch(URL, tmp_path, session=FakeSession(FakeResponse())).shape[:2] == (4, 6)
+
+
+def test_a_download_past_its_deadline_is_a_timeout(tmp_path, clock):
+    clock(100.0, 100.25, 100.75)  # the first piece in time, the second late
+    response = FakeResponse(piece=100)
+    assert fetch_error(tmp_path, FakeSession(response)) == "timed out after 0.5 s"
+    assert response.sent == 200
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (requests.ConnectionError("refused"), "network error (ConnectionError)"),
+        (requests.exceptions.SSLError("bad certificate"), "network error (SSLError)"),
+        (requests.ReadTimeout("slow"), "timed out after 0.5 s"),
+        (requests.ConnectTimeout("slow"), "timed out after 0.5 s"),
+    ],
+)
+def test_request_failures_name_their_kind(tmp_path, error, reason):
+    assert fetch_error(tmp_path, FakeSession(error=error)) == reason
+
+
+def test_bytes_that_are_not_an_image_name_the_decoder_error(tmp_path):
+    reason = fetch_error(tmp_path, FakeSession(FakeResponse(b"<html>hello</html>")))
+    assert re.fullmatch(r"not an image \(\w+Error\)", reason), reason
+
+
+def test_the_default_cache_is_the_images_folder_of_the_cache(tmp_path):
+    fetch_image(URL, session=FakeSession(FakeResponse()))
+    entry = paths.cache_dir() / "images" / hashlib.sha256(URL.encode()).hexdigest()
+    assert entry.read_bytes() == PNG
+
+
+def test_an_entry_cached_meanwhile_by_another_fetch_is_replaced_without_a_warning(tmp_path):
+    """Two fetches of one image at once (two grids, two notebooks) both write the entry."""
+    entry = tmp_path / hashlib.sha256(URL.encode()).hexdigest()
+    session = FakeSession(FakeResponse(), before=lambda: entry.write_bytes(b"another's PNG"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert fetch(URL, tmp_path, session=session).shape[:2] == (4, 6)
+    assert entry.read_bytes() == PNG
+
+
+def test_a_corrupt_entry_removed_meanwhile_by_another_fetch_is_fetched(tmp_path, monkeypatch):
+    entry = tmp_path / hashlib.sha256(URL.encode()).hexdigest()
+    entry.write_bytes(b"garbage")
+    decode = display._decode
+
+    def decode_after_another_fetch_removed_it(data, url):
+        entry.unlink(missing_ok=True)  # the other fetch found it corrupt too, and removed it
+        return decode(data, url)
+
+    monkeypatch.setattr(display, "_decode", decode_after_another_fetch_removed_it)
+    assert fetch(URL, tmp_path, session=FakeSession(FakeResponse())).shape[:2] == (4, 6)
+
+
+# -- the grid, through a fake fetch: tiles, texts and layout -----------------------------------
+
+DOG = "a brown dog with a red collar runs on the beach at sunset, chasing a ball"
+DOG_WRAPPED = "a brown dog with a red collar runs on\nthe beach at sunset, chasing a ball"  # 40
+FAILURE = "the server closed the connection early before sending the whole file"
+FAILURE_WRAPPED = "the server closed the\nconnection early before\nsending the whole file"  # 30
+BOAT = "a small boat floats on the calm water by a wooden pier at dawn"
+BOAT_WRAPPED = "a small boat floats on the calm\nwater by a wooden pier at dawn"  # 36
+PHOTO = np.linspace(0, 1, 2 * 3 * 3).reshape(2, 3, 3)
+
+
+def fake_fetch(url, *, cache_dir, session):
+    assert isinstance(session, requests.Session)  # show_grid's one session, shared
+    if "fail" in url:
+        raise FetchError(url, FAILURE)
+    return PHOTO
+
+
+def grid(results, ncols=3, **kwargs):
+    return show_grid(results, ncols, fetch=fake_fetch, **kwargs)
+
+
+def assert_tile_text(ax, text, color):
+    (shown,) = ax.texts
+    assert shown.get_text() == text and ax.get_facecolor() == to_rgba(color)
+    assert shown.get_position() == (0.5, 0.5) and shown.get_transform() is ax.transAxes
+    assert (shown.get_ha(), shown.get_va(), shown.get_wrap()) == ("center", "center", True)
+    assert shown.get_fontsize() == 8
+
+
+def test_a_photo_tile_shows_the_photo_rank_score_id_and_first_caption():
+    fig = grid([SearchResult(7, 0.12345, "http://x.test/7", (f"  {DOG} ", "a cat"))], ncols=1)
+    (ax,) = fig.axes  # a 1 x 1 grid is a grid too
+    np.testing.assert_array_equal(ax.images[0].get_array(), PHOTO)
+    assert (ax.get_title(), ax.title.get_fontsize()) == ("#1  0.123  id 7", 9)
+    assert (ax.get_xlabel(), ax.xaxis.label.get_fontsize()) == (DOG_WRAPPED, 7)
+    assert list(ax.get_xticks()) == [] and list(ax.get_yticks()) == [] and not ax.texts
+    assert tuple(fig.get_size_inches()) == pytest.approx((3.2, 3.4)) and fig._suptitle is None
+    plt.close(fig)
+
+
+def test_a_failed_tile_says_why_over_the_first_caption():
+    fig = grid([SearchResult(3, 0.5, "http://x.test/fail", (DOG, "a cat"))])
+    ax = fig.axes[0]
+    assert_tile_text(ax, "image unavailable:\n" + FAILURE_WRAPPED, "0.85")
+    assert (ax.get_xlabel(), ax.xaxis.label.get_fontsize()) == (DOG_WRAPPED, 7)
+    assert not ax.images and ax.get_title() == "#1  0.500  id 3"
+    plt.close(fig)
+
+
+def test_a_generated_image_tile_lists_its_first_five_captions():
+    captions = (f" {BOAT} ", "two", "three", "four", "five", "six")
+    fig = grid([SearchResult(1, 0.5, "http://images.minicoco.invalid/1.jpg", captions)])
+    ax = fig.axes[0]
+    text = "generated image\n(no photo)\n\n" + "\n".join([BOAT_WRAPPED, *captions[1:5]])
+    assert_tile_text(ax, text, "0.95")
+    assert not ax.images and ax.get_xlabel() == ""
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("url", ["http://x.test/1", "http://x.test/fail"])
+def test_a_result_without_captions_has_an_empty_caption(url):
+    fig = grid([SearchResult(1, 0.5, url, ())])
+    assert fig.axes[0].get_xlabel() == ""
+    plt.close(fig)
+
+
+def test_the_figure_has_a_fixed_size_per_tile():
+    fig = grid([result(i, f"http://x.test/{i}") for i in range(5)], ncols=2)
+    assert tuple(fig.get_size_inches()) == pytest.approx((2 * 3.2, 3 * 3.4))
+    assert [ax.get_title()[:3] for ax in fig.axes[:5]] == ["#1 ", "#2 ", "#3 ", "#4 ", "#5 "]
+    plt.close(fig)
+
+
+def test_the_grid_has_three_columns_by_default():
+    fig = show_grid([result(i, f"http://x.test/{i}") for i in range(4)], fetch=fake_fetch)
+    assert len(fig.axes) == 6 and tuple(fig.get_size_inches()) == pytest.approx((9.6, 6.8))
+    plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    ("n_results", "max_workers", "threads"), [(10, None, 8), (3, None, 3), (3, 2, 2)]
+)
+def test_downloads_use_max_workers_threads_at_most(monkeypatch, n_results, max_workers, threads):
+    pools = []
+
+    class RecordingPool(ThreadPoolExecutor):
+        def __init__(self, max_workers=None, **kwargs):
+            pools.append(max_workers)
+            super().__init__(max_workers, **kwargs)
+
+    monkeypatch.setattr(display, "ThreadPoolExecutor", RecordingPool)
+    options = {} if max_workers is None else {"max_workers": max_workers}
+    fig = grid([result(i, f"http://x.test/{i}") for i in range(n_results)], **options)
+    assert pools == [threads]
+    plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"ncols": 0}, "`ncols` must be a positive integer, got 0"),
+        ({"max_workers": 0}, "`max_workers` must be a positive integer, got 0"),
+        ({"max_workers": 2.0}, "`max_workers` must be a positive integer, got 2.0"),
+    ],
+)
+def test_bad_counts_are_named(options, message):
+    with pytest.raises(ValueError) as info:
+        show_grid([result(1, "http://a.invalid/1")], **options)
+    assert str(info.value) == message
