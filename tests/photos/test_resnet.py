@@ -121,6 +121,24 @@ def test_conv2d_reference_by_hand():
     np.testing.assert_array_equal(out[0, 0], expected)
 
 
+def test_the_references_compute_in_float64_from_float32_inputs():
+    """The oracles keep float64 throughout: (1 + 2^-23)^2 needs 47 bits, float32 keeps 24."""
+    x = np.full((1, 1, 1, 1), 1 + 2.0**-23, np.float32)
+    out = conv2d_reference(x, x)  # stride 1, no padding: torch's defaults
+    assert out.dtype == np.float64 and out.shape == (1, 1, 1, 1)
+    assert out[0, 0, 0, 0] == (1 + 2.0**-23) ** 2 != float(np.float32(1 + 2.0**-23) ** 2)
+    assert max_pool_reference(x.repeat(3, axis=2)).dtype == np.float64
+    one = np.ones(1, np.float32)
+    normed = batch_norm_reference(x, one, one * 0, one * 0, one, eps=0)
+    assert normed.dtype == np.float64 and normed[0, 0, 0, 0] == 1 + 2.0**-23
+
+
+def test_conv2d_reference_defaults_to_stride_1_and_no_padding():
+    x = np.arange(9.0).reshape(1, 1, 3, 3)
+    out = conv2d_reference(x, np.ones((1, 1, 2, 2)))
+    np.testing.assert_array_equal(out[0, 0], [[8, 12], [20, 24]])
+
+
 def test_im2col_rows_are_windows():
     x = np.arange(2 * 5 * 5 * 3, dtype=np.float32).reshape(2, 5, 5, 3)
     cols = im2col(x, kernel=3, stride=2, padding=0)
