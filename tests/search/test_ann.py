@@ -231,6 +231,22 @@ def test_exact_never_touches_the_index(monkeypatch):
     assert len(db.query(np.ones(8), 3, exact=True)) == 3
 
 
+def test_asking_for_every_image_never_touches_the_index(monkeypatch):
+    db = ImageDatabase(np.arange(300), clustered(300, 8, seed=22), index_threshold=10)
+    monkeypatch.setattr(AnnIndex, "for_matrix", lambda *a, **k: pytest.fail("index used"))
+    assert len(db.query(np.ones(8), 300)) == 300
+    assert [len(m) for m in db.query_batch(np.ones((2, 8)), 300)] == [300, 300]
+
+
+def test_a_database_index_says_it_is_building_unless_told_not_to(capsys):
+    db = ImageDatabase(np.arange(300), clustered(300, 8, seed=21), index_threshold=100)
+    assert db.index(progress=False) is not None
+    assert capsys.readouterr().err == ""
+    db.add([300], clustered(1, 8, seed=23))
+    db.index()
+    assert "building the search index" in capsys.readouterr().err
+
+
 def test_loaded_database_reuses_its_index_and_adding_rows_rebuilds(tmp_path, capsys):
     path = tmp_path / "db.npz"
     db = ImageDatabase(np.arange(500), clustered(500, 8, seed=15), index_threshold=100)
@@ -268,7 +284,7 @@ def test_a_batch_goes_through_the_index_only_where_its_settings_say(monkeypatch,
     monkeypatch.setattr(
         AnnIndex, "search", lambda self, *a, **k: calls.append(1) or search(self, *a, **k)
     )
-    queries = clustered(4, 8, seed=20)
+    queries = clustered(2, 8, seed=20)  # the smallest batch
     db.query_batch(queries, 5)
     assert len(calls) == batches
     db.query(queries[0], 5)

@@ -108,6 +108,19 @@ def test_exclude():
     assert [m.image_id for m in db.query(q, k=5, exclude=np.array([1, 99]))] == [3, 2]
 
 
+def test_exclude_many_from_a_long_row():
+    """300 images: the top-k samples every 64th score first, excluded ones among them."""
+    rng = np.random.default_rng(2)
+    ids = rng.permutation(10**6)[:300]
+    emb = rng.normal(size=(300, 4)).astype(np.float32)
+    db = ImageDatabase(ids, emb)
+    exclude = ids[::2]
+    for k in (1, 3):
+        got = db.query(emb[0], k=k, exclude=exclude)
+        expected = reference_top_k(ids, db.embeddings, emb[0], k, exclude)
+        assert [m.image_id for m in got] == [i for i, _ in expected]
+
+
 def test_exclude_repeated_id_counts_once():
     db = ImageDatabase([3, 1, 2], np.eye(3))
     got = db.query(np.array([3.0, 2.0, 1.0]), k=10, exclude=[3, 3, 3])
@@ -133,6 +146,12 @@ def test_bad_k(k):
         db.query(np.ones(2), k=k)
     with pytest.raises(ValueError, match=re.escape("`k` must be a positive integer")):
         db.query_batch(np.ones((1, 2)), k=k)
+
+
+def test_k_defaults_to_ten():
+    db = ImageDatabase(np.arange(12), np.ones((12, 2)))
+    assert len(db.query(np.ones(2))) == 10
+    assert [len(m) for m in db.query_batch(np.ones((2, 2)))] == [10, 10]
 
 
 def test_numpy_integer_k():
@@ -171,6 +190,14 @@ def test_scores_are_cosines():
     assert match.image_id == 9 and match.score == pytest.approx(1 / np.sqrt(1.04), rel=1e-6)
 
 
+def test_integer_embeddings_and_queries_are_scored_in_float32():
+    db = ImageDatabase([1, 2], [[3, 4], [0, 2]])
+    np.testing.assert_allclose(db.embeddings, [[0.6, 0.8], [0.0, 1.0]], rtol=1e-6)
+    assert [m.image_id for m in db.query([1, 0], k=2)] == [1, 2]
+    assert db.scores([0, 3]).dtype == np.float32
+    assert db.scores(np.array([[0.0, 3.0]])).dtype == np.float32  # float64 queries too
+
+
 def test_scores_of_raw_descriptor_queries_in_range():
     """As in search-by-image in descriptor space: large non-negative queries, cosine scores."""
     rng = np.random.default_rng(1)
@@ -203,12 +230,19 @@ def test_rows_normalized_and_lookup():
         ([[1, 2]], np.ones((2, 2)), "`image_ids` must be a 1-D integer array"),
         ([1.0, 2.0], np.ones((2, 2)), "`image_ids` must be a 1-D integer array, got float64"),
         ([True, False], np.ones((2, 2)), "`image_ids` must be a 1-D integer array, got bool"),
-        ([1, 1], np.ones((2, 2)), "`image_ids` are not distinct"),
+        ([1, 1], np.ones((2, 2)), "^`image_ids` are not distinct$"),
     ],
 )
 def test_bad_construction(ids, emb, match):
     with pytest.raises(ValueError, match=match):
         ImageDatabase(ids, emb)
+
+
+def test_bad_index_threshold_is_named():
+    with pytest.raises(
+        ValueError, match=re.escape("`index_threshold` must be a positive integer, got -1")
+    ):
+        ImageDatabase([1], np.ones((1, 2)), index_threshold=-1)
 
 
 def test_build_from_model():
@@ -277,10 +311,30 @@ def test_add_duplicate_id_leaves_database_unchanged(new_ids):
     assert_same_snapshot(snapshot(db), before)
 
 
+def test_added_images_are_found_by_id_in_a_non_empty_database():
+    emb = np.eye(5)
+    db = ImageDatabase([10, 20], emb[:2])
+    db.add([30, 40, 50], emb[2:])
+    for row, image_id in enumerate([10, 20, 30, 40, 50]):
+        assert db.row(image_id) == row
+        np.testing.assert_array_equal(db.embedding(image_id), emb[row])
+    q = emb[2] + 0.5 * emb[3]
+    assert [m.image_id for m in db.query(q, k=2)] == [30, 40]
+    assert [m.image_id for m in db.query(q, k=2, exclude=[30])] == [40, 10]
+
+
 def test_add_duplicate_message_names_ids():
     db = ImageDatabase([1, 2, 3], np.eye(3))
     with pytest.raises(ValueError, match=re.escape("image ids already in the database: [3, 1]")):
         db.add([3, 4, 1], np.ones((3, 3)))
+
+
+def test_add_duplicate_message_names_the_first_ten_ids():
+    db = ImageDatabase(np.arange(20), np.ones((20, 2)))
+    with pytest.raises(
+        ValueError, match=re.escape(f"image ids already in the database: {list(range(10))}")
+    ):
+        db.add(np.arange(12), np.ones((12, 2)))
 
 
 def test_add_wrong_dimension_leaves_database_unchanged():
@@ -322,6 +376,21 @@ def test_load_renormalizes_crafted_rows(tmp_path):
     db = ImageDatabase.load(path)
     np.testing.assert_allclose(db.embeddings, [[0.6, 0.8], [0.0, 1.0]], rtol=1e-6)
     assert db.embeddings.dtype == np.float32
+
+
+def test_load_keeps_rows_only_within_a_millionth_of_unit(tmp_path):
+    """Rows 3e-6 to 4e-6 off their unit length (2e-6 past the tolerance) are normalized."""
+    path = tmp_path / "db.npz"
+    stored = np.array([[0.6, 0.8], [0.0, 1.0]], np.float32) * np.float32(1 + 5e-6)
+    save_archive(
+        path,
+        {"image_ids": np.array([1, 2]), "embeddings": stored},
+        {"n_images": 2, "d": 2},
+        kind=DATABASE_KIND,
+    )
+    db = ImageDatabase.load(path)
+    assert not np.array_equal(db.embeddings, stored)
+    np.testing.assert_array_equal(db.embeddings, ImageDatabase([1, 2], stored).embeddings)
 
 
 @pytest.fixture
@@ -385,18 +454,39 @@ def test_model_file_loaded_as_database(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("arrays", "meta"),
+    ("arrays", "meta", "message"),
     [
-        ({"image_ids": np.arange(3), "embeddings": np.ones((2, 4))}, {"n_images": 3}),
-        ({"image_ids": np.arange(3), "embeddings": np.ones((3, 4))}, {"n_images": 4}),
-        ({"image_ids": np.arange(3), "embeddings": np.ones(3)}, {"n_images": 3}),
-        ({"image_ids": np.ones((3, 1), int), "embeddings": np.ones((3, 4))}, {"n_images": 3}),
+        (
+            {"image_ids": np.arange(3), "embeddings": np.ones((2, 4))},
+            {"n_images": 3},
+            "(3,) and embeddings (2, 4) do not match n_images=3",
+        ),
+        (
+            {"image_ids": np.arange(3), "embeddings": np.ones((3, 4))},
+            {"n_images": 4},
+            "(3,) and embeddings (3, 4) do not match n_images=4",
+        ),
+        (
+            {"image_ids": np.arange(3), "embeddings": np.ones(3)},
+            {"n_images": 3},
+            "(3,) and embeddings (3,) do not match n_images=3",
+        ),
+        (
+            {"image_ids": np.ones((3, 1), int), "embeddings": np.ones((3, 4))},
+            {"n_images": 3},
+            "(3, 1) and embeddings (3, 4) do not match n_images=3",
+        ),
+        (
+            {"image_ids": np.arange(3), "embeddings": np.ones((3, 4))},
+            {},
+            "(3,) and embeddings (3, 4) do not match n_images=None",
+        ),
     ],
 )
-def test_load_inconsistent_arrays(tmp_path, arrays, meta):
+def test_load_inconsistent_arrays(tmp_path, arrays, meta, message):
     path = tmp_path / "db.npz"
     save_archive(path, arrays, meta, kind=DATABASE_KIND)
-    with pytest.raises(ArchiveError, match=re.escape(f"{path}: image_ids")):
+    with pytest.raises(ArchiveError, match=f"^{re.escape(f'{path}: image_ids {message}')}$"):
         ImageDatabase.load(path)
 
 

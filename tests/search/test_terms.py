@@ -55,21 +55,36 @@ def test_examples(query, terms):
     [
         ("", "the query is empty"),
         ("  ", "the query is empty"),
-        ("dog - ", "has an empty term (after '-')"),
-        ("dog + + cat", "has an empty term (after '+')"),
+        ("dog - ", "the query 'dog - ' has an empty term (after '-')"),
+        ("dog + + cat", "the query 'dog + + cat' has an empty term (after '+')"),
+        ("2: + dog", "the query '2: + dog' has an empty term (after '+')"),  # the first term
         ("0:dog", f"the weight of '0:dog' must lie in (0, {MAX_WEIGHT:g}], got 0"),
         ("11:dog", "the weight of '11:dog' must lie in (0, 10], got 11"),
         (" + ".join("abcdefghi"), f"a query has at most {MAX_TERMS} terms, this one has 9"),
     ],
 )
 def test_bad_queries_are_named(query, message):
-    with pytest.raises(ValueError, match=re.escape(message)):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         parse_terms(query)
 
 
 def test_a_query_must_be_a_string():
     with pytest.raises(TypeError, match="the query must be a string, not list"):
         parse_terms(["dog"])
+
+
+@pytest.mark.parametrize(
+    ("terms", "query"),
+    [
+        ([(2.0, "dog"), (1.0, "beach"), (-1.0, "sand")], "2:dog + beach - sand"),
+        ([(-0.5, "sand"), (10.0, "dog")], "- 0.5:sand + 10:dog"),
+        # a weight that "%g" would round is written in full, so it reads back the same
+        ([(1.2345678, "dog"), (-(0.1 + 0.2), "cat")], "1.2345678:dog - 0.30000000000000004:cat"),
+    ],
+)
+def test_format_writes_the_shortest_weight_that_reads_back(terms, query):
+    assert format_terms(terms) == query
+    assert parse_terms(query) == terms
 
 
 # -- photo terms ---------------------------------------------------------------------------------
