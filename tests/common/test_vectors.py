@@ -78,6 +78,19 @@ def test_top_k_on_long_rows_matches_stable_argsort(rows, n, k, levels, seed):
     np.testing.assert_array_equal(top_k(scores, k), top_k_oracle(scores, k))
 
 
+@pytest.mark.parametrize("seed", [12, 16, 29, 38, 48, 94])
+def test_top_k_when_the_sample_holds_every_best_score(seed):
+    # the sampled threshold must be a lower bound on the k-th best score: here the row's best
+    # scores all lie in the sample, so any threshold above the sample's k-th best leaves fewer
+    # than k candidates (these seeds draw samples where a partition around the wrong index
+    # gives such a threshold)
+    rng = np.random.default_rng(seed)
+    k, m = int(rng.integers(1, 30)), int(rng.integers(200, 2000))
+    scores = np.full((2, 64 * m), -10.0)
+    scores[:, ::64] = rng.standard_normal((2, m))
+    np.testing.assert_array_equal(top_k(scores, k), top_k_oracle(scores, k))
+
+
 @pytest.mark.parametrize("k", [1, 2, 7])
 @pytest.mark.parametrize("levels", [3, None])
 def test_both_paths_of_top_k_agree_on_long_rows(k, levels):
