@@ -1,6 +1,7 @@
 """Tests for `capstone.search.engine`: every query against a brute-force NumPy reference."""
 
 import re
+from collections import Counter
 from pathlib import Path
 
 import hypothesis.strategies as st
@@ -13,6 +14,7 @@ from capstone.dataset import load_dataset
 from capstone.embeddings.image import ImageEmbedder
 from capstone.search.database import ImageDatabase
 from capstone.search.engine import STOP_WORDS, SearchEngine, ignored_words
+from capstone.text.tokens import tokenize
 
 
 @pytest.fixture(scope="module")
@@ -442,3 +444,32 @@ def test_descriptor_space_scores_are_cosines_and_zero_for_an_all_zero_descriptor
             assert got[int(data.image_ids[row])] == pytest.approx(expected, abs=1e-6)
     finally:
         data.descriptors[:2] = saved
+
+
+def test_a_new_engine_searches_every_image_and_tags_with_caption_words(engine):
+    """Built here rather than by the module's fixture: mutmut credits what a fixture calls to
+    the first test using it only."""
+    ds, model, data = engine.dataset, engine.model, engine.dataset.data
+    fresh = SearchEngine(ds, model)  # no database given: every image of the dataset
+    assert fresh.database.image_ids.tolist() == data.image_ids.tolist()
+    np.testing.assert_allclose(
+        fresh.database.embedding(int(data.image_ids[1])), model.embed(data.descriptors[1:2])[0],
+        atol=1e-6,
+    )  # fmt: skip
+    captions_with = Counter(w for caption in data.captions for w in set(tokenize(caption)))
+    for min_count in (5, 1, 40):
+        tagger = SearchEngine(ds, model, fresh.database, min_count=min_count)
+        expected = [
+            w for w in ds.text.idf.words
+            if captions_with[w] >= min_count and w.isalpha() and w not in STOP_WORDS
+            and w in ds.glove
+        ]  # fmt: skip
+        assert tagger.tag_words == expected
+        if min_count == 5:
+            assert engine.tag_words == expected  # the default
+        if min_count == 40:
+            assert 0 < len(expected) < len(fresh.tag_words)  # a bound that leaves words out
+    vectors, _ = ds.glove.lookup(fresh.tag_words)
+    np.testing.assert_allclose(
+        fresh.tag_vectors, model.embed_text(unit(vectors)).astype(np.float32), atol=1e-6
+    )
