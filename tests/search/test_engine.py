@@ -475,3 +475,8 @@ def test_a_new_engine_searches_every_image_and_tags_with_caption_words(engine):
     np.testing.assert_allclose(
         fresh.tag_vectors, model.embed_text(unit(vectors)).astype(np.float32), atol=1e-6
     )
+    image_id = int(data.image_ids[0])
+    assert [r.image_id for r in fresh.similar(image_id, 3, space="descriptor")] == [
+        r.image_id for r in engine.similar(image_id, 3, space="descriptor")
+    ]
+    assert fresh.similar_words("dog", 3) == engine.similar_words("dog", 3)
