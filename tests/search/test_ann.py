@@ -182,8 +182,8 @@ def test_choose_scores_every_code_up_to_flat_rows_then_probes_cells():
     assert choose(FLAT_ROWS, 33).factory == "PQ33x4fs"  # an odd d: a code per coordinate
     above = choose(FLAT_ROWS + 1, 200)
     assert above.factory.startswith("IVF") and above.search.startswith("nprobe=")
-    assert choose(1_000_000, 200).factory == "IVF4096,PQ100x4fs"  # 64 training rows a list
-    assert above.batches
+    assert choose(1_000_000, 200) == Settings("IVF4096,PQ100x4fs", "nprobe=128", 1000, True)
+    assert above == Settings("IVF3125,PQ100x4fs", "nprobe=128", 1000, True)  # 64 rows a list
 
 
 def test_a_batch_is_re_ranked_a_bounded_number_of_rows_at_a_time(monkeypatch):

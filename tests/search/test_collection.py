@@ -440,10 +440,30 @@ def test_nothing_to_migrate_is_not_refused_while_an_indexing_holds_it(folder, tm
     assert len(rows(database)[0]) == 7  # the archive was not migrated over the database
 
 
-def test_an_old_archive_with_mismatched_arrays_is_refused(folder, tmp_path):
-    _old_archive(tmp_path / "c.npz", folder, ["a.jpg", "b.jpg"], np.ones((2, 512), np.float32),
-                 np.ones((1, 8), np.float32))  # fmt: skip
-    with pytest.raises(ArchiveError, match="delete it or choose another --name"):
+@pytest.mark.parametrize(
+    ("descriptors", "embeddings"),
+    [((2, 512), (1, 8)), ((2, 100), (2, 8)), ((2, 512), (2,))],
+    ids=["one embedding short", "descriptors not 512 wide", "embeddings not a matrix"],
+)
+def test_an_old_archive_with_mismatched_arrays_is_refused(folder, tmp_path, descriptors,
+                                                          embeddings):  # fmt: skip
+    _old_archive(tmp_path / "c.npz", folder, ["a.jpg", "b.jpg"], np.ones(descriptors, np.float32),
+                 np.ones(embeddings, np.float32))  # fmt: skip
+    with pytest.raises(ArchiveError) as refused:
+        migrate(tmp_path / "c.db")
+    assert str(refused.value) == (f"{tmp_path / 'c.npz'}: not a collection this version can read "
+                                  "(its folder or arrays do not match); delete it or choose "
+                                  "another --name")  # fmt: skip
+    assert not (tmp_path / "c.db").exists()
+
+
+def test_an_old_archive_without_one_of_its_arrays_is_refused(folder, tmp_path):
+    meta = {**INFO, "folder": str(folder), "n_photos": 1}
+    arrays = {"paths": np.array(["a.jpg"]), "sizes": np.ones(1, np.int64),
+              "descriptors": np.ones((1, 512), np.float32),
+              "embeddings": np.ones((1, 8), np.float32)}  # fmt: skip
+    save_archive(tmp_path / "c.npz", arrays, meta, kind="capstone.collection")
+    with pytest.raises(ArchiveError, match="mtimes"):
         migrate(tmp_path / "c.db")
     assert not (tmp_path / "c.db").exists()
 
@@ -537,6 +557,11 @@ def test_indexing_reports_progress_by_default_counting_failures_as_done(folder, 
     assert _Bar.last.events == [("enabled", True), ("start", "describing 7 photos", 7),
                                 ("update", 2), ("update", 4), ("update", 6), ("update", 7),
                                 ("finish", "described 6 of 7 photos")]  # fmt: skip
+    (folder / "bad.jpg").unlink()
+    write(folder, "p0.jpg", "photo 0, edited")
+    report = index(folder, tmp_path / "c.db", FakeDescriber(), batch_size=2)
+    assert (report.changed, report.added) == (1, 0)
+    assert _Bar.last.events[-1] == ("finish", "described 1 of 1 photos")
 
 
 def test_in_one_process_describes_32_photos_a_batch_unless_told(tmp_path):
@@ -575,3 +600,28 @@ def test_indexing_again_with_the_same_model_and_no_change_writes_nothing(folder,
     assert report.unchanged == 6
     with Collection.open(database) as collection:
         assert collection.fingerprint() == before
+
+
+def test_a_batch_of_unreadable_files_alone_does_not_end_the_indexing(folder, tmp_path):
+    write(folder, "a_bad1.jpg", "not a photo")  # sorted first: the first batch of two
+    write(folder, "a_bad2.jpg", "not a photo")
+    report = index(folder, tmp_path / "c.db", FakeDescriber(), batch_size=2)
+    assert (len(report.failures), report.added) == (2, 6)
+
+
+def test_an_interruption_before_the_new_collection_exists_is_raised_as_is(folder, tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        index(folder, tmp_path / "c.db", FakeDescriber(interrupt_after=0))
+    assert not (tmp_path / "c.db").exists()
+
+
+def test_the_collection_is_held_by_a_lock_file_beside_it(folder, tmp_path):
+    database = tmp_path / "c.db"
+    held = []
+
+    def describe(paths):
+        held.append(database.with_name("c.db.lock").is_file())
+        return FakeDescriber()(paths)
+
+    index(folder, database, describe, batch_size=6)
+    assert held == [True]

@@ -307,3 +307,34 @@ def test_opening_a_missing_corrupt_foreign_or_newer_file_says_which(tmp_path):
         Collection.open(path)
     assert str(refused.value) == (f"{path}: made by a newer capstone (schema {newer}); upgrade "
                                   "capstone to read it")  # fmt: skip
+
+
+def test_a_stale_cache_removed_meanwhile_by_another_process_is_no_error(tmp_path, monkeypatch):
+    """Two searches of a changed collection may both clear the old caches: a file the other one
+    removed first is no error."""
+    from pathlib import Path
+
+    with filled(tmp_path, 3) as collection:
+        old = collection.search_matrix()
+        collection.remove(["p000.jpg"])
+        glob = Path.glob
+        vanished = tmp_path / f"c.db.ids-{old.fingerprint}-removed-meanwhile.npy"
+        monkeypatch.setattr(Path, "glob", lambda self, pattern: [*glob(self, pattern), vanished])
+        assert len(collection.search_matrix().ids) == 2
+
+
+def test_only_the_collections_own_stale_caches_go_whatever_its_name(tmp_path):
+    """A name with glob characters: "c[1]" clears its own caches, not those of "c1"."""
+    descriptors = np.ones((2, 512), np.float32)
+    for name in ("c[1].db", "c1.db"):
+        with Collection.create(tmp_path / name, tmp_path / "photos", 8, INFO) as collection:
+            collection.add(["a.jpg", "b.jpg"], [1, 1], [1, 1], descriptors,
+                           MODEL.embed(descriptors))  # fmt: skip
+            collection.search_matrix()
+    with Collection.open(tmp_path / "c[1].db") as collection:
+        collection.remove(["a.jpg"])
+        current = collection.search_matrix().fingerprint
+    assert sorted(p.name for p in tmp_path.glob("*.npy")) == sorted(
+        [f"c[1].db.ids-{current}.npy", f"c[1].db.matrix-{current}.npy",
+         "c1.db.ids-2-1-aaa.npy", "c1.db.matrix-2-1-aaa.npy"]
+    )  # fmt: skip
