@@ -124,7 +124,7 @@ def choose(n: int, d: int, threshold: int = THRESHOLD) -> Settings | None:
     if n <= FLAT_ROWS:
         return Settings(codes, "", 1000, batches=False)
     lists = min(4096, n // _TRAIN_ROWS)
-    return Settings(f"IVF{lists},{codes}", "nprobe=128", 1000, batches=True)
+    return Settings(f"IVF{lists},{codes}", "nprobe=128", 1000)  # batches: the default
 
 
 def fingerprint(matrix: np.ndarray) -> str:
@@ -175,7 +175,7 @@ class AnnIndex:
     """
 
     def __init__(self, index, matrix: np.ndarray, settings: Settings, fingerprint: str,
-                 build_seconds: float = 0.0):  # fmt: skip
+                 build_seconds: float):  # fmt: skip
         self.index = index
         self.matrix = matrix
         self.settings = settings
@@ -216,10 +216,10 @@ class AnnIndex:
                 wanted = 256 * _PQ_CENTROIDS
             sample = np.random.default_rng(0).choice(n, min(n, wanted), replace=False)
             bar.start(f"training {settings.factory} on {len(sample):,} rows", 1)
-            index.train(np.ascontiguousarray(matrix[np.sort(sample)], dtype=np.float32))
+            index.train(matrix[np.sort(sample)])  # faiss makes rows contiguous float32
         bar.start(f"adding {n:,} rows", n)
         for lo in range(0, n, _ADD_CHUNK):
-            index.add(np.ascontiguousarray(matrix[lo : lo + _ADD_CHUNK], dtype=np.float32))
+            index.add(matrix[lo : lo + _ADD_CHUNK])  # (itself, copying only what is not)
             bar.update(min(lo + _ADD_CHUNK, n))
         seconds = time.perf_counter() - start
         bar.finish(

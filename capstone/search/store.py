@@ -16,6 +16,7 @@ generation, model) changes.
 
 from __future__ import annotations
 
+import glob
 import os
 import sqlite3
 from collections.abc import Callable, Iterable
@@ -358,11 +359,15 @@ class Collection:
         except (OSError, ValueError):
             pass  # absent or unreadable: rebuilt below
         ids, embeddings = self._column("embedding", self.d)
-        for old in self.path.parent.glob(f"{self.path.name}.*-*.npy"):
+        # this collection's caches only, whatever characters its name holds ("c[1]" is no
+        # character class matching c1's)
+        for old in self.path.parent.glob(f"{glob.escape(self.path.name)}.*-*.npy"):
             old.unlink(missing_ok=True)
-        try:  # ids first: a matrix file never stands without its ids
-            atomic_write(ids_file, lambda f: np.save(f, ids), overwrite=True)
-            atomic_write(matrix_file, lambda f: np.save(f, embeddings), overwrite=True)
+        # ids first: a matrix file never stands without its ids. Both names were just removed:
+        # one written meanwhile by another process holds the same rows (FileExistsError, below)
+        try:
+            atomic_write(ids_file, lambda f: np.save(f, ids))
+            atomic_write(matrix_file, lambda f: np.save(f, embeddings))
         except OSError:
             pass  # the answer is the same; the next open builds it again
         embeddings.flags.writeable = False

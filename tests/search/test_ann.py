@@ -4,6 +4,8 @@ ImageDatabase: results against the exact scan, saving, staleness, corrupt files,
 from __future__ import annotations
 
 import json
+import time
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -180,8 +182,8 @@ def test_choose_scores_every_code_up_to_flat_rows_then_probes_cells():
     assert choose(FLAT_ROWS, 33).factory == "PQ33x4fs"  # an odd d: a code per coordinate
     above = choose(FLAT_ROWS + 1, 200)
     assert above.factory.startswith("IVF") and above.search.startswith("nprobe=")
-    assert choose(1_000_000, 200).factory == "IVF4096,PQ100x4fs"  # 64 training rows a list
-    assert above.batches
+    assert choose(1_000_000, 200) == Settings("IVF4096,PQ100x4fs", "nprobe=128", 1000, True)
+    assert above == Settings("IVF3125,PQ100x4fs", "nprobe=128", 1000, True)  # 64 rows a list
 
 
 def test_a_batch_is_re_ranked_a_bounded_number_of_rows_at_a_time(monkeypatch):
@@ -289,3 +291,361 @@ def test_a_batch_goes_through_the_index_only_where_its_settings_say(monkeypatch,
     assert len(calls) == batches
     db.query(queries[0], 5)
     assert len(calls) == batches + 1  # one query always does
+
+
+# -- the fingerprint and the files ---------------------------------------------------------------
+
+
+def _sha256_of(matrix: np.ndarray) -> str:
+    import hashlib
+
+    data = repr(matrix.shape).encode() + np.asarray(matrix, dtype=np.float32).tobytes()
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "matrix",
+    [
+        clustered(30, 4, seed=23),
+        clustered(30, 4, seed=23).astype(np.float64),  # hashed as its float32 values
+        clustered(30, 4, seed=23)[:, ::-1],  # not contiguous
+        np.arange(100_003, dtype=np.float32)[:, None],  # more rows than one chunk of 100,000
+    ],
+    ids=["float32", "float64", "strided", "chunks"],
+)
+def test_fingerprint_is_the_sha256_of_the_shape_and_the_float32_values(matrix):
+    assert fingerprint(matrix) == _sha256_of(matrix)
+
+
+def test_fingerprint_tells_shapes_of_the_same_values_apart():
+    values = clustered(6, 4, seed=24)
+    assert fingerprint(values) != fingerprint(values.reshape(4, 6))
+    assert fingerprint(values) == fingerprint(values.astype(np.float64))
+
+
+def test_index_files_are_named_after_the_file_beside(tmp_path):
+    assert index_files(tmp_path / "db.npz") == (
+        tmp_path / "db.npz.ann.faiss",
+        tmp_path / "db.npz.ann.json",
+    )
+    matrix = clustered(400, 8, seed=25)
+    AnnIndex.for_matrix(matrix, tmp_path / "db.npz", threshold=100, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.npz.ann.faiss", "db.npz.ann.json"]
+
+
+def test_describe_names_the_factory_its_search_parameter_and_the_candidates():
+    matrix = clustered(400, 8, seed=26)
+    flat = AnnIndex.build(matrix, Settings("PQ4x4fs", "", 50), progress=False)
+    assert flat.describe() == "PQ4x4fs (50 candidates re-ranked exactly)"
+    ivf = AnnIndex.build(matrix, Settings("IVF8,PQ4x4fs", "nprobe=8", 60), progress=False)
+    assert ivf.describe() == "IVF8,PQ4x4fs (nprobe=8, 60 candidates re-ranked exactly)"
+
+
+def test_the_sidecar_is_readable_json_of_what_was_built(tmp_path):
+    import faiss
+
+    matrix = clustered(400, 8, seed=27)
+    built = AnnIndex.for_matrix(matrix, tmp_path / "db.npz", threshold=100, progress=False)
+    _, sidecar = index_files(tmp_path / "db.npz")
+    text = sidecar.read_text()
+    meta = json.loads(text)
+    assert text == json.dumps(meta, indent=1)  # one key a line, for a person reading it
+    assert (meta["faiss"], meta["n"], meta["d"]) == (faiss.__version__, 400, 8)
+    assert meta["settings"] == {"factory": "PQ4x4fs", "search": "", "candidates": 1000,
+                                "batches": False}  # fmt: skip
+    assert meta["fingerprint"] == fingerprint(matrix) == built.fingerprint
+    assert built.build_seconds > 0 and meta["build_seconds"] == built.build_seconds
+    assert AnnIndex.load(tmp_path / "db.npz", matrix).build_seconds == built.build_seconds
+    del meta["build_seconds"]  # not needed to read the index back
+    sidecar.write_text(json.dumps(meta))
+    assert AnnIndex.load(tmp_path / "db.npz", matrix).build_seconds == 0.0
+
+
+def _saved_sidecar(tmp_path, seed: int):
+    matrix = clustered(400, 8, seed=seed)
+    AnnIndex.for_matrix(matrix, tmp_path / "db.npz", threshold=100, progress=False)
+    _, sidecar = index_files(tmp_path / "db.npz")
+    return matrix, sidecar, json.loads(sidecar.read_text())
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"kind": "other"}, "kind 'other', version 1"),
+        ({"format_version": 2}, "kind 'capstone.search.ann', version 2"),
+        ({"index_sha256": 5}, "no index_sha256 or fingerprint"),
+        ({"fingerprint": None}, "no index_sha256 or fingerprint"),
+    ],
+)
+def test_a_sidecar_capstone_did_not_write_is_refused_naming_why(tmp_path, change, why):
+    """Each field alone: another kind of the same version, the same kind of another version, a
+    hash or a fingerprint that is not a string."""
+    matrix, sidecar, meta = _saved_sidecar(tmp_path, seed=28)
+    sidecar.write_text(json.dumps({**meta, **change}))
+    message = f"{sidecar}: not a search-index sidecar capstone wrote ({why})"
+    with pytest.raises(ArchiveError) as refused:
+        AnnIndex.load(tmp_path / "db.npz", matrix)
+    assert str(refused.value) == message
+
+
+def test_a_missing_sidecar_is_named(tmp_path):
+    matrix, sidecar, _ = _saved_sidecar(tmp_path, seed=29)
+    sidecar.unlink()
+    with pytest.raises(ArchiveError) as refused:
+        AnnIndex.load(tmp_path / "db.npz", matrix)
+    assert str(refused.value) == f"{sidecar} is missing: the index beside it cannot be checked"
+
+
+def test_an_index_of_other_rows_is_refused_by_load(tmp_path):
+    matrix, _, _ = _saved_sidecar(tmp_path, seed=30)
+    path, _ = index_files(tmp_path / "db.npz")
+    with pytest.raises(ArchiveError) as refused:
+        AnnIndex.load(tmp_path / "db.npz", matrix[:-1])
+    assert str(refused.value) == f"{path}: indexes 400 x 8 rows, not (399, 8)"
+
+
+def test_search_names_k_and_scans_without_exclusions_when_lists_are_short():
+    matrix = clustered(400, 8, seed=31)
+    queries = clustered(5, 8, seed=32)
+    index = AnnIndex.build(matrix, Settings("IVF16,Flat", "nprobe=1", 10), progress=False)
+    with pytest.raises(ValueError, match=r"^`k` must be a positive integer, got 0$"):
+        index.search(queries, 0)
+    _, rows = index.search(queries, 60)  # fewer candidates than 60: the exact scan, no exclusion
+    assert np.array_equal(rows, exact_top(matrix, queries, 60))
+
+
+# -- building ------------------------------------------------------------------------------------
+
+
+class _Bar:
+    """A stand-in for `Progress` recording what `build` reports (the real one draws only on a
+    terminal)."""
+
+    events: ClassVar[list] = []
+
+    def __init__(self, enabled=True):
+        self.events.append(("enabled", enabled))
+
+    def start(self, label, total):
+        self.events.append(("start", label, total))
+
+    def update(self, done):
+        self.events.append(("update", done))
+
+    def finish(self, summary):
+        self.events.append(("finish", summary))
+
+
+@pytest.mark.parametrize(
+    ("factory", "n", "trained_on"),
+    [
+        ("PQ4x4fs", 400, 400),  # every row: fewer than faiss's 256 a centroid
+        ("PQ4x4fs", 5000, 4096),  # 256 rows for each of 16 centroids
+        ("IVF8,Flat", 600, 512),  # 64 rows a list
+    ],
+)
+def test_build_reports_its_training_sample_and_each_chunk_added(monkeypatch, capsys, factory, n,
+                                                                trained_on):  # fmt: skip
+    monkeypatch.setattr(ann, "Progress", _Bar)
+    monkeypatch.setattr(_Bar, "events", [])
+    monkeypatch.setattr(ann, "_ADD_CHUNK", 150)
+    matrix = clustered(n, 8, seed=33)
+    start = time.perf_counter()
+    index = AnnIndex.build(matrix, Settings(factory, "", 10))  # progress by default
+    elapsed = time.perf_counter() - start
+    said = capsys.readouterr().err
+    assert said == f"building the search index {factory} over {n:,} rows (once)\n"
+    assert 0 < index.build_seconds <= elapsed
+    added = [("update", min(lo + 150, n)) for lo in range(0, n, 150)]
+    assert _Bar.events == [
+        ("enabled", True),
+        ("start", f"training {factory} on {trained_on:,} rows", 1),
+        ("start", f"adding {n:,} rows", n),
+        *added,
+        ("finish", f"built the search index ({factory}) over {n:,} rows in "
+                   f"{index.build_seconds:.1f} s"),
+    ]  # fmt: skip
+    assert added[-1] == ("update", n) and len(added) > 2
+    AnnIndex.build(matrix, Settings(factory, "", 10), progress=False)
+    assert _Bar.events[len(added) + 4] == ("enabled", False) and capsys.readouterr().err == ""
+
+
+def test_build_trains_faiss_by_inner_product_on_distinct_rows_drawn_reproducibly():
+    """Up to 4,096 rows the codes train on every row once (a sample drawn with replacement
+    would repeat some and miss others); above, on a seeded sample: the same bytes each time."""
+    import faiss
+
+    matrix = clustered(400, 8, seed=34)
+    built = AnnIndex.build(matrix, Settings("PQ4x4fs", "", 10), progress=False)
+    by_hand = faiss.index_factory(8, "PQ4x4fs", faiss.METRIC_INNER_PRODUCT)
+    by_hand.train(matrix)
+    by_hand.add(matrix)
+    assert np.array_equal(faiss.serialize_index(built.index), faiss.serialize_index(by_hand))
+    large = clustered(5000, 8, seed=35)
+    first, again = (AnnIndex.build(large, Settings("PQ4x4fs", "", 10), progress=False)
+                    for _ in range(2))  # fmt: skip
+    assert np.array_equal(faiss.serialize_index(first.index), faiss.serialize_index(again.index))
+
+
+def test_build_fingerprints_the_rows_unless_given_one():
+    matrix = clustered(400, 8, seed=36)
+    settings = Settings("PQ4x4fs", "", 10)
+    assert AnnIndex.build(matrix, settings, progress=False).fingerprint == fingerprint(matrix)
+    given = AnnIndex.build(matrix, settings, fingerprint_="rows-3-abc", progress=False)
+    assert given.fingerprint == "rows-3-abc"
+
+
+# -- searching -----------------------------------------------------------------------------------
+
+
+def test_search_answers_float32_scores_of_float32_queries_whatever_their_type():
+    matrix = clustered(400, 8, seed=37)
+    queries = clustered(30, 8, seed=38)
+    index = AnnIndex.build(matrix, Settings("PQ4x4fs", "", 50), progress=False)
+    scores, rows = index.search(queries, 10)
+    assert scores.dtype == np.float32 and rows.dtype == np.int64
+    for other in (queries.astype(np.float64), queries.tolist()):
+        again = index.search(other, 10)
+        assert again[0].dtype == np.float32
+        assert np.array_equal(again[0], scores) and np.array_equal(again[1], rows)
+
+
+def test_search_with_every_row_excluded_or_k_above_the_rest():
+    matrix = clustered(100, 8, seed=39)
+    queries = clustered(3, 8, seed=40)
+    index = AnnIndex.build(matrix, Settings("PQ4x4fs", "", 10), progress=False)
+    scores, rows = index.search(queries, 5, exclude_rows=range(100))
+    assert (scores.shape, scores.dtype, rows.shape, rows.dtype) == ((3, 0), np.float32, (3, 0),
+                                                                    np.int64)  # fmt: skip
+    scores, rows = index.search(queries, 100, exclude_rows=[7, 8, 9])
+    assert rows.shape == (3, 97) and not np.isin(rows, [7, 8, 9]).any()
+    assert np.isfinite(scores).all()
+
+
+def test_a_row_excluded_from_its_own_query_is_skipped_among_many_candidates():
+    """k=1 among 300 candidates (`top_k`'s sampled path): a query's own row, its best
+    candidate (exact codes: the first), excluded, as "more like this photo" does."""
+    matrix = clustered(600, 8, seed=41)
+    index = AnnIndex.build(matrix, Settings("Flat", "", 300), progress=False)
+    _, rows = index.search(matrix[:3], 1, exclude_rows=[0, 1, 2])
+    full = matrix[:3] @ matrix.T
+    full[:, :3] = -np.inf
+    assert np.array_equal(rows, top_k(full, 1))
+
+
+def test_the_exact_fallback_over_many_rows_leaves_excluded_rows_out():
+    """1,024 lists of ~16 rows, one probed: 64 results need the scan of all 16,384 rows, whose
+    70 excluded rows must not be taken for the best (`top_k`'s sampled path on long rows, every
+    64th row sampled: here the excluded ones)."""
+    matrix = clustered(16_384, 8, seed=42)
+    queries = clustered(3, 8, seed=43)
+    index = AnnIndex.build(matrix, Settings("IVF1024,Flat", "nprobe=1", 10), progress=False)
+    excluded = list(range(0, 64 * 70, 64))
+    _, rows = index.search(queries, 64, exclude_rows=excluded)
+    full = queries @ matrix.T
+    full[:, excluded] = -np.inf
+    assert np.array_equal(rows, top_k(full, 64))
+
+
+def test_a_query_with_enough_candidates_is_answered_from_them_not_rescanned():
+    """One probed list of 8 holds ~100 rows: the top 5 of its first 5 (or, one row excluded,
+    6) candidates re-ranked, even where the exact scan would find better rows elsewhere."""
+    matrix = clustered(800, 8, seed=44)
+    queries = clustered(50, 8, seed=45)
+    index = AnnIndex.build(matrix, Settings("IVF8,Flat", "nprobe=1", 5), progress=False)
+    _, proposed = index.index.search(queries, 6)
+
+    def reranked(candidates):
+        scores = np.take_along_axis(queries @ matrix.T, candidates, 1)
+        return np.take_along_axis(candidates, top_k(scores, 5), 1)
+
+    _, rows = index.search(queries, 5)
+    assert np.array_equal(rows, reranked(proposed[:, :5]))
+    assert not np.array_equal(rows, exact_top(matrix, queries, 5))  # the scan's differ
+    excluded = proposed[0, 0]
+    _, rows = index.search(queries, 5, exclude_rows=[excluded])
+    kept = np.array([[c for c in row if c != excluded][:5] for row in proposed])
+    assert np.array_equal(rows, reranked(kept))
+
+
+def test_one_query_searches_on_one_thread_and_a_batch_on_all():
+    import faiss
+
+    class Threads:  # the faiss index, noting the threads each search may use
+        def __init__(self, index):
+            self.index, self.seen = index, []
+
+        def __getattr__(self, name):
+            return getattr(self.index, name)
+
+        def search(self, q, k):
+            self.seen.append(faiss.omp_get_max_threads())
+            faiss.omp_set_num_threads(1)  # searched on one: no fresh pool in a forked process
+            try:
+                return self.index.search(q, k)
+            finally:
+                faiss.omp_set_num_threads(self.seen[-1])
+
+    matrix = clustered(400, 8, seed=46)
+    index = AnnIndex.build(matrix, Settings("PQ4x4fs", "", 50), progress=False)
+    index.index = Threads(index.index)
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    try:
+        index.search(matrix[:1], 3)
+        assert faiss.omp_get_max_threads() == 2  # restored
+        index.search(matrix[:4], 3)
+    finally:
+        faiss.omp_set_num_threads(before)
+    assert index.index.seen == [1, 2]
+
+
+def test_a_batch_larger_than_one_re_rank_step_re_ranks_every_query(monkeypatch):
+    monkeypatch.setattr(ann, "_RERANK_ROWS", 1200)  # 3 queries' 400 candidates at a time
+    matrix = clustered(400, 8, seed=47)
+    queries = clustered(10, 8, seed=48)
+    index = AnnIndex.build(matrix, Settings("PQ4x4fs", "", 400), progress=False)
+    scores, rows = index.search(queries, 10)
+    assert np.array_equal(rows, exact_top(matrix, queries, 10))
+    np.testing.assert_allclose(scores, np.take_along_axis(queries @ matrix.T, rows, 1), rtol=1e-6)
+
+
+# -- for_matrix ----------------------------------------------------------------------------------
+
+
+def test_a_stale_index_says_why_it_is_rebuilt(tmp_path, capsys):
+    matrix = clustered(400, 8, seed=49)
+    beside = tmp_path / "db.npz"
+    path, _ = index_files(beside)
+    AnnIndex.build(matrix, Settings("PQ4x4fs", "", 50), progress=False).save(beside)
+    AnnIndex.for_matrix(matrix, beside, threshold=100)  # today's settings: 1000 candidates
+    assert capsys.readouterr().err.startswith(
+        f"the search index {path} is stale (its settings are not today's PQ4x4fs ()): "
+        "rebuilding it\nbuilding the search index PQ4x4fs over 400 rows (once)\n"
+    )
+    AnnIndex.for_matrix(normalize_rows(matrix + np.float32(0.01)), beside, threshold=100)
+    assert capsys.readouterr().err.startswith(
+        f"the search index {path} is stale (the rows or the model changed): rebuilding it\n"
+    )
+
+
+def test_for_matrix_keeps_a_given_fingerprint_and_is_quiet_without_progress(tmp_path, capsys):
+    """A store's own fingerprint of its rows is what the index is saved and reused under."""
+    matrix = clustered(400, 8, seed=50)
+    beside = tmp_path / "db.npz"
+    built = AnnIndex.for_matrix(matrix, beside, threshold=100, fingerprint_="400-7-abc",
+                                progress=False)  # fmt: skip
+    assert capsys.readouterr().err == ""
+    assert built.fingerprint == "400-7-abc"
+    assert json.loads(index_files(beside)[1].read_text())["fingerprint"] == "400-7-abc"
+    again = AnnIndex.for_matrix(matrix, beside, threshold=100, fingerprint_="400-7-abc")
+    assert capsys.readouterr().err == "" and again.fingerprint == "400-7-abc"  # loaded
+
+
+def test_an_index_that_cannot_be_saved_is_kept_in_memory_with_a_warning(tmp_path):
+    (tmp_path / "a file").write_text("not a folder")
+    beside = tmp_path / "a file" / "db.npz"
+    matrix = clustered(400, 8, seed=51)
+    with pytest.warns(UserWarning, match=f"^could not save the search index beside {beside}: "):
+        index = AnnIndex.for_matrix(matrix, beside, threshold=100, progress=False)
+    assert len(index) == 400 and index.fingerprint == fingerprint(matrix)

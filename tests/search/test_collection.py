@@ -421,10 +421,49 @@ def test_indexing_migrates_an_old_archive_first(folder, tmp_path):
     assert (report.migrated, report.removed, report.changed, report.added) == (2, 1, 1, 5)
 
 
-def test_an_old_archive_with_mismatched_arrays_is_refused(folder, tmp_path):
-    _old_archive(tmp_path / "c.npz", folder, ["a.jpg", "b.jpg"], np.ones((2, 512), np.float32),
-                 np.ones((1, 8), np.float32))  # fmt: skip
-    with pytest.raises(ArchiveError, match="delete it or choose another --name"):
+def test_nothing_to_migrate_is_not_refused_while_an_indexing_holds_it(folder, tmp_path):
+    """A search calls migrate first: with no archive, or a database already made from the one
+    left in place, there is nothing to do, so an indexing's lock must not refuse it."""
+    database = tmp_path / "c.db"
+    answers = []
+
+    def describe_and_meanwhile_migrate(paths):
+        answers.append(migrate(database))
+        return FakeDescriber()(paths)
+
+    index(folder, database, describe_and_meanwhile_migrate, batch_size=6)  # no database yet
+    _old_archive(tmp_path / "c.npz", folder.resolve(), ["p0.jpg"], np.ones((1, 512), np.float32),
+                 MODEL.embed(np.ones((1, 512), np.float32)))  # fmt: skip
+    write(folder, "new.jpg", "a new photo")
+    index(folder, database, describe_and_meanwhile_migrate)  # a database beside an archive
+    assert answers == [None, None]
+    assert len(rows(database)[0]) == 7  # the archive was not migrated over the database
+
+
+@pytest.mark.parametrize(
+    ("descriptors", "embeddings"),
+    [((2, 512), (1, 8)), ((2, 100), (2, 8)), ((2, 512), (2,))],
+    ids=["one embedding short", "descriptors not 512 wide", "embeddings not a matrix"],
+)
+def test_an_old_archive_with_mismatched_arrays_is_refused(folder, tmp_path, descriptors,
+                                                          embeddings):  # fmt: skip
+    _old_archive(tmp_path / "c.npz", folder, ["a.jpg", "b.jpg"], np.ones(descriptors, np.float32),
+                 np.ones(embeddings, np.float32))  # fmt: skip
+    with pytest.raises(ArchiveError) as refused:
+        migrate(tmp_path / "c.db")
+    assert str(refused.value) == (f"{tmp_path / 'c.npz'}: not a collection this version can read "
+                                  "(its folder or arrays do not match); delete it or choose "
+                                  "another --name")  # fmt: skip
+    assert not (tmp_path / "c.db").exists()
+
+
+def test_an_old_archive_without_one_of_its_arrays_is_refused(folder, tmp_path):
+    meta = {**INFO, "folder": str(folder), "n_photos": 1}
+    arrays = {"paths": np.array(["a.jpg"]), "sizes": np.ones(1, np.int64),
+              "descriptors": np.ones((1, 512), np.float32),
+              "embeddings": np.ones((1, 8), np.float32)}  # fmt: skip
+    save_archive(tmp_path / "c.npz", arrays, meta, kind="capstone.collection")
+    with pytest.raises(ArchiveError, match="mtimes"):
         migrate(tmp_path / "c.db")
     assert not (tmp_path / "c.db").exists()
 
@@ -474,7 +513,7 @@ def test_links_out_of_the_folder_and_broken_links(folder, tmp_path):
     stored, _, where = rows(tmp_path / "c.db")
     assert "linked/far.jpg" in stored
     assert [p.name for p, _ in report.failures] == ["broken.jpg"]
-    assert "cannot be read" in report.failures[0][1]
+    assert report.failures[0][1] == "cannot be read (No such file or directory)"
     assert (where / "linked/far.jpg").read_text() == "a photo kept elsewhere"
 
 
@@ -484,3 +523,105 @@ def test_a_new_collection_is_written_only_once_it_holds_a_photo(tmp_path):
     report = index(folder, tmp_path / "c.db", FakeDescriber())
     assert report.added == 0 and len(report.failures) == 1
     assert not (tmp_path / "c.db").exists()
+
+
+class _Bar:
+    """A stand-in for `Progress` recording what an indexing reports (the real one draws only on
+    a terminal)."""
+
+    def __init__(self, enabled=True):
+        self.events = [("enabled", enabled)]
+        _Bar.last = self
+
+    def start(self, label, total):
+        self.events.append(("start", label, total))
+
+    def update(self, done):
+        self.events.append(("update", done))
+
+    def finish(self, summary):
+        self.events.append(("finish", summary))
+
+
+def test_indexing_reports_progress_by_default_counting_failures_as_done(folder, tmp_path,
+                                                                       monkeypatch):  # fmt: skip
+    import capstone.search.collection as collection_module
+
+    monkeypatch.setattr(collection_module, "Progress", _Bar)
+    write(folder, "bad.jpg", "not a photo")  # 7 photos, in batches of 2
+    describe = in_one_process(FakeDescriber(), 2)
+    collection, report = index_folder(folder, tmp_path / "c.db", MODEL, INFO, describe,
+                                      photos_in(folder))  # fmt: skip
+    collection.close()
+    assert len(report.failures) == 1
+    assert _Bar.last.events == [("enabled", True), ("start", "describing 7 photos", 7),
+                                ("update", 2), ("update", 4), ("update", 6), ("update", 7),
+                                ("finish", "described 6 of 7 photos")]  # fmt: skip
+    (folder / "bad.jpg").unlink()
+    write(folder, "p0.jpg", "photo 0, edited")
+    report = index(folder, tmp_path / "c.db", FakeDescriber(), batch_size=2)
+    assert (report.changed, report.added) == (1, 0)
+    assert _Bar.last.events[-1] == ("finish", "described 1 of 1 photos")
+
+
+def test_in_one_process_describes_32_photos_a_batch_unless_told(tmp_path):
+    paths = [tmp_path / f"p{i}.jpg" for i in range(40)]
+    for path in paths:
+        path.write_text(path.name)
+    describer = FakeDescriber()
+    batches = list(in_one_process(describer)(paths))
+    assert [len(b.paths) for b in batches] == [32, 8]
+    with pytest.raises(ValueError, match=r"^`batch_size` must be a positive integer, got 0$"):
+        in_one_process(describer, 0)
+
+
+def test_a_photo_changed_into_an_unreadable_one_loses_its_stale_row(folder, tmp_path):
+    database = tmp_path / "c.db"
+    index(folder, database, FakeDescriber())
+
+    def describe_failing_broken(paths):
+        broken = [p for p in paths if p.read_text() == "broken"]
+        descriptors, good, failures = FakeDescriber()([p for p in paths if p not in broken])
+        return descriptors, good, failures + [(p, "not an image file") for p in broken]
+
+    write(folder, "p1.jpg", "broken")
+    report = index(folder, database, describe_failing_broken)
+    assert (report.changed, [p.name for p, _ in report.failures]) == (0, ["p1.jpg"])
+    assert "p1.jpg" not in rows(database)[0]
+
+
+def test_indexing_again_with_the_same_model_and_no_change_writes_nothing(folder, tmp_path):
+    """The generation, and so the search matrix cache, stays: no re-embedding either."""
+    database = tmp_path / "c.db"
+    index(folder, database, FakeDescriber())
+    with Collection.open(database) as collection:
+        before = collection.fingerprint()
+    report = index(folder, database, FakeDescriber())
+    assert report.unchanged == 6
+    with Collection.open(database) as collection:
+        assert collection.fingerprint() == before
+
+
+def test_a_batch_of_unreadable_files_alone_does_not_end_the_indexing(folder, tmp_path):
+    write(folder, "a_bad1.jpg", "not a photo")  # sorted first: the first batch of two
+    write(folder, "a_bad2.jpg", "not a photo")
+    report = index(folder, tmp_path / "c.db", FakeDescriber(), batch_size=2)
+    assert (len(report.failures), report.added) == (2, 6)
+
+
+def test_an_interruption_before_the_new_collection_exists_is_raised_as_is(folder, tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        index(folder, tmp_path / "c.db", FakeDescriber(interrupt_after=0))
+    assert not (tmp_path / "c.db").exists()
+
+
+def test_the_collection_is_held_by_a_lock_file_beside_it(folder, tmp_path):
+    database = tmp_path / "c.db"
+    held = []
+
+    def describe(paths):
+        held.append(database.with_name("c.db.lock").is_file())
+        return FakeDescriber()(paths)
+
+    index(folder, database, describe, batch_size=6)
+    assert held == [True]
