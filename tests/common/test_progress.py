@@ -87,3 +87,40 @@ def test_a_task_of_no_steps_counts_as_one(clock):
 def test_stderr_by_default(capsys):
     Progress().finish("summary")
     assert capsys.readouterr().err == "summary\n"
+
+
+class _Writer:
+    """A stream with write and flush only (a logger's, say): no isatty to ask."""
+
+    def __init__(self):
+        self.text = ""
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+
+def test_a_stream_without_isatty_is_not_a_terminal(clock):
+    out = _Writer()
+    bar = Progress(stream=out)
+    assert bar.live is False
+    bar.start("x", 2)
+    clock.now += 1
+    bar.update(1)
+    bar.finish("done")
+    assert out.text == "done\n"
+
+
+def test_the_redraw_interval_is_measured_from_the_last_drawing(clock):
+    out = _Terminal()
+    bar = Progress(stream=out, width=2)
+    clock.now = 1000.0  # perf_counter counts from an arbitrary origin
+    bar.start("x", 10)
+    clock.now = 1000.0625
+    bar.update(1)
+    assert out.getvalue() == ""
+    clock.now = 1000.125
+    bar.update(2)
+    assert out.getvalue() == "\rx [--] 2/10  16/s  eta 0 s"

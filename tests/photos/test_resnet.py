@@ -20,6 +20,7 @@ from capstone.photos.preprocess import load_photo
 from capstone.photos.resnet import (
     ResNet18,
     batch_norm_reference,
+    check_state_dict,
     conv2d,
     conv2d_reference,
     conv_matrix,
@@ -290,6 +291,40 @@ def test_bad_state_dict_names_the_key(state, change, message):
     change(broken)
     with pytest.raises(ValueError, match=message):
         ResNet18.from_state_dict(broken)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["extra.weight"], "unexpected key 'extra.weight': not torchvision's resnet18 layout"),
+        (
+            ["b.weight", "a.weight", "c.bias"],
+            "unexpected key 'a.weight' (and 2 more): not torchvision's resnet18 layout",
+        ),
+    ],
+)
+def test_unexpected_keys_are_named_first_in_order_with_a_count(state, extra, message):
+    with pytest.raises(ValueError) as refused:
+        check_state_dict({**state, **{key: np.zeros(1, np.float32) for key in extra}})
+    assert str(refused.value) == f"ResNet-18 weights: {message}"
+
+
+def test_checked_weights_are_float32_and_fc_may_be_absent_in_part(state):
+    as_float64 = {key: value.astype(np.float64) for key, value in state.items()}
+    checked = check_state_dict(as_float64)
+    assert checked.keys() == state_dict_shapes().keys()
+    assert {value.dtype for value in checked.values()} == {np.dtype(np.float32)}
+    without_fc_weight = {k: v for k, v in state.items() if k != "fc.weight"}
+    assert "fc.bias" in check_state_dict(without_fc_weight)  # the keys after fc.weight too
+    without_fc_weight["fc.bias"] = np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match=r"'fc\.bias' has shape"):
+        check_state_dict(without_fc_weight)
+
+
+def test_describe_converts_any_batch_to_float32_first(state):
+    x = np.random.default_rng(6).normal(size=(1, 3, 40, 40))
+    net = ResNet18.from_state_dict(state)
+    np.testing.assert_array_equal(net.describe(x), net.describe(x.astype(np.float32)))
 
 
 @pytest.mark.parametrize("shape", [(3, 224, 224), (1, 4, 224, 224), (1, 3, 0, 224)])
