@@ -350,6 +350,15 @@ def test_atomic_write_writes(tmp_path):
     assert path.read_bytes() == b"xyz"
 
 
+def test_the_file_is_written_beside_its_destination_under_a_hidden_temporary_name(tmp_path):
+    # beside it: the final rename stays on one file system, so it is atomic; hidden and .tmp:
+    # a file left by a crash is plainly not the user's
+    seen = []
+    atomic_write(tmp_path / "f.bin", lambda f: seen.extend(os.listdir(tmp_path)))
+    assert len(seen) == 1 and re.fullmatch(r"\.f\.bin\..+\.tmp", seen[0])
+    assert os.listdir(tmp_path) == ["f.bin"]
+
+
 @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
 def test_files_get_the_mode_of_the_users_umask(tmp_path, umask, mode):
     old = os.umask(umask)
