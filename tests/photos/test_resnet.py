@@ -301,6 +301,10 @@ def test_bad_state_dict_names_the_key(state, change, message):
             ["b.weight", "a.weight", "c.bias"],
             "unexpected key 'a.weight' (and 2 more): not torchvision's resnet18 layout",
         ),
+        (
+            ["b.weight", "a.weight"],
+            "unexpected key 'a.weight' (and 1 more): not torchvision's resnet18 layout",
+        ),
     ],
 )
 def test_unexpected_keys_are_named_first_in_order_with_a_count(state, extra, message):
