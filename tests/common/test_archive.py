@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -348,6 +349,29 @@ def test_atomic_write_writes(tmp_path):
     assert path.read_bytes() == b"abc"
     atomic_write(path, lambda f: f.write(b"xyz"), overwrite=True)
     assert path.read_bytes() == b"xyz"
+
+
+def test_a_failed_write_names_the_file_it_was_writing(tmp_path):
+    """A full disk raises an OSError that names no file: the message then names the one being
+    written (and no temporary file stays); an error that names one is raised as it is."""
+    path = tmp_path / "f.bin"
+
+    def fail(error):
+        def write(f):
+            raise error
+
+        return write
+
+    with pytest.raises(OSError) as raised:
+        atomic_write(path, fail(OSError(errno.ENOSPC, "No space left on device")))
+    e = raised.value
+    assert (e.errno, e.strerror, e.filename) == (errno.ENOSPC, "No space left on device", str(path))
+    assert isinstance(e.__cause__, OSError) and e.__cause__.filename is None
+    for error in (OSError(errno.EACCES, "Permission denied", "/elsewhere"), OSError("no errno")):
+        with pytest.raises(OSError) as raised:
+            atomic_write(path, fail(error))
+        assert raised.value is error
+    assert os.listdir(tmp_path) == []
 
 
 def test_the_file_is_written_beside_its_destination_under_a_hidden_temporary_name(tmp_path):
