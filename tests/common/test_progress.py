@@ -124,3 +124,12 @@ def test_the_redraw_interval_is_measured_from_the_last_drawing(clock):
     clock.now = 1000.125
     bar.update(2)
     assert out.getvalue() == "\rx [--] 2/10  16/s  eta 0 s"
+
+
+def test_the_bar_is_30_characters_wide_by_default(clock):
+    out = _Terminal()
+    bar = Progress(stream=out)
+    bar.start("x", 3)
+    clock.now += 1
+    bar.update(1)
+    assert out.getvalue().startswith("\rx [" + "#" * 10 + "-" * 20 + "] 1/3")
