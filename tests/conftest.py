@@ -107,3 +107,30 @@ def demo(tmp_path_factory):
     folder = tmp_path_factory.mktemp("grade_demo")
     minicoco.generate(folder, GRADE_DEMO_IMAGES)
     return folder
+
+
+@pytest.fixture
+def progress_events(monkeypatch):
+    """``progress_events(module)``: replace ``module.Progress`` by a recorder and return the list
+    of what every bar is told, in order: ``("enabled", e)``, ``("start", label, total)``,
+    ``("update", done)``, ``("finish", summary)`` (the real bar draws only on a terminal)."""
+    events = []
+
+    class Recorder:
+        def __init__(self, enabled=True):
+            events.append(("enabled", enabled))
+
+        def start(self, label, total):
+            events.append(("start", label, total))
+
+        def update(self, done):
+            events.append(("update", done))
+
+        def finish(self, summary):
+            events.append(("finish", summary))
+
+    def record(module) -> list:
+        monkeypatch.setattr(module, "Progress", Recorder)
+        return events
+
+    return record

@@ -54,25 +54,20 @@ def test_redraws_at_most_ten_times_a_second_but_always_the_last(clock):
     assert out.getvalue().endswith("\rx [####] 4000/4000  36,364/s  eta 0 s")
 
 
-def test_not_a_terminal_gets_the_summary_lines_only(clock):
-    out = io.StringIO()
-    bar = Progress(stream=out)
+@pytest.mark.parametrize(
+    ("stream", "enabled", "expected"),
+    [(io.StringIO, True, "done\n"), (_Terminal, False, "")],
+    ids=["not-a-terminal-gets-the-summary-only", "disabled-writes-nothing-even-on-a-terminal"],
+)
+def test_no_bar_is_drawn(clock, stream, enabled, expected):
+    out = stream()
+    bar = Progress(enabled=enabled, stream=out)
     assert not bar.live
     bar.start("x", 3)
     clock.now += 1
     bar.update(3)
     bar.finish("done")
-    assert out.getvalue() == "done\n"
-
-
-def test_disabled_writes_nothing_even_on_a_terminal(clock):
-    out = _Terminal()
-    bar = Progress(enabled=False, stream=out)
-    bar.start("x", 3)
-    clock.now += 1
-    bar.update(3)
-    bar.finish("done")
-    assert out.getvalue() == ""
+    assert out.getvalue() == expected
 
 
 def test_a_task_of_no_steps_counts_as_one(clock):

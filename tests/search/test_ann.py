@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -417,25 +416,6 @@ def test_search_names_k_and_scans_without_exclusions_when_lists_are_short():
 # -- building ------------------------------------------------------------------------------------
 
 
-class _Bar:
-    """A stand-in for `Progress` recording what `build` reports (the real one draws only on a
-    terminal)."""
-
-    events: ClassVar[list] = []
-
-    def __init__(self, enabled=True):
-        self.events.append(("enabled", enabled))
-
-    def start(self, label, total):
-        self.events.append(("start", label, total))
-
-    def update(self, done):
-        self.events.append(("update", done))
-
-    def finish(self, summary):
-        self.events.append(("finish", summary))
-
-
 @pytest.mark.parametrize(
     ("factory", "n", "trained_on"),
     [
@@ -444,10 +424,10 @@ class _Bar:
         ("IVF8,Flat", 600, 512),  # 64 rows a list
     ],
 )
-def test_build_reports_its_training_sample_and_each_chunk_added(monkeypatch, capsys, factory, n,
-                                                                trained_on):  # fmt: skip
-    monkeypatch.setattr(ann, "Progress", _Bar)
-    monkeypatch.setattr(_Bar, "events", [])
+def test_build_reports_its_training_sample_and_each_chunk_added(
+    monkeypatch, capsys, progress_events, factory, n, trained_on
+):
+    events = progress_events(ann)
     monkeypatch.setattr(ann, "_ADD_CHUNK", 150)
     matrix = clustered(n, 8, seed=33)
     start = time.perf_counter()
@@ -457,7 +437,7 @@ def test_build_reports_its_training_sample_and_each_chunk_added(monkeypatch, cap
     assert said == f"building the search index {factory} over {n:,} rows (once)\n"
     assert 0 < index.build_seconds <= elapsed
     added = [("update", min(lo + 150, n)) for lo in range(0, n, 150)]
-    assert _Bar.events == [
+    assert events == [
         ("enabled", True),
         ("start", f"training {factory} on {trained_on:,} rows", 1),
         ("start", f"adding {n:,} rows", n),
@@ -467,7 +447,7 @@ def test_build_reports_its_training_sample_and_each_chunk_added(monkeypatch, cap
     ]  # fmt: skip
     assert added[-1] == ("update", n) and len(added) > 2
     AnnIndex.build(matrix, Settings(factory, "", 10), progress=False)
-    assert _Bar.events[len(added) + 4] == ("enabled", False) and capsys.readouterr().err == ""
+    assert events[len(added) + 4] == ("enabled", False) and capsys.readouterr().err == ""
 
 
 def test_build_trains_faiss_by_inner_product_on_distinct_rows_drawn_reproducibly():

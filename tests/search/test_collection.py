@@ -525,43 +525,26 @@ def test_a_new_collection_is_written_only_once_it_holds_a_photo(tmp_path):
     assert not (tmp_path / "c.db").exists()
 
 
-class _Bar:
-    """A stand-in for `Progress` recording what an indexing reports (the real one draws only on
-    a terminal)."""
-
-    def __init__(self, enabled=True):
-        self.events = [("enabled", enabled)]
-        _Bar.last = self
-
-    def start(self, label, total):
-        self.events.append(("start", label, total))
-
-    def update(self, done):
-        self.events.append(("update", done))
-
-    def finish(self, summary):
-        self.events.append(("finish", summary))
-
-
-def test_indexing_reports_progress_by_default_counting_failures_as_done(folder, tmp_path,
-                                                                       monkeypatch):  # fmt: skip
+def test_indexing_reports_progress_by_default_counting_failures_as_done(
+    folder, tmp_path, progress_events
+):
     import capstone.search.collection as collection_module
 
-    monkeypatch.setattr(collection_module, "Progress", _Bar)
+    events = progress_events(collection_module)
     write(folder, "bad.jpg", "not a photo")  # 7 photos, in batches of 2
     describe = in_one_process(FakeDescriber(), 2)
     collection, report = index_folder(folder, tmp_path / "c.db", MODEL, INFO, describe,
                                       photos_in(folder))  # fmt: skip
     collection.close()
     assert len(report.failures) == 1
-    assert _Bar.last.events == [("enabled", True), ("start", "describing 7 photos", 7),
+    assert events == [("enabled", True), ("start", "describing 7 photos", 7),
                                 ("update", 2), ("update", 4), ("update", 6), ("update", 7),
                                 ("finish", "described 6 of 7 photos")]  # fmt: skip
     (folder / "bad.jpg").unlink()
     write(folder, "p0.jpg", "photo 0, edited")
     report = index(folder, tmp_path / "c.db", FakeDescriber(), batch_size=2)
     assert (report.changed, report.added) == (1, 0)
-    assert _Bar.last.events[-1] == ("finish", "described 1 of 1 photos")
+    assert events[-1] == ("finish", "described 1 of 1 photos")
 
 
 def test_in_one_process_describes_32_photos_a_batch_unless_told(tmp_path):

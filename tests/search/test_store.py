@@ -279,34 +279,36 @@ def test_add_refuses_columns_of_different_lengths_adding_nothing(tmp_path):
         assert len(collection) == 1 and collection.generation == 1
 
 
+def _pragma(path, statement: str) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA {statement}")
+    db.close()
+
+
+def _refusal(path, error=CollectionError) -> str:
+    with pytest.raises(error) as refused:
+        Collection.open(path)
+    return str(refused.value)
+
+
 def test_opening_a_missing_corrupt_foreign_or_newer_file_says_which(tmp_path):
     path = tmp_path / "c.db"
-    with pytest.raises(FileNotFoundError) as missing:
-        Collection.open(path)
-    assert str(missing.value) == f"{path}: no such collection"
+    assert _refusal(path, FileNotFoundError) == f"{path}: no such collection"
+    unreadable = (
+        f"{path}: not a collection this version can read ({{}}); delete it or choose another --name"
+    )
     path.write_bytes(b"not a database at all, just some bytes" * 200)
-    with pytest.raises(CollectionError) as corrupt:
-        Collection.open(path)
-    assert str(corrupt.value) == (f"{path}: not a collection this version can read (file is not a "
-                                  "database); delete it or choose another --name")  # fmt: skip
+    assert _refusal(path) == unreadable.format("file is not a database")
     path.unlink()
-    with sqlite3.connect(path) as db:  # capstone's mark, but no tables
-        db.execute(f"PRAGMA application_id = {store.APPLICATION_ID}")
-    db.close()
-    with pytest.raises(CollectionError) as empty:
-        Collection.open(path)
-    assert str(empty.value) == (f"{path}: not a collection this version can read (no such "
-                                "table: meta); delete it or choose another --name")  # fmt: skip
+    _pragma(path, f"application_id = {store.APPLICATION_ID}")  # capstone's mark, but no tables
+    assert _refusal(path) == unreadable.format("no such table: meta")
     path.unlink()
     filled(tmp_path, 1).close()
     newer = store.SCHEMA_VERSION + 1
-    with sqlite3.connect(path) as db:
-        db.execute(f"PRAGMA user_version = {newer}")
-    db.close()
-    with pytest.raises(CollectionError) as refused:
-        Collection.open(path)
-    assert str(refused.value) == (f"{path}: made by a newer capstone (schema {newer}); upgrade "
-                                  "capstone to read it")  # fmt: skip
+    _pragma(path, f"user_version = {newer}")
+    assert _refusal(path) == (
+        f"{path}: made by a newer capstone (schema {newer}); upgrade capstone to read it"
+    )
 
 
 def test_a_stale_cache_removed_meanwhile_by_another_process_is_no_error(tmp_path, monkeypatch):
