@@ -5,7 +5,6 @@ import io
 import os
 from pathlib import Path
 
-import faiss
 import matplotlib
 import pytest
 from cli_support import N_IMAGES, RUN, TRAIN, no_course_data
@@ -20,6 +19,8 @@ matplotlib.use("Agg")  # no screen in CI; figures are inspected, not shown
 # forever on threads it did not inherit, and the hang counts as a caught mutant. One thread per
 # child keeps faiss out of OpenMP's pool.
 if "MUTANT_UNDER_TEST" in os.environ:
+    import faiss
+
     faiss.omp_set_num_threads(1)
 
 # --doctest-modules would also import each folder's conftest.py as a module named "conftest",

@@ -468,28 +468,6 @@ def test_an_old_archive_without_one_of_its_arrays_is_refused(folder, tmp_path):
     assert not (tmp_path / "c.db").exists()
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        (b"not a database at all, just some bytes" * 200, "not a collection this version can read"),
-        (None, "a SQLite database, but not a capstone collection"),
-    ],
-)
-def test_a_corrupt_or_foreign_database_is_a_clear_error(tmp_path, content, message):
-    import sqlite3
-
-    database = tmp_path / "c.db"
-    if content is None:
-        with sqlite3.connect(database) as db:
-            db.execute("CREATE TABLE t (x)")
-        db.close()
-    else:
-        database.write_bytes(content)
-    with pytest.raises(CollectionError, match=message) as error:
-        Collection.open(database)
-    assert str(database) in str(error.value)
-
-
 def test_a_damaged_vector_is_a_clear_error(folder, tmp_path):
     import sqlite3
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -300,6 +301,11 @@ def test_opening_a_missing_corrupt_foreign_or_newer_file_says_which(tmp_path):
     path.write_bytes(b"not a database at all, just some bytes" * 200)
     assert _refusal(path) == unreadable.format("file is not a database")
     path.unlink()
+    with sqlite3.connect(path) as db:  # another program's database
+        db.execute("CREATE TABLE t (x)")
+    db.close()
+    assert _refusal(path) == f"{path}: a SQLite database, but not a capstone collection"
+    path.unlink()
     _pragma(path, f"application_id = {store.APPLICATION_ID}")  # capstone's mark, but no tables
     assert _refusal(path) == unreadable.format("no such table: meta")
     path.unlink()
@@ -314,8 +320,6 @@ def test_opening_a_missing_corrupt_foreign_or_newer_file_says_which(tmp_path):
 def test_a_stale_cache_removed_meanwhile_by_another_process_is_no_error(tmp_path, monkeypatch):
     """Two searches of a changed collection may both clear the old caches: a file the other one
     removed first is no error."""
-    from pathlib import Path
-
     with filled(tmp_path, 3) as collection:
         old = collection.search_matrix()
         collection.remove(["p000.jpg"])
